@@ -1,0 +1,91 @@
+"""What a model costs: parameters, nonzeros, MACs (dense and sparsity-aware), latency.
+
+MACs come from thop. Sparsity-aware MACs scale each Conv/Linear layer's MACs by the fraction
+of its weights that are nonzero (every weight is used the same number of times in a forward
+pass), so unstructured pruning shows up there; dense kernels do not run faster for it, which
+is why measured latency stands next to it.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+
+import torch
+from torch import nn
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_nonzero(model: nn.Module) -> int:
+    return sum(int(torch.count_nonzero(p)) for p in model.parameters())
+
+
+def layer_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
+    """MACs of every leaf module for one example, from thop (on a copy: thop adds buffers)."""
+    import thop
+
+    probe = copy.deepcopy(model).cpu().float().eval()
+    x = torch.zeros(1, *input_shape)
+    _, _, tree = thop.profile(probe, inputs=(x,), verbose=False, ret_layer_info=True)
+
+    flat: dict[str, float] = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for name, (ops, _params, children) in node.items():
+            path = prefix + name
+            if children:
+                walk(children, path + ".")
+            else:
+                flat[path] = float(ops)
+
+    walk(tree, "")
+    return flat
+
+
+def sparse_macs(model: nn.Module, per_layer: dict[str, float]) -> float:
+    """Total MACs with each weighted layer's MACs scaled by the density of its weight."""
+    modules = dict(model.named_modules())
+    total = 0.0
+    for name, ops in per_layer.items():
+        weight = getattr(modules[name], "weight", None)
+        if isinstance(modules[name], (nn.Conv2d, nn.Linear)) and weight is not None:
+            ops *= float(torch.count_nonzero(weight)) / weight.numel()
+        total += ops
+    return total
+
+
+@torch.no_grad()
+def latency_ms(model: nn.Module, input_shape: tuple[int, ...], batch: int, warmup: int, repeats: int,
+               device: torch.device) -> float:
+    """Median wall time of one forward pass over a batch, after untimed warm-up passes."""
+    model.eval()
+    x = torch.randn(batch, *input_shape, device=device)
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        model(x)
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model(x)
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def profile(model: nn.Module, input_shape: tuple[int, ...], cfg: dict, device: torch.device) -> dict[str, float]:
+    """Size and cost of a model; `cfg` is the params.yaml `measure` section."""
+    per_layer = layer_macs(model, input_shape)
+    return {
+        "params": count_params(model),
+        "nonzeros": count_nonzero(model),
+        "macs": sum(per_layer.values()),
+        "macs_sparse": sparse_macs(model, per_layer),
+        "latency_ms": latency_ms(model, input_shape, cfg["latency_batch"], cfg["warmup"], cfg["repeats"], device),
+    }

@@ -1,0 +1,30 @@
+"""Method registry: the name used in params.yaml (`methods.<key>.method`, default the key)
+→ its class. Adding a method is one file, one line here and one params entry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prunebench.methods.base import Context, Method
+from prunebench.methods.l1_channel import L1Channel
+from prunebench.methods.magnitude import Magnitude
+from prunebench.methods.random import RandomWeights
+
+METHODS: dict[str, type[Method]] = {
+    "random": RandomWeights,
+    "magnitude": Magnitude,
+    "l1_channel": L1Channel,
+}
+
+
+def implementation(key: str, entry: dict[str, Any] | None) -> str:
+    """The registered name behind a `methods` entry."""
+    return (entry or {}).get("method", key)
+
+
+def create(key: str, entry: dict[str, Any] | None) -> Method:
+    knobs = {k: v for k, v in (entry or {}).items() if k != "method"}
+    return METHODS[implementation(key, entry)](**knobs)
+
+
+__all__ = ["METHODS", "Context", "Method", "create", "implementation"]

@@ -1,0 +1,42 @@
+"""The one small interface every pruning method implements.
+
+A method only scores units; what to do with the scores (masks for weights, physical removal
+for channels, one-shot or iterative) is shared machinery in `prunebench.pruning`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+from prunebench.spec import Check
+
+
+@dataclass
+class Context:
+    """What a method may use besides the model."""
+
+    batches: Callable[[], Iterable[tuple[Tensor, Tensor]]]  # calibration batches, training split
+    device: torch.device
+    generator: torch.Generator  # the only source of randomness a method may use
+
+
+class Method(ABC):
+    unit: ClassVar[Literal["weight", "channel"]]
+    # "layer": every prunable layer loses `ratio` of its units; "global": one ranking over all
+    scope: ClassVar[Literal["layer", "global"]] = "layer"
+    # knob name -> (default, check); params.yaml `methods.<key>` may override each one
+    knobs: ClassVar[dict[str, tuple[Any, Check]]] = {}
+
+    def __init__(self, **overrides: Any):
+        self.config = {name: default for name, (default, _) in self.knobs.items()} | overrides
+
+    @abstractmethod
+    def scores(self, model: nn.Module, layers: dict[str, nn.Module], ctx: Context) -> dict[str, Tensor]:
+        """Importance per unit, higher = keep: for unit "weight" a tensor shaped like each
+        layer's weight, for unit "channel" one value per output channel."""

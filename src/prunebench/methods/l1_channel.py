@@ -1,0 +1,15 @@
+"""L1-norm filter pruning (Li et al., ICLR 2017): in every layer, the output channels whose
+filters have the smallest L1 norm are physically removed."""
+
+from __future__ import annotations
+
+from prunebench.methods.base import Method
+from prunebench.spec import integer, optional
+
+
+class L1Channel(Method):
+    unit = "channel"
+    knobs = {"round_to": (None, optional(integer(1)))}
+
+    def scores(self, model, layers, ctx):
+        return {name: m.weight.detach().abs().flatten(1).sum(1) for name, m in layers.items()}

@@ -1,0 +1,125 @@
+"""Physical removal of channels and neurons, and saving/loading of pruned models.
+
+Removal goes through torch-pruning's dependency graph, which keeps coupled layers consistent:
+residual additions, BatchNorm statistics, the next layer's inputs, the classifier input.
+A saved model is its weights plus a plain-data description of the (pruned) architecture;
+loading rebuilds the architecture and reads the file with `weights_only=True`, so a file can
+never run code.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch_pruning as tp
+from torch import Tensor, nn
+
+from prunebench import models
+from prunebench.io import save_with
+
+FORMAT = "prunebench-model/1"
+SIZE_ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_features", "num_features")
+OUT_CHANNEL_FNS = (tp.pruner.function.prune_conv_out_channels, tp.pruner.function.prune_linear_out_channels)
+
+
+class ScoreImportance(tp.importance.Importance):
+    """Feeds a method's per-channel scores to torch-pruning: a group's score for a channel is
+    the mean over the coupled layers whose output channels the group removes."""
+
+    def __init__(self, scores: dict[nn.Module, Tensor]):
+        self.scores = scores
+
+    @torch.no_grad()
+    def __call__(self, group) -> Tensor | None:
+        total, count = None, 0
+        for i, (dep, idxs) in enumerate(group):
+            score = self.scores.get(dep.layer)
+            if score is None or dep.pruning_fn not in OUT_CHANNEL_FNS:
+                continue
+            root_idxs = torch.tensor(group[i].root_idxs)
+            total = torch.zeros(int(root_idxs.max()) + 1) if total is None else total
+            total.scatter_add_(0, root_idxs, score.detach().float().cpu()[idxs])
+            count += 1
+        return None if total is None else total / count
+
+
+def remove_channels(model: nn.Module, scores: dict[str, Tensor], ratio: float, input_shape: tuple[int, ...],
+                    scope: str = "layer", round_to: int | None = None) -> nn.Module:
+    """Remove the lowest-scoring `ratio` of output channels of every scored layer (scope "layer")
+    or of all of them ranked together ("global"). The output layer is never pruned."""
+    if ratio <= 0:
+        return model
+    modules = dict(model.named_modules())
+    device = next(model.parameters()).device
+    pruner = tp.pruner.MetaPruner(
+        model,
+        torch.zeros(1, *input_shape, device=device),
+        importance=ScoreImportance({modules[name]: s for name, s in scores.items()}),
+        pruning_ratio=ratio,
+        global_pruning=scope == "global",
+        ignored_layers=[modules[models.output_layer_name(model)]],
+        round_to=round_to,
+    )
+    pruner.step()
+    return model
+
+
+def architecture(model: nn.Module) -> dict[str, dict[str, int]]:
+    """The layer sizes that pruning can change, as plain data."""
+    layers = {}
+    for name, module in model.named_modules():
+        sizes = {a: getattr(module, a) for a in SIZE_ATTRS if isinstance(getattr(module, a, None), int)}
+        if sizes:
+            layers[name] = sizes
+    return layers
+
+
+def save(path: str | Path, model: nn.Module, spec: dict[str, Any], masks: dict[str, Tensor] | None = None) -> None:
+    """`spec` is the model description `models.build` takes; `masks` keeps unstructured pruning."""
+    payload = {
+        "format": FORMAT,
+        "spec": spec,
+        "layers": architecture(model),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "masks": {k: v.cpu() for k, v in (masks or {}).items()},
+    }
+    save_with(path, lambda tmp: torch.save(payload, tmp))
+
+
+class UnsafeModelFile(ValueError):
+    """The file holds pickled Python objects; prunebench refuses to unpickle them."""
+
+
+def load(path: str | Path) -> tuple[nn.Module, dict[str, Tensor], dict[str, Any]]:
+    """Rebuild a saved model on the CPU: (model, masks, spec)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UnsafeModelFile(
+            f"{path}: refused: it holds pickled Python objects, not plain weights "
+            f"(prunebench loads models with weights_only=True)"
+        ) from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a prunebench model file (expected format {FORMAT})")
+    model = models.build(payload["spec"])
+    _resize(model, payload["layers"], payload["state_dict"])
+    model.load_state_dict(payload["state_dict"])
+    return model, payload["masks"], payload["spec"]
+
+
+def _resize(model: nn.Module, layers: dict[str, dict[str, int]], state: dict[str, Tensor]) -> None:
+    """Give every layer the sizes and tensor shapes it had when saved."""
+    modules = dict(model.named_modules())
+    for name, sizes in layers.items():
+        for attr, value in sizes.items():
+            setattr(modules[name], attr, value)
+    for key, tensor in state.items():
+        owner, _, attr = key.rpartition(".")
+        module = modules[owner]
+        if attr in module._parameters:
+            module._parameters[attr] = nn.Parameter(torch.empty_like(tensor))
+        elif attr in module._buffers:
+            module._buffers[attr] = torch.empty_like(tensor)
