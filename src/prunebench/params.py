@@ -25,7 +25,7 @@ def _fail(key: str, value: Any, allowed: str) -> None:
     raise ParamError(f"params.yaml: {key} = {value!r}: expected {allowed}")
 
 
-LOOP = {  # train and finetune share their shape
+LOOP = {  # every training loop (train, finetune, schedule.retrain) has these
     "lr": spec.positive(),
     "momentum": spec.number(0, 1, hi_open=True),
     "weight_decay": spec.number(0, 1),
@@ -47,7 +47,7 @@ SCHEMA: dict[str, Check | dict[str, Check]] = {
     "train": {"epochs": spec.integer(1), **LOOP},
     "finetune": {"epochs": spec.integer(0), **LOOP},
     "sensitivity": {"ratios": spec.list_of(spec.number(0, 1, lo_open=True, hi_open=True))},
-    "schedule": {"iterations": spec.integer(1), "retrain_epochs": spec.integer(0)},
+    "schedule": {"iterations": spec.integer(1), "retrain": {"epochs": spec.integer(0), **LOOP}},
     "measure": {"latency_batch": spec.integer(1), "warmup": spec.integer(0), "repeats": spec.integer(1)},
 }
 

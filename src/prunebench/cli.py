@@ -1,0 +1,52 @@
+"""`prunebench` command line: look at results and models outside the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def table(_: argparse.Namespace) -> int:
+    """Print the comparison table of the last `dvc repro`."""
+    import pandas as pd
+
+    from prunebench.report import table as render
+
+    path = Path("results/summary.csv")
+    if not path.exists():
+        sys.exit(f"{path} is missing: run the pipeline first (make run, or dvc repro)")
+    print(render(pd.read_csv(path)))
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Test accuracy and cost of a saved model file, on the prepared split."""
+    import json
+
+    from prunebench import params, surgery
+    from prunebench.pipeline import Workbench
+    from prunebench.train import prepare_model
+
+    try:
+        model, _, _ = surgery.load(args.path)
+    except (surgery.UnsafeModelFile, ValueError, FileNotFoundError) as error:
+        sys.exit(str(error))
+    bench = Workbench.open(params.load())
+    print(json.dumps(bench.assess(prepare_model(model, bench.device)), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="prunebench", description=__doc__)
+    commands = parser.add_subparsers(required=True)
+    commands.add_parser("table", help=table.__doc__).set_defaults(run=table)
+    ev = commands.add_parser("evaluate", help=evaluate.__doc__)
+    ev.add_argument("path", help="a .pt file written by the pipeline, e.g. models/finetuned/l1_channel/0.pt")
+    ev.set_defaults(run=evaluate)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,162 @@
+"""Tables and plots of the comparison: per-seed results → mean ± std per method → Markdown + PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from prunebench.io import save_with  # noqa: E402
+
+PHASES = ("base", "pruned", "finetuned")
+MODEL_METRICS = ("accuracy", "loss", "params", "nonzeros", "macs", "macs_sparse", "latency_ms")
+
+
+def result_rows(method: str, base: dict, pruned: dict, finetuned: dict) -> list[dict]:
+    """One row per seed of one method: the three models' metrics side by side, and the ratios
+    users compare on (all against the same seed's base model)."""
+    rows = []
+    for seed in pruned["seeds"]:
+        row = {"method": method, "implementation": pruned["method"], "unit": pruned["unit"],
+               "ratio": pruned["ratio"], "seed": int(seed)}
+        for phase, metrics in zip(PHASES, (base, pruned, finetuned)):
+            row |= {f"{phase}_{k}": v for k, v in metrics["seeds"][seed].items()}
+        row["macs_reduction"] = row["base_macs_sparse"] / row["finetuned_macs_sparse"]
+        row["params_reduction"] = row["base_nonzeros"] / row["finetuned_nonzeros"]
+        row["speedup"] = row["base_latency_ms"] / row["finetuned_latency_ms"]
+        row["accuracy_change"] = row["finetuned_accuracy"] - row["base_accuracy"]
+        rows.append(row)
+    return rows
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of every numeric column, one row per method."""
+    numeric = results.drop(columns=["seed"]).select_dtypes("number").columns
+    grouped = results.groupby("method", sort=False)
+    summary = grouped[list(numeric)].agg(["mean", "std"])
+    summary.columns = [f"{col}_{stat}" for col, stat in summary.columns]
+    summary.insert(0, "unit", grouped["unit"].first())
+    summary.insert(1, "seeds", grouped.size())
+    return summary.reset_index()
+
+
+def _pm(mean: float, std: float, scale: float = 1.0, digits: int = 1) -> str:
+    std = 0.0 if pd.isna(std) else std
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def table(summary: pd.DataFrame) -> str:
+    """The comparison as a Markdown table (accuracy in %, mean ± std over seeds)."""
+    first = summary.iloc[0]
+    head = ("| method | unit | sparsity | acc. pruned % | acc. fine-tuned % | Δ vs base (pp) "
+            "| MACs (sparse) | MACs ↓ | nonzero params | latency ms | speed-up |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    lines.append(f"| base model | – | 0 | – | {_pm(first.base_accuracy_mean, first.base_accuracy_std, 100)} | – "
+                 f"| {first.base_macs_sparse_mean:,.0f} | 1.00× | {first.base_nonzeros_mean:,.0f} "
+                 f"| {first.base_latency_ms_mean:.3f} | 1.00× |")
+    for r in summary.itertuples():
+        lines.append(
+            f"| {r.method} | {r.unit} | {r.pruned_sparsity_mean:.3f} "
+            f"| {_pm(r.pruned_accuracy_mean, r.pruned_accuracy_std, 100)} "
+            f"| {_pm(r.finetuned_accuracy_mean, r.finetuned_accuracy_std, 100)} "
+            f"| {_pm(r.accuracy_change_mean, r.accuracy_change_std, 100)} "
+            f"| {r.finetuned_macs_sparse_mean:,.0f} | {r.macs_reduction_mean:.2f}× | {r.finetuned_nonzeros_mean:,.0f} "
+            f"| {r.finetuned_latency_ms_mean:.3f} | {r.speedup_mean:.2f}× |")
+    return "\n".join(lines)
+
+
+def markdown_report(summary: pd.DataFrame, params: dict, plots: list[Path]) -> str:
+    seeds = ", ".join(map(str, params["seeds"]))
+    text = [
+        "# prunebench report", "",
+        f"Data set `{params['data']['name']}`, model `{params['model']['name']}`, ratio {params['ratio']}, "
+        f"seeds {seeds}; test split; mean ± std over seeds.", "",
+        table(summary), "",
+        "*Sparsity* is the achieved fraction of the base model's parameters that are zero or removed. "
+        "*MACs (sparse)* count only nonzero weights: for unstructured methods the dense kernels "
+        "still do all the work, so their measured latency does not drop; structured methods "
+        "physically shrink the model. Latency is measured on "
+        f"{params['device']} (batch {params['measure']['latency_batch']}, median of "
+        f"{params['measure']['repeats']} runs) and varies between runs.", "",
+    ]
+    text += [f"![{p.stem}]({p.relative_to('results') if p.is_relative_to('results') else Path('..') / p})"
+             for p in plots]
+    return "\n".join(text) + "\n"
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    fig.tight_layout()
+    save_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_accuracy(summary: pd.DataFrame, path: str | Path) -> Path:
+    """Test accuracy per method after pruning and after fine-tuning, base model as a line."""
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(summary) + 1.5))
+    y = range(len(summary))
+    for offset, phase in ((-0.2, "pruned"), (0.2, "finetuned")):
+        ax.barh([i + offset for i in y], summary[f"{phase}_accuracy_mean"] * 100, height=0.4,
+                xerr=summary[f"{phase}_accuracy_std"].fillna(0) * 100, label=phase.replace("finetuned", "fine-tuned"))
+    ax.axvline(summary["base_accuracy_mean"].iloc[0] * 100, color="black", linestyle="--", label="base")
+    ax.set_yticks(list(y), summary["method"])
+    ax.set_xlabel("test accuracy (%)")
+    ax.legend(loc="lower left")
+    return _save(fig, path)
+
+
+def plot_tradeoff(summary: pd.DataFrame, path: str | Path) -> Path:
+    """Fine-tuned accuracy against sparsity-aware MACs: up and to the left is better."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for r in summary.itertuples():
+        ax.errorbar(r.finetuned_macs_sparse_mean, r.finetuned_accuracy_mean * 100,
+                    yerr=0 if pd.isna(r.finetuned_accuracy_std) else r.finetuned_accuracy_std * 100, fmt="o", capsize=3)
+        ax.annotate(r.method, (r.finetuned_macs_sparse_mean, r.finetuned_accuracy_mean * 100),
+                    textcoords="offset points", xytext=(5, 5))
+    first = summary.iloc[0]
+    ax.plot(first.base_macs_sparse_mean, first.base_accuracy_mean * 100, "k*", markersize=12, label="base")
+    ax.set_xlabel("MACs per example (sparsity-aware)")
+    ax.set_ylabel("test accuracy after fine-tuning (%)")
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_cost(summary: pd.DataFrame, path: str | Path) -> Path:
+    """MACs, nonzero parameters and measured latency per method, relative to the base model."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 0.45 * len(summary) + 1.8), sharey=True)
+    for ax, metric, label in zip(axes, ("macs_sparse", "nonzeros", "latency_ms"),
+                                 ("MACs (sparse)", "nonzero parameters", "latency (ms)")):
+        ax.barh(summary["method"], summary[f"finetuned_{metric}_mean"])
+        ax.axvline(summary[f"base_{metric}_mean"].iloc[0], color="black", linestyle="--", label="base")
+        ax.set_xlabel(label)
+    axes[0].legend()
+    return _save(fig, path)
+
+
+def plot_curves(curves: pd.DataFrame, by: str, path: str | Path, title: str) -> Path:
+    """Validation accuracy and loss per epoch, one line per value of `by` (mean over seeds)."""
+    fig, (acc, loss) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, group in curves.groupby(by, sort=False):
+        mean = group.groupby("epoch")[["val_accuracy", "val_loss"]].mean()
+        acc.plot(mean.index, mean["val_accuracy"] * 100, marker=".", label=str(name))
+        loss.plot(mean.index, mean["val_loss"], marker=".", label=str(name))
+    acc.set(xlabel="epoch", ylabel="validation accuracy (%)", title=title)
+    loss.set(xlabel="epoch", ylabel="validation loss", title=title)
+    acc.legend()
+    return _save(fig, path)
+
+
+def plot_sensitivity(rows: list[dict], path: str | Path) -> Path:
+    """Validation accuracy of each layer pruned alone, against the ratio."""
+    frame = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for layer, group in frame.groupby("layer", sort=False):
+        ax.plot(group["ratio"], group["accuracy"] * 100, marker=".", label=layer)
+    ax.set(xlabel="fraction of the layer's weights removed (magnitude)", ylabel="validation accuracy (%)",
+           title="Layer sensitivity, unstructured")
+    ax.legend(fontsize="small")
+    return _save(fig, path)

@@ -1,0 +1,113 @@
+"""MLflow logging, done once at the end of the pipeline from what the stages wrote.
+
+So MLflow shows exactly what DVC produced (no half-logged runs from a failed stage), and only
+one stage pays for importing mlflow. Per benchmark: a parent run with the report and plots,
+a child run per base model, and one per method × seed with its curves as steps.
+
+The store is `sqlite:///<repo>/mlflow.db` (artifacts in `<repo>/mlartifacts`), resolved to the
+main checkout even when DVC runs an experiment in a temporary copy (`--temp`, `--queue`): DVC
+sets DVC_ROOT to the main repository there. MLFLOW_TRACKING_URI overrides the store.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # a benchmark should not phone home
+
+
+def repo_root() -> Path:
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def git_commit() -> str:
+    if os.environ.get("DVC_EXP_BASELINE_REV"):
+        return os.environ["DVC_EXP_BASELINE_REV"]
+    done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
+class Logger:
+    """Thin wrapper over MlflowClient: batch-logs params, metrics and step curves into one experiment."""
+
+    def __init__(self, experiment: str):
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri())
+        found = self.client.get_experiment_by_name(experiment)
+        if found is not None:
+            self.experiment_id = found.experiment_id
+        else:
+            location = None if os.environ.get("MLFLOW_TRACKING_URI") else (repo_root() / "mlartifacts" / experiment).as_uri()
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+        self.tags = {"dvc_exp": os.environ.get("DVC_EXP_NAME", "workspace"), "git_commit": git_commit()}
+
+    def run(self, name: str, stage: str, params: dict[str, Any], metrics: dict[str, float],
+            curves: pd.DataFrame | None = None, artifacts: Iterable[Path] = (), parent: str | None = None) -> str:
+        from mlflow.entities import Metric, Param, RunTag
+
+        tags = self.tags | {"stage": stage} | ({"mlflow.parentRunId": parent} if parent else {})
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        logged = [Metric(k, float(v), now, 0) for k, v in metrics.items() if pd.notna(v)]
+        if curves is not None:
+            for record in curves.to_dict("records"):
+                step = int(record.pop("epoch"))
+                logged += [Metric(k, float(v), now, step) for k, v in record.items() if pd.notna(v)]
+        params_list = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
+        for start in range(0, max(len(logged), len(params_list), 1), 500):
+            self.client.log_batch(run_id, metrics=logged[start:start + 500], params=params_list[start:start + 100],
+                                  tags=[RunTag(k, v) for k, v in tags.items()] if start == 0 else [])
+        for path in artifacts:
+            self.client.log_artifact(run_id, str(path))
+        self.client.set_terminated(run_id)
+        return run_id
+
+
+def log_benchmark(params: dict[str, Any], results: pd.DataFrame, summary: pd.DataFrame,
+                  report_files: list[Path]) -> str:
+    """Log the benchmark: parent run, base runs, method × seed runs. Returns the parent run id."""
+    logger = Logger(f"{params['data']['name']}-{params['model']['name']}")
+    means = {f"{r['method']}.{k}": v for r in summary.to_dict("records")
+             for k, v in r.items() if k.endswith("_mean") and not k.startswith("base_")}
+    parent = logger.run("benchmark", "compare", params, means, artifacts=report_files)
+    shared = {k: params[k] for k in ("data", "model", "device")}
+    for seed in params["seeds"]:
+        base = results[results["seed"] == seed].iloc[0]
+        curve = pd.read_csv(f"plots/train/{seed}.csv").drop(columns=["lr"])
+        logger.run(f"base seed {seed}", "train", shared | {"train": params["train"], "seed": seed},
+                   {k.removeprefix("base_"): base[k] for k in base.index if k.startswith("base_")},
+                   curve, [Path(f"plots/train/{seed}.csv")], parent)
+    for row in results.to_dict("records"):
+        key = row["method"]
+        curve = pd.read_csv(f"plots/finetune/{key}.csv")
+        curve = curve[curve["seed"] == row["seed"]].drop(columns=["seed", "lr"])
+        run_params = shared | {"ratio": params["ratio"], "seed": row["seed"], "method": key,
+                               "implementation": row["implementation"], "knobs": params["methods"][key] or {},
+                               "schedule": params["schedule"], "finetune": params["finetune"]}
+        metrics = {k: v for k, v in row.items() if isinstance(v, (int, float)) and k not in ("seed", "ratio")}
+        logger.run(f"{key} seed {row['seed']}", "prune+finetune", run_params, metrics, curve,
+                   [Path(f"metrics/pruned/{key}.json"), Path(f"metrics/finetuned/{key}.json")], parent)
+    return parent

@@ -1,0 +1,43 @@
+"""Stage compare: mean ± std per method, the report and its plots, the CSVs behind
+`dvc plots`, and the MLflow runs."""
+
+import pandas as pd
+
+from prunebench import report, tracking
+from prunebench.io import save_with, write_json, write_text
+from prunebench.params import load
+from prunebench.pipeline import RESULTS
+
+params = load()
+results = pd.read_csv(RESULTS)
+summary = report.summarize(results)
+save_with("results/summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
+
+# CSVs for the dvc.yaml plot definitions
+accuracy = pd.concat([summary[["method"]].assign(phase=phase, accuracy=summary[f"{phase}_accuracy_mean"])
+                      for phase in ("pruned", "finetuned")])
+save_with("plots/compare/accuracy.csv", lambda tmp: accuracy.to_csv(tmp, index=False))
+cost = summary[["method"]].assign(**{m: summary[f"finetuned_{m}_mean"]
+                                     for m in ("macs", "macs_sparse", "params", "nonzeros", "latency_ms")})
+save_with("plots/compare/cost.csv", lambda tmp: cost.to_csv(tmp, index=False))
+curves = pd.concat([pd.read_csv(f"plots/finetune/{key}.csv").assign(method=key) for key in params["methods"]])
+mean_curves = curves.groupby(["method", "epoch"], sort=False)[["val_accuracy", "val_loss"]].mean().reset_index()
+save_with("plots/compare/finetune_curves.csv", lambda tmp: mean_curves.to_csv(tmp, index=False))
+train_curves = pd.concat([pd.read_csv(f"plots/train/{seed}.csv").assign(seed=seed) for seed in params["seeds"]])
+
+pngs = [
+    report.plot_accuracy(summary, "plots/compare/accuracy.png"),
+    report.plot_tradeoff(summary, "plots/compare/tradeoff.png"),
+    report.plot_cost(summary, "plots/compare/cost.png"),
+    report.plot_curves(curves, "method", "plots/compare/finetune_curves.png", "fine-tuning"),
+    report.plot_curves(train_curves, "seed", "plots/compare/train_curves.png", "base training (per seed)"),
+]
+write_text("results/report.md", report.markdown_report(summary, params, pngs))
+write_json("metrics/summary.json", {
+    r["method"]: {k.removesuffix("_mean"): r[k] for k in ("pruned_accuracy_mean", "finetuned_accuracy_mean",
+                                                          "pruned_sparsity_mean", "macs_reduction_mean",
+                                                          "params_reduction_mean", "speedup_mean")}
+    for r in summary.to_dict("records")})
+print(report.table(summary))
+run = tracking.log_benchmark(params, results, summary, [RESULTS, "results/summary.csv", "results/report.md", *pngs])
+print(f"MLflow: run {run} in {tracking.tracking_uri()}")

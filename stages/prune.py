@@ -1,0 +1,46 @@
+"""Stage prune@<method>: prune every seed's base model with one method, following `schedule`."""
+
+import sys
+
+import torch
+from tqdm import tqdm
+
+from prunebench import methods, surgery
+from prunebench.io import write_json
+from prunebench.measure import count_params
+from prunebench.methods import Context
+from prunebench.params import load
+from prunebench.pipeline import Workbench, base_model, pruned_model, summarize
+from prunebench.pruning import mask_keeper, prune_step, step_ratios
+from prunebench.train import fit, prepare_model, seed_everything
+
+key = sys.argv[1]
+params = load()
+bench = Workbench.open(params)
+entry = params["methods"][key]
+method = methods.create(key, entry)
+schedule = params["schedule"]
+results = {}
+for seed in tqdm(params["seeds"], desc=f"prune {key}", unit="seed"):
+    seed_everything(seed)
+    model, _, spec = surgery.load(base_model(seed))
+    model = prepare_model(model, bench.device)
+    base_params = count_params(model)
+    train_loader = bench.train_loader(seed)
+    ctx = Context(batches=lambda: iter(train_loader), device=bench.device,
+                  generator=torch.Generator().manual_seed(seed))
+    masks, done = {}, 0.0
+    targets = step_ratios(params["ratio"], schedule["iterations"])
+    for step, target in enumerate(targets, start=1):
+        model, masks = prune_step(model, method, done, target, ctx, masks, bench.splits.input_shape)
+        model, done = prepare_model(model, bench.device), target
+        if step < len(targets):
+            fit(model, train_loader, bench.val, schedule["retrain"], bench.device,
+                after_step=mask_keeper(model, masks), desc=f"retrain step {step}")
+    results[seed] = bench.assess(model)
+    results[seed]["sparsity"] = 1 - results[seed]["nonzeros"] / base_params
+    surgery.save(pruned_model(key, seed), model, spec, masks)
+    tqdm.write(f"{key} seed {seed}: test accuracy {results[seed]['accuracy']:.4f}, "
+               f"sparsity {results[seed]['sparsity']:.3f}")
+write_json(f"metrics/pruned/{key}.json",
+           summarize(results, method=methods.implementation(key, entry), unit=method.unit, ratio=params["ratio"]))
