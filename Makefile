@@ -8,6 +8,14 @@ STAMP   := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
+# `dvc exp save` makes a git commit; give it an identity where git has none.
+ifeq ($(shell git config user.email),)
+export GIT_AUTHOR_NAME := prunebench
+export GIT_AUTHOR_EMAIL := prunebench@localhost
+export GIT_COMMITTER_NAME := prunebench
+export GIT_COMMITTER_EMAIL := prunebench@localhost
+endif
+
 .PHONY: install run test test-all ui clean
 
 install: $(STAMP)
@@ -20,8 +28,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# After the run, the result is saved as the DVC experiment `make-run` (replaced on every run),
+# so `dvc exp show` keeps it next to the experiments run afterwards.
 run: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" dvc exp save --force --name make-run --quiet
 	$(BIN)/prunebench table
 
 test: install

@@ -23,7 +23,7 @@ save_with("plots/compare/cost.csv", lambda tmp: cost.to_csv(tmp, index=False))
 curves = pd.concat([pd.read_csv(f"plots/finetune/{key}.csv").assign(method=key) for key in params["methods"]])
 mean_curves = curves.groupby(["method", "epoch"], sort=False)[["val_accuracy", "val_loss"]].mean().reset_index()
 save_with("plots/compare/finetune_curves.csv", lambda tmp: mean_curves.to_csv(tmp, index=False))
-train_curves = pd.concat([pd.read_csv(f"plots/train/{seed}.csv").assign(seed=seed) for seed in params["seeds"]])
+train_curves = pd.read_csv("plots/train/curves.csv")
 
 pngs = [
     report.plot_accuracy(summary, "plots/compare/accuracy.png"),

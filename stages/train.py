@@ -12,13 +12,14 @@ params = load()
 bench = Workbench.open(params)
 s = bench.splits
 spec = models.spec(params["model"], s.in_channels, s.num_classes, s.image_size)
-results = {}
+results, curves = {}, []
 for seed in tqdm(params["seeds"], desc="base models", unit="seed"):
     seed_everything(seed)
     model = prepare_model(models.build(spec), bench.device)
     history = fit(model, bench.train_loader(seed), bench.val, params["train"], bench.device, desc=f"train seed {seed}")
     results[seed] = bench.assess(model)
     surgery.save(base_model(seed), model, spec)
-    write_csv(f"plots/train/{seed}.csv", history)
+    curves += [{"seed": seed, **record} for record in history]
     tqdm.write(f"seed {seed}: test accuracy {results[seed]['accuracy']:.4f}")
+write_csv("plots/train/curves.csv", curves)
 write_json("metrics/base.json", summarize(results, model=params["model"]["name"]))

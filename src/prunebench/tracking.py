@@ -94,12 +94,13 @@ def log_benchmark(params: dict[str, Any], results: pd.DataFrame, summary: pd.Dat
              for k, v in r.items() if k.endswith("_mean") and not k.startswith("base_")}
     parent = logger.run("benchmark", "compare", params, means, artifacts=report_files)
     shared = {k: params[k] for k in ("data", "model", "device")}
+    train_curves = pd.read_csv("plots/train/curves.csv")
     for seed in params["seeds"]:
         base = results[results["seed"] == seed].iloc[0]
-        curve = pd.read_csv(f"plots/train/{seed}.csv").drop(columns=["lr"])
+        curve = train_curves[train_curves["seed"] == seed].drop(columns=["seed", "lr"])
         logger.run(f"base seed {seed}", "train", shared | {"train": params["train"], "seed": seed},
                    {k.removeprefix("base_"): base[k] for k in base.index if k.startswith("base_")},
-                   curve, [Path(f"plots/train/{seed}.csv")], parent)
+                   curve, [Path("plots/train/curves.csv")], parent)
     for row in results.to_dict("records"):
         key = row["method"]
         curve = pd.read_csv(f"plots/finetune/{key}.csv")

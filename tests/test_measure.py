@@ -1,0 +1,35 @@
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from prunebench import measure, methods, models
+from prunebench.pruning import prune_step
+
+from conftest import small_cnn
+from test_pruning import context
+
+
+@pytest.mark.parametrize("name", list(models.MODELS))
+def test_thop_macs_of_conv_and_linear_match_torch_flop_counter(name):
+    model = models.build(models.spec({"name": name}, 1, 10, 8)).eval()
+    per_layer = measure.layer_macs(model, (1, 8, 8))
+    modules = dict(model.named_modules())
+    weighted = sum(v for k, v in per_layer.items() if isinstance(modules[k], (torch.nn.Conv2d, torch.nn.Linear)))
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 1, 8, 8))
+    assert weighted == counter.get_total_flops() / 2
+
+
+def test_sparse_macs_count_only_nonzero_weights():
+    model = small_cnn()
+    dense = measure.layer_macs(model, (1, 8, 8))
+    model, _ = prune_step(model, methods.create("magnitude", {}), 0.0, 0.5, context(), {}, (1, 8, 8))
+    prunable = sum(v for k, v in dense.items() if k in models.prunable_layers(model))
+    assert measure.sparse_macs(model, dense) == pytest.approx(sum(dense.values()) - prunable / 2, rel=1e-3)
+    assert measure.count_nonzero(model) < measure.count_params(model)
+
+
+def test_profile_reports_every_cost(cpu):
+    result = measure.profile(small_cnn(), (1, 8, 8), {"latency_batch": 8, "warmup": 1, "repeats": 3}, cpu)
+    assert set(result) == {"params", "nonzeros", "macs", "macs_sparse", "latency_ms"}
+    assert result["latency_ms"] > 0 and result["macs"] == result["macs_sparse"]

@@ -1,0 +1,146 @@
+"""End to end: the real `dvc repro` in a temporary copy of the repository, one seed, few epochs."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT
+
+GIT_IDENTITY = {f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER")
+                for what, value in (("NAME", "test"), ("EMAIL", "test@localhost"))}
+
+
+def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_TRACKING"))}
+    env |= GIT_IDENTITY | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+                           "MLFLOW_DISABLE_TELEMETRY": "true"}
+    done = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done
+
+
+def stages_run(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A copy of the project (what git would commit) with a small, fast params.yaml."""
+    repo = tmp_path_factory.mktemp("prunebench")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if (ROOT / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, repo / name)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["seeds"] = [0]
+    params["train"]["epochs"] = 4
+    params["finetune"]["epochs"] = 2
+    params["sensitivity"]["ratios"] = [0.5, 0.9]
+    params["measure"] |= {"warmup": 1, "repeats": 3}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(repo, "git", "init", "-q")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "test baseline")
+    output = run(repo, "dvc", "repro").stdout
+    assert stages_run(output) >= {"check", "data", "train", "sensitivity", "prune@l1_channel", "compare"}
+    return repo
+
+
+def mlflow_runs(repo: Path) -> pd.DataFrame:
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    return mlflow.search_runs(experiment_names=["digits-cnn"])
+
+
+def test_results_have_one_row_per_method_and_seed_with_sane_values(repo):
+    results = pd.read_csv(repo / "results/results.csv")
+    assert sorted(results["method"]) == ["l1_channel", "magnitude", "random"]
+    assert (results["seed"] == 0).all()
+    assert (results["base_accuracy"] > 0.8).all()  # chance is 0.1
+    by = results.set_index("method")
+    assert by.loc["l1_channel", "finetuned_params"] < 0.4 * by.loc["l1_channel", "base_params"]
+    assert by.loc["l1_channel", "macs_reduction"] > 2.5
+    for method in ("magnitude", "random"):
+        assert by.loc[method, "finetuned_params"] == by.loc[method, "base_params"]  # masks, not removal
+        assert by.loc[method, "finetuned_nonzeros"] < 0.6 * by.loc[method, "base_nonzeros"]
+        assert by.loc[method, "macs_reduction"] > 1.8
+    assert by.loc["magnitude", "pruned_accuracy"] > by.loc["random", "pruned_accuracy"]
+
+
+def test_summary_report_metrics_and_plots(repo):
+    summary = pd.read_csv(repo / "results/summary.csv")
+    assert {"finetuned_accuracy_mean", "finetuned_accuracy_std", "speedup_mean"} <= set(summary.columns)
+    report = (repo / "results/report.md").read_text()
+    assert "| l1_channel | channel |" in report
+    for link in [line.split("(")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]:
+        assert (repo / "results" / link).stat().st_size > 1000
+    assert set(json.loads((repo / "metrics/summary.json").read_text())) == {"random", "magnitude", "l1_channel"}
+    sensitivity = pd.read_csv(repo / "plots/sensitivity/unstructured.csv")
+    assert len(sensitivity) == 5 * 3  # 5 prunable layers × (unpruned, 0.5, 0.9)
+    assert sensitivity.groupby("layer")["accuracy"].apply(lambda a: a.iloc[0] >= a.iloc[-1]).all()
+    rendered = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)
+    assert "errors" not in rendered
+    assert all(len(definitions) == 1 for definitions in rendered["data"].values())
+
+
+def test_mlflow_holds_the_base_and_method_runs(repo):
+    runs = mlflow_runs(repo)
+    assert sorted(runs["tags.mlflow.runName"]) == [
+        "base seed 0", "benchmark", "l1_channel seed 0", "magnitude seed 0", "random seed 0"]
+    assert (runs["tags.dvc_exp"] == "workspace").all()
+    assert runs["tags.git_commit"].str.fullmatch("[0-9a-f]{40}").all()
+    method = runs[runs["tags.mlflow.runName"] == "l1_channel seed 0"].iloc[0]
+    assert method["metrics.finetuned_accuracy"] > 0.5 and method["params.ratio"] == "0.5"
+    from mlflow.tracking import MlflowClient
+
+    history = MlflowClient().get_metric_history(method["run_id"], "val_accuracy")
+    assert [m.step for m in history] == [1, 2]
+
+
+def test_nothing_reruns_and_a_new_ratio_reruns_only_what_depends_on_it(repo):
+    assert "up to date" in run(repo, "dvc", "status").stdout
+    assert stages_run(run(repo, "dvc", "repro").stdout) == set()
+    run(repo, "dvc", "exp", "save", "-n", "half")
+    rerun = stages_run(run(repo, "dvc", "exp", "run", "-n", "seventy", "-S", "ratio=0.7").stdout)
+    methods = {"random", "magnitude", "l1_channel"}
+    assert rerun == {"check", "concatenate", "compare"} | {f"{s}@{m}" for s in ("prune", "finetune") for m in methods}
+    shown = pd.read_csv(io.StringIO(run(repo, "dvc", "exp", "show", "--csv").stdout)).set_index("Experiment")
+    value = lambda exp, column: float(shown.loc[exp, column])  # noqa: E731 ("!" = missing raises)
+    assert value("half", "ratio") == 0.5 and value("seventy", "ratio") == 0.7
+    assert value("half", "l1_channel.finetuned_accuracy") > 0.5
+    assert value("seventy", "l1_channel.pruned_sparsity") > value("half", "l1_channel.pruned_sparsity")
+    assert "seventy" in set(mlflow_runs(repo)["tags.dvc_exp"])
+
+
+def test_a_temporary_experiment_logs_to_the_main_mlflow_store(repo):
+    run(repo, "dvc", "exp", "run", "--temp", "-n", "tmp-sixty", "-S", "ratio=0.6")
+    runs = mlflow_runs(repo)
+    assert len(runs[runs["tags.dvc_exp"] == "tmp-sixty"]) == 5
+
+
+def test_a_bad_param_stops_before_any_stage_touches_outputs(repo):
+    before = (repo / "results/results.csv").read_bytes()
+    models_before = sorted(p.name for p in (repo / "models/pruned/l1_channel").iterdir())
+    params = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(params.replace("ratio: 0.7", "ratio: 1.5"))
+    done = run(repo, "dvc", "repro", check=False)
+    (repo / "params.yaml").write_text(params)
+    assert done.returncode != 0
+    assert "params.yaml: ratio = 1.5: expected a number in [0, 1)" in done.stdout + done.stderr
+    assert stages_run(done.stdout) == {"check"}
+    assert (repo / "results/results.csv").read_bytes() == before
+    assert sorted(p.name for p in (repo / "models/pruned/l1_channel").iterdir()) == models_before

@@ -1,0 +1,99 @@
+import pytest
+import torch
+
+from prunebench import methods, models
+from prunebench.methods import Context
+from prunebench.pruning import mask_keeper, prune_step, select_weights, step_ratios
+from prunebench.train import fit
+
+from conftest import small_cnn
+
+
+def context(seed: int = 0) -> Context:
+    return Context(batches=lambda: iter(()), device=torch.device("cpu"), generator=torch.Generator().manual_seed(seed))
+
+
+def prunable_zero_fraction(model) -> float:
+    weights = [m.weight for m in models.prunable_layers(model).values()]
+    return sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+@pytest.mark.parametrize("ratio", [0.0, 0.3, 0.5, 0.9])
+def test_select_weights_removes_exactly_the_requested_fraction(scope, ratio):
+    model = small_cnn()
+    layers = models.prunable_layers(model)
+    scores = {n: m.weight.abs() for n, m in layers.items()}
+    masks = select_weights(layers, scores, ratio, scope, {})
+    total = sum(m.numel() for m in masks.values())
+    removed = sum(int((~m).sum()) for m in masks.values())
+    assert removed == round(ratio * total) if scope == "global" else \
+        removed == sum(round(ratio * m.numel()) for m in masks.values())
+    if scope == "layer":
+        for mask in masks.values():
+            assert int((~mask).sum()) == round(ratio * mask.numel())
+
+
+def test_magnitude_removes_the_smallest_weights_of_each_layer():
+    model = small_cnn()
+    original = {n: m.weight.detach().clone() for n, m in models.prunable_layers(model).items()}
+    model, masks = prune_step(model, methods.create("magnitude", {}), 0.0, 0.5, context(), {}, (1, 8, 8))
+    for name, weight in original.items():
+        kept = masks[f"{name}.weight"]
+        assert weight[~kept].abs().max() <= weight[kept].abs().min()
+        assert torch.equal(dict(model.named_parameters())[f"{name}.weight"], weight * kept)
+
+
+def test_random_is_reproducible_from_the_seed_and_differs_across_seeds():
+    def masks(seed):
+        return prune_step(small_cnn(), methods.create("random", {}), 0.0, 0.5, context(seed), {}, (1, 8, 8))[1]
+
+    a, b, c = masks(0), masks(0), masks(1)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_iterative_steps_reach_the_ratio_and_never_revive_a_weight():
+    assert step_ratios(0.5, 1) == [0.5]
+    ratios = step_ratios(0.75, 2)
+    assert ratios[0] == pytest.approx(0.5) and ratios[1] == pytest.approx(0.75)
+    model, masks, done = small_cnn(), {}, 0.0
+    method = methods.create("magnitude", {})
+    for target in ratios:
+        previous = {k: v.clone() for k, v in masks.items()}
+        model, masks = prune_step(model, method, done, target, context(), masks, (1, 8, 8))
+        done = target
+        for key, mask in previous.items():
+            assert not (mask == 0)[masks[key]].any(), "a removed weight came back"
+    assert prunable_zero_fraction(model) == pytest.approx(0.75, abs=0.01)
+
+
+def test_masks_stay_applied_through_training(splits, default_params, cpu):
+    from prunebench import data
+
+    model = small_cnn()
+    model, masks = prune_step(model, methods.create("magnitude", {}), 0.0, 0.6, context(), {}, (1, 8, 8))
+    before = {k: p.detach().clone() for k, p in model.named_parameters() if k in masks}
+    loader = data.loader(splits.train, default_params["data"], cpu, shuffle=True)
+    val = data.loader(splits.val, default_params["data"], cpu)
+    fit(model, loader, val, default_params["finetune"] | {"epochs": 2, "lr": 0.1}, cpu,
+        after_step=mask_keeper(model, masks))
+    params = dict(model.named_parameters())
+    for key, mask in masks.items():
+        assert torch.all(params[key][~mask] == 0)
+        assert not torch.equal(params[key][mask], before[key][mask]), "kept weights should have trained"
+
+
+def test_l1_channel_physically_removes_the_weakest_filters_and_keeps_training():
+    model = small_cnn()
+    with torch.no_grad():  # make filter 3 of the first conv the weakest by far
+        model.stem[0].weight[3] *= 1e-3
+    kept_filter = model.stem[0].weight[5].clone()
+    model, masks = prune_step(model, methods.create("l1_channel", {}), 0.0, 0.5, context(), {}, (1, 8, 8))
+    assert masks == {}
+    assert model.stem[0].out_channels == 4 and model.block.conv2.out_channels == 4  # residual coupling
+    assert model.fc.out_features == 8 and model.head.out_features == 10  # hidden neurons pruned, output kept
+    assert not any(torch.allclose(w, kept_filter * 1e-3) for w in model.stem[0].weight)
+    out = model.train()(torch.randn(4, 1, 8, 8))
+    out.sum().backward()
+    assert out.shape == (4, 10)

@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from prunebench import methods, models, surgery
+from prunebench.pruning import prune_step
+
+from conftest import small_cnn
+from test_pruning import context
+
+SPEC = models.spec({"name": "cnn", "width": 8, "hidden": 16}, 1, 10, 8)
+
+
+@pytest.mark.parametrize("method", ["l1_channel", "magnitude"])
+def test_save_load_round_trip_gives_identical_outputs(tmp_path, method):
+    model, masks = prune_step(small_cnn(), methods.create(method, {}), 0.0, 0.5, context(), {}, (1, 8, 8))
+    surgery.save(tmp_path / "m.pt", model, SPEC, masks)
+    loaded, loaded_masks, spec = surgery.load(tmp_path / "m.pt")
+    x = torch.randn(5, 1, 8, 8)
+    assert torch.equal(model.eval()(x), loaded.eval()(x))
+    assert spec == SPEC and loaded_masks.keys() == masks.keys()
+    assert surgery.architecture(loaded) == surgery.architecture(model)
+
+
+def test_a_pickled_object_is_refused_and_never_runs(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": surgery.FORMAT, "spec": Payload()}, path)
+    with pytest.raises(surgery.UnsafeModelFile, match="refused"):
+        surgery.load(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_saving_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "m.pt"
+    surgery.save(path, small_cnn(), SPEC)
+    good = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        surgery.save(path, small_cnn(1), SPEC)
+    assert path.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
