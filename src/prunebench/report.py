@@ -105,7 +105,7 @@ def plot_accuracy(summary: pd.DataFrame, path: str | Path) -> Path:
     ax.axvline(summary["base_accuracy_mean"].iloc[0] * 100, color="black", linestyle="--", label="base")
     ax.set_yticks(list(y), summary["method"])
     ax.set_xlabel("test accuracy (%)")
-    ax.legend(loc="lower left")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
     return _save(fig, path)
 
 

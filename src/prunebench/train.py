@@ -46,16 +46,22 @@ def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x
 
 
+def _forward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device):
+    """Logits, mean cross-entropy and labels of one batch (fp16 autocast on CUDA)."""
+    x, y = _to_device(x, device), y.to(device, non_blocking=True)
+    with torch.autocast(device.type, enabled=device.type == "cuda"):
+        logits = model(x)
+    return logits, nn.functional.cross_entropy(logits.float(), y), y
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
     """Mean cross-entropy and accuracy over the whole loader."""
     model.eval()
     loss_sum, correct, count = 0.0, 0, 0
     for x, y in loader:
-        x, y = _to_device(x, device), y.to(device, non_blocking=True)
-        with torch.autocast(device.type, enabled=device.type == "cuda"):
-            logits = model(x)
-        loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
+        logits, loss, y = _forward(model, x, y, device)
+        loss_sum += loss.item() * len(y)
         correct += (logits.argmax(1) == y).sum().item()
         count += len(y)
     return {"accuracy": correct / count, "loss": loss_sum / count}
@@ -92,10 +98,7 @@ def fit(
         model.train()
         loss_sum, correct, count = 0.0, 0, 0
         for x, y in train_loader:
-            x, y = _to_device(x, device), y.to(device, non_blocking=True)
-            with torch.autocast(device.type, enabled=device.type == "cuda"):
-                logits = model(x)
-                loss = nn.functional.cross_entropy(logits, y)
+            logits, loss, y = _forward(model, x, y, device)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
