@@ -1,0 +1,27 @@
+import torch
+
+from prunebench.hooks import capture
+from prunebench.models import prunable_layers
+
+from conftest import small_cnn
+
+
+def test_capture_records_outputs_and_their_loss_gradients_then_removes_itself():
+    model = small_cnn()
+    layers = prunable_layers(model)
+    x = torch.randn(3, 1, 8, 8)
+    with capture(layers) as records:
+        logits = model(x)
+        loss = logits.square().sum()
+        loss.backward()
+    assert torch.allclose(records.outputs["stem.0"][0], model.stem[0](x))
+    with torch.no_grad():
+        fc_in = model.pool(model.down(model.block(model.stem(x)))).flatten(1)
+    assert torch.allclose(records.outputs["fc"][0], model.fc(fc_in))  # before the in-place ReLU
+    fc_out = records.outputs["fc"][0].requires_grad_()
+    assert torch.allclose(records.grads["fc"][0],
+                          torch.autograd.grad(model.head(torch.relu(fc_out)).square().sum(), fc_out)[0])
+    assert set(records.grads) == set(layers)
+    with torch.no_grad():
+        model(x)
+    assert len(records.outputs["stem.0"]) == 1  # hooks are gone after the block
