@@ -1,10 +1,12 @@
 """Stage compare: mean ± std per method, the report and its plots, the CSVs behind
 `dvc plots`, and the MLflow runs."""
 
+from pathlib import Path
+
 import pandas as pd
 
 from prunebench import report, tracking
-from prunebench.io import save_with, write_json, write_text
+from prunebench.io import read_json, save_with, write_json, write_text
 from prunebench.params import load
 from prunebench.pipeline import RESULTS
 
@@ -32,12 +34,15 @@ pngs = [
     report.plot_curves(curves, "method", "plots/compare/finetune_curves.png", "fine-tuning"),
     report.plot_curves(train_curves, "seed", "plots/compare/train_curves.png", "base training (per seed)"),
 ]
-write_text("results/report.md", report.markdown_report(summary, params, pngs))
+figures = pngs + [Path("plots/sensitivity/unstructured.png"), Path("plots/sensitivity/structured.png")]
+figures += [Path(f"plots/weights/{key}.png") for key in params["methods"]]
+layer_ratios = {key: read_json(f"metrics/pruned/{key}.json")["layer_ratios"] for key in params["methods"]}
+write_text("results/report.md", report.markdown_report(summary, params, figures, layer_ratios))
 write_json("metrics/summary.json", {
     r["method"]: {k.removesuffix("_mean"): r[k] for k in ("pruned_accuracy_mean", "finetuned_accuracy_mean",
                                                           "pruned_sparsity_mean", "macs_reduction_mean",
                                                           "params_reduction_mean", "speedup_mean")}
     for r in summary.to_dict("records")})
 print(report.table(summary))
-run = tracking.log_benchmark(params, results, summary, [RESULTS, "results/summary.csv", "results/report.md", *pngs])
+run = tracking.log_benchmark(params, results, summary, [RESULTS, "results/summary.csv", "results/report.md", *figures])
 print(f"MLflow: run {run} in {tracking.tracking_uri()}")

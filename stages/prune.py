@@ -2,16 +2,18 @@
 
 import sys
 
+import pandas as pd
 import torch
 from tqdm import tqdm
 
-from prunebench import methods, surgery
+from prunebench import methods, report, surgery
 from prunebench.io import write_json
 from prunebench.measure import count_params
 from prunebench.methods import Context
+from prunebench.models import prunable_layers
 from prunebench.params import load
-from prunebench.pipeline import Workbench, base_model, pruned_model, summarize
-from prunebench.pruning import mask_keeper, prune_step, step_ratios
+from prunebench.pipeline import SENSITIVITY, Workbench, base_model, pruned_model, summarize
+from prunebench.pruning import layer_sparsity, mask_keeper, prune_step, step_ratios
 from prunebench.train import fit, prepare_model, seed_everything
 
 key = sys.argv[1]
@@ -20,15 +22,18 @@ bench = Workbench.open(params)
 entry = params["methods"][key]
 method = methods.create(key, entry)
 schedule = params["schedule"]
-results = {}
+sensitivity = pd.read_csv(SENSITIVITY)
+results, layer_ratios = {}, {}
 for seed in tqdm(params["seeds"], desc=f"prune {key}", unit="seed"):
     seed_everything(seed)
     model, _, spec = surgery.load(base_model(seed))
     model = prepare_model(model, bench.device)
     base_params = count_params(model)
+    base_layers = {name: layer.weight.detach().cpu().clone() for name, layer in prunable_layers(model).items()}
     train_loader = bench.train_loader(seed)
     ctx = Context(batches=lambda: iter(train_loader), device=bench.device,
-                  generator=torch.Generator().manual_seed(seed))
+                  generator=torch.Generator().manual_seed(seed), input_shape=bench.splits.input_shape,
+                  sensitivity=sensitivity[sensitivity["seed"] == seed].to_dict("records"))
     masks, done = {}, 0.0
     targets = step_ratios(params["ratio"], schedule["iterations"])
     for step, target in enumerate(targets, start=1):
@@ -39,8 +44,12 @@ for seed in tqdm(params["seeds"], desc=f"prune {key}", unit="seed"):
                 after_step=mask_keeper(model, masks), desc=f"retrain step {step}")
     results[seed] = bench.assess(model)
     results[seed]["sparsity"] = 1 - results[seed]["nonzeros"] / base_params
+    layer_ratios[str(seed)] = layer_sparsity(base_layers, prunable_layers(model))
+    if seed == params["seeds"][0]:
+        report.plot_weights(base_layers, prunable_layers(model), key, f"plots/weights/{key}.png")
     surgery.save(pruned_model(key, seed), model, spec, masks)
     tqdm.write(f"{key} seed {seed}: test accuracy {results[seed]['accuracy']:.4f}, "
                f"sparsity {results[seed]['sparsity']:.3f}")
 write_json(f"metrics/pruned/{key}.json",
-           summarize(results, method=methods.implementation(key, entry), unit=method.unit, ratio=params["ratio"]))
+           summarize(results, method=methods.implementation(key, entry), unit=method.unit, ratio=params["ratio"],
+                     layer_ratios=layer_ratios))

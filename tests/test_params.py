@@ -21,7 +21,7 @@ def test_default_params_are_valid(default_params):
         (lambda p: p.update(ratio=1.0), "ratio", "[0, 1)"),
         (lambda p: p.update(ratio=-0.1), "ratio", "[0, 1)"),
         (lambda p: p.update(ratio="half"), "ratio", "a number"),
-        (lambda p: p["methods"].update(obs={}), "methods.obs", "random, magnitude, l1_channel"),
+        (lambda p: p["methods"].update(obs={}), "methods.obs", "a registered method: random, magnitude"),
         (lambda p: p["methods"].update(ablation={"method": "nope"}), "methods.ablation.method", "l1_channel"),
         (lambda p: p["methods"]["l1_channel"].update(round_to=0), "methods.l1_channel.round_to", "integer ≥ 1"),
         (lambda p: p["methods"]["magnitude"].update(order=2), "methods.magnitude.order", "a knob of magnitude"),

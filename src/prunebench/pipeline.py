@@ -21,6 +21,7 @@ from prunebench.train import evaluate, pick_device
 SPLIT = Path("data/prepared/split.json")
 PARAMS_OK = Path("checks/params.ok")
 RESULTS = Path("results/results.csv")
+SENSITIVITY = Path("plots/sensitivity/sensitivity.csv")
 
 
 def base_model(seed: int) -> Path:

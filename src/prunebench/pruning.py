@@ -8,9 +8,13 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from typing import TYPE_CHECKING
+
 from prunebench import surgery
-from prunebench.methods import Context, Method
 from prunebench.models import prunable_layers
+
+if TYPE_CHECKING:
+    from prunebench.methods import Context, Method
 
 Masks = dict[str, Tensor]  # parameter name -> bool tensor, True = keep
 
@@ -21,11 +25,11 @@ def step_ratios(ratio: float, iterations: int) -> list[float]:
     return [1 - (1 - ratio) ** (t / iterations) for t in range(1, iterations + 1)]
 
 
-def select_weights(layers: dict[str, nn.Module], scores: dict[str, Tensor], ratio: float, scope: str,
-                   masks: Masks) -> Masks:
+def select_weights(layers: dict[str, nn.Module], scores: dict[str, Tensor], ratio: float | dict[str, float],
+                   scope: str, masks: Masks) -> Masks:
     """Keep-masks removing exactly round(ratio · n) weights, the lowest-scoring ones, per layer
-    (scope "layer") or over all prunable weights together ("global"). Weights already masked
-    are removed first, so iterative pruning never revives a weight."""
+    (scope "layer"; `ratio` may give each layer its own) or over all prunable weights together
+    ("global"). Weights already masked are removed first, so iterative pruning never revives one."""
     names = list(layers)
     flat = []
     for name in names:
@@ -37,7 +41,8 @@ def select_weights(layers: dict[str, nn.Module], scores: dict[str, Tensor], rati
     if scope == "global":
         keep = _keep_top(torch.cat(flat), ratio).split([len(s) for s in flat])
     else:
-        keep = [_keep_top(s, ratio) for s in flat]
+        per_layer = ratio if isinstance(ratio, dict) else dict.fromkeys(names, ratio)
+        keep = [_keep_top(s, per_layer[name]) for name, s in zip(names, flat)]
     return {f"{name}.weight": k.view_as(layers[name].weight) for name, k in zip(names, keep)}
 
 
@@ -66,14 +71,23 @@ def mask_keeper(model: nn.Module, masks: Masks) -> Callable[[], None]:
 def prune_step(model: nn.Module, method: Method, done: float, target: float, ctx: Context,
                masks: Masks, input_shape: tuple[int, ...]) -> tuple[nn.Module, Masks]:
     """Prune from the cumulative fraction `done` to `target` (of the original units)."""
+    model.eval()  # tracing the graph must not update BatchNorm statistics
     layers = prunable_layers(model)
     scores = method.scores(model, layers, ctx)
     if method.unit == "weight":
-        masks = select_weights(layers, scores, target, method.scope, masks)
+        ratios = method.layer_ratios(model, layers, target, ctx) or target
+        masks = select_weights(layers, scores, ratios, method.scope, masks)
         mask_keeper(model, masks)
         return model, masks
     if masks:
         raise ValueError("channel pruning of a model with weight masks is not supported")
-    step = 1 - (1 - target) / (1 - done)
-    model = surgery.remove_channels(model, scores, step, input_shape, method.scope, method.config.get("round_to"))
+    step = 1 - (1 - target) / (1 - done)  # of the channels still there
+    ratios = method.layer_ratios(model, layers, step, ctx) or step
+    model = surgery.remove_channels(model, scores, ratios, input_shape, method.scope, method.config.get("round_to"))
     return model, masks
+
+
+def layer_sparsity(base: dict[str, Tensor], layers: dict[str, nn.Module]) -> dict[str, float]:
+    """Achieved fraction of each layer's original weights that are zero or removed."""
+    return {name: 1 - int(torch.count_nonzero(layers[name].weight)) / weight.numel()
+            for name, weight in base.items()}

@@ -8,7 +8,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
 
 from prunebench.io import save_with  # noqa: E402
 
@@ -69,7 +72,8 @@ def table(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def markdown_report(summary: pd.DataFrame, params: dict, plots: list[Path]) -> str:
+def markdown_report(summary: pd.DataFrame, params: dict, plots: list[Path],
+                    layer_ratios: dict[str, dict[str, dict[str, float]]]) -> str:
     seeds = ", ".join(map(str, params["seeds"]))
     text = [
         "# prunebench report", "",
@@ -83,8 +87,11 @@ def markdown_report(summary: pd.DataFrame, params: dict, plots: list[Path]) -> s
         f"{params['device']} (batch {params['measure']['latency_batch']}, median of "
         f"{params['measure']['repeats']} runs) and varies between runs.", "",
     ]
-    text += [f"![{p.stem}]({p.relative_to('results') if p.is_relative_to('results') else Path('..') / p})"
-             for p in plots]
+    text += ["## Fraction removed per layer", "",
+             "Achieved, mean over seeds; for channel methods, the fraction of the layer's weights that "
+             "physical removal took away (output and input channels).", "",
+             layer_ratio_table(layer_ratios), ""]
+    text += [f"![{p.stem}]({Path('..') / p})" for p in plots]
     return "\n".join(text) + "\n"
 
 
@@ -150,13 +157,58 @@ def plot_curves(curves: pd.DataFrame, by: str, path: str | Path, title: str) -> 
     return _save(fig, path)
 
 
-def plot_sensitivity(rows: list[dict], path: str | Path) -> Path:
-    """Validation accuracy of each layer pruned alone, against the ratio."""
+def _sensitivity(rows: list[dict], kind: str) -> pd.DataFrame:
+    """Accuracy per layer × ratio of one kind, mean over seeds (layers in network order)."""
     frame = pd.DataFrame(rows)
+    frame = frame[frame["kind"] == kind]
+    return frame.pivot_table(index="layer", columns="ratio", values="accuracy", sort=False)
+
+
+def plot_sensitivity(rows: list[dict], path: str | Path) -> Path:
+    """Validation accuracy of each layer pruned alone by magnitude, against the ratio."""
+    table = _sensitivity(rows, "unstructured")
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for layer, group in frame.groupby("layer", sort=False):
-        ax.plot(group["ratio"], group["accuracy"] * 100, marker=".", label=layer)
+    for layer, accuracy in table.iterrows():
+        ax.plot(table.columns, accuracy * 100, marker=".", label=layer)
     ax.set(xlabel="fraction of the layer's weights removed (magnitude)", ylabel="validation accuracy (%)",
-           title="Layer sensitivity, unstructured")
+           title="Layer sensitivity, unstructured (mean over seeds)")
     ax.legend(fontsize="small")
     return _save(fig, path)
+
+
+def plot_sensitivity_heatmap(rows: list[dict], path: str | Path) -> Path:
+    """Accuracy drop when one channel group loses its weakest filters: groups × ratios."""
+    table = _sensitivity(rows, "structured")
+    drop = (table[[0.0]].to_numpy() - table) * 100
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(drop.columns), 1.2 + 0.5 * len(drop)))
+    image = ax.imshow(drop.to_numpy(), cmap="Reds", vmin=0, aspect="auto")
+    for (i, j), value in np.ndenumerate(drop.to_numpy()):
+        ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize="small")
+    ax.set_xticks(range(len(drop.columns)), [f"{r:g}" for r in drop.columns])
+    ax.set_yticks(range(len(drop)), drop.index)
+    ax.set(xlabel="fraction of the group's channels removed (filter L1)",
+           title="Accuracy drop (pp), structured (mean over seeds)")
+    fig.colorbar(image, ax=ax)
+    return _save(fig, path)
+
+
+def plot_weights(before: dict[str, Tensor], after: dict[str, nn.Module], method: str, path: str | Path) -> Path:
+    """Histogram of all prunable weights of the base model and of the nonzero ones left."""
+    old = torch.cat([w.flatten() for w in before.values()]).numpy()
+    new = torch.cat([m.weight.detach().cpu().flatten() for m in after.values()])
+    new = new[new != 0].numpy()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bins = np.linspace(old.min(), old.max(), 121)
+    ax.hist(old, bins=bins, alpha=0.5, label=f"base ({len(old):,})")
+    ax.hist(new, bins=bins, alpha=0.7, label=f"after {method} ({len(new):,} nonzero)")
+    ax.set(xlabel="weight value", ylabel="count", title=f"Prunable weights before and after {method}")
+    ax.legend()
+    return _save(fig, path)
+
+
+def layer_ratio_table(ratios: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Markdown: achieved fraction removed per layer (columns) for each method (rows), mean over seeds."""
+    frame = pd.DataFrame({method: pd.DataFrame(per_seed).mean(axis=1) for method, per_seed in ratios.items()}).T
+    lines = ["| method | " + " | ".join(frame.columns) + " |", "|---|" + "---|" * len(frame.columns)]
+    lines += [f"| {method} | " + " | ".join(f"{v:.2f}" for v in row) + " |" for method, row in frame.iterrows()]
+    return "\n".join(lines)

@@ -46,11 +46,13 @@ class ScoreImportance(tp.importance.Importance):
         return None if total is None else total / count
 
 
-def remove_channels(model: nn.Module, scores: dict[str, Tensor], ratio: float, input_shape: tuple[int, ...],
-                    scope: str = "layer", round_to: int | None = None) -> nn.Module:
+def remove_channels(model: nn.Module, scores: dict[str, Tensor], ratio: float | dict[str, float],
+                    input_shape: tuple[int, ...], scope: str = "layer", round_to: int | None = None) -> nn.Module:
     """Remove the lowest-scoring `ratio` of output channels of every scored layer (scope "layer")
-    or of all of them ranked together ("global"). The output layer is never pruned."""
-    if ratio <= 0:
+    or of all of them ranked together ("global"); a dict gives channel-group roots their own
+    ratio and leaves every other group alone. The output layer is never pruned."""
+    per_layer = ratio if isinstance(ratio, dict) else {}
+    if not per_layer and ratio <= 0:
         return model
     modules = dict(model.named_modules())
     device = next(model.parameters()).device
@@ -58,7 +60,8 @@ def remove_channels(model: nn.Module, scores: dict[str, Tensor], ratio: float, i
         model,
         torch.zeros(1, *input_shape, device=device),
         importance=ScoreImportance({modules[name]: s for name, s in scores.items()}),
-        pruning_ratio=ratio,
+        pruning_ratio=0.0 if per_layer else ratio,
+        pruning_ratio_dict={modules[name]: r for name, r in per_layer.items()} or None,
         global_pruning=scope == "global",
         ignored_layers=[modules[models.output_layer_name(model)]],
         round_to=round_to,

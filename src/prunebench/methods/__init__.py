@@ -7,13 +7,19 @@ from typing import Any
 
 from prunebench.methods.base import Context, Method
 from prunebench.methods.l1_channel import L1Channel
-from prunebench.methods.magnitude import Magnitude
+from prunebench.methods.lamp import Lamp
+from prunebench.methods.magnitude import GlobalMagnitude, Magnitude
 from prunebench.methods.random import RandomWeights
+from prunebench.methods.sensitivity_guided import SensitivityStructured, SensitivityUnstructured
 
 METHODS: dict[str, type[Method]] = {
     "random": RandomWeights,
     "magnitude": Magnitude,
+    "magnitude_global": GlobalMagnitude,
+    "lamp": Lamp,
+    "sensitivity_unstructured": SensitivityUnstructured,
     "l1_channel": L1Channel,
+    "sensitivity_structured": SensitivityStructured,
 }
 
 

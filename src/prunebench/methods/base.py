@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -24,6 +24,8 @@ class Context:
     batches: Callable[[], Iterable[tuple[Tensor, Tensor]]]  # calibration batches, training split
     device: torch.device
     generator: torch.Generator  # the only source of randomness a method may use
+    input_shape: tuple[int, ...] = ()
+    sensitivity: list[dict] = field(default_factory=list)  # this seed's rows of the sensitivity stage
 
 
 class Method(ABC):
@@ -40,3 +42,9 @@ class Method(ABC):
     def scores(self, model: nn.Module, layers: dict[str, nn.Module], ctx: Context) -> dict[str, Tensor]:
         """Importance per unit, higher = keep: for unit "weight" a tensor shaped like each
         layer's weight, for unit "channel" one value per output channel."""
+
+    def layer_ratios(self, model: nn.Module, layers: dict[str, nn.Module], target: float,
+                     ctx: Context) -> dict[str, float] | None:
+        """Fraction to remove per layer (for channels: per channel-group root), or None to
+        remove `target` everywhere ("layer" scope) or by one ranking ("global")."""
+        return None

@@ -3,6 +3,7 @@ filters have the smallest L1 norm are physically removed."""
 
 from __future__ import annotations
 
+from prunebench.criteria import filter_l1
 from prunebench.methods.base import Method
 from prunebench.spec import integer, optional
 
@@ -12,4 +13,4 @@ class L1Channel(Method):
     knobs = {"round_to": (None, optional(integer(1)))}
 
     def scores(self, model, layers, ctx):
-        return {name: m.weight.detach().abs().flatten(1).sum(1) for name, m in layers.items()}
+        return {name: filter_l1(m) for name, m in layers.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from prunebench.criteria import weight_magnitude
 from prunebench.methods.base import Method
 
 
@@ -9,4 +10,10 @@ class Magnitude(Method):
     unit = "weight"
 
     def scores(self, model, layers, ctx):
-        return {name: m.weight.detach().abs() for name, m in layers.items()}
+        return {name: weight_magnitude(m) for name, m in layers.items()}
+
+
+class GlobalMagnitude(Magnitude):
+    """One |w| threshold over all prunable weights: layers lose different fractions."""
+
+    scope = "global"
