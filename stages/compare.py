@@ -35,13 +35,16 @@ pngs = [
     report.plot_curves(train_curves, "seed", "plots/compare/train_curves.png", "base training (per seed)"),
 ]
 figures = pngs + [Path("plots/sensitivity/unstructured.png"), Path("plots/sensitivity/structured.png")]
-figures += [Path(f"plots/weights/{key}.png") for key in params["methods"]]
-layer_ratios = {key: read_json(f"metrics/pruned/{key}.json")["layer_ratios"] for key in params["methods"]}
-write_text("results/report.md", report.markdown_report(summary, params, figures, layer_ratios))
+figures += [png for key in params["methods"] for png in sorted(Path(f"plots/methods/{key}").glob("*.png"))]
+pruned = {key: read_json(f"metrics/pruned/{key}.json") for key in params["methods"]}
+layer_ratios = {key: p["layer_ratios"] for key, p in pruned.items()}
+diagnostics = {key: report.diagnostics_means(p["diagnostics"]) for key, p in pruned.items() if p["diagnostics"]}
+write_text("results/report.md", report.markdown_report(summary, params, figures, layer_ratios, diagnostics))
 write_json("metrics/summary.json", {
     r["method"]: {k.removesuffix("_mean"): r[k] for k in ("pruned_accuracy_mean", "finetuned_accuracy_mean",
                                                           "pruned_sparsity_mean", "macs_reduction_mean",
                                                           "params_reduction_mean", "speedup_mean")}
+    | diagnostics.get(r["method"], {})
     for r in summary.to_dict("records")})
 print(report.table(summary))
 run = tracking.log_benchmark(params, results, summary, [RESULTS, "results/summary.csv", "results/report.md", *figures])

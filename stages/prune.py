@@ -7,7 +7,7 @@ import torch
 from tqdm import tqdm
 
 from prunebench import methods, report, surgery
-from prunebench.io import write_json
+from prunebench.io import write_csv, write_json
 from prunebench.measure import count_params
 from prunebench.methods import Context
 from prunebench.models import prunable_layers
@@ -23,7 +23,7 @@ entry = params["methods"][key]
 method = methods.create(key, entry)
 schedule = params["schedule"]
 sensitivity = pd.read_csv(SENSITIVITY)
-results, layer_ratios = {}, {}
+results, layer_ratios, diagnostics, tables = {}, {}, {}, {}
 for seed in tqdm(params["seeds"], desc=f"prune {key}", unit="seed"):
     seed_everything(seed)
     model, _, spec = surgery.load(base_model(seed))
@@ -45,11 +45,18 @@ for seed in tqdm(params["seeds"], desc=f"prune {key}", unit="seed"):
     results[seed] = bench.assess(model)
     results[seed]["sparsity"] = 1 - results[seed]["nonzeros"] / base_params
     layer_ratios[str(seed)] = layer_sparsity(base_layers, prunable_layers(model))
+    if method.metrics:
+        diagnostics[str(seed)] = method.metrics
+    for name, rows in method.tables.items():
+        tables.setdefault(name, []).extend({"seed": seed, **row} for row in rows)
     if seed == params["seeds"][0]:
-        report.plot_weights(base_layers, prunable_layers(model), key, f"plots/weights/{key}.png")
+        report.plot_weights(base_layers, prunable_layers(model), key, f"plots/methods/{key}/weights.png")
     surgery.save(pruned_model(key, seed), model, spec, masks)
     tqdm.write(f"{key} seed {seed}: test accuracy {results[seed]['accuracy']:.4f}, "
                f"sparsity {results[seed]['sparsity']:.3f}")
+for name, rows in tables.items():
+    write_csv(f"plots/methods/{key}/{name}.csv", rows)
+    report.TABLE_PLOTS[name](rows, f"plots/methods/{key}/{name}.png")
 write_json(f"metrics/pruned/{key}.json",
            summarize(results, method=methods.implementation(key, entry), unit=method.unit, ratio=params["ratio"],
-                     layer_ratios=layer_ratios))
+                     layer_ratios=layer_ratios, diagnostics=diagnostics))

@@ -42,3 +42,24 @@ def capture(layers: dict[str, nn.Module]) -> Iterator[Records]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextmanager
+def gated(model: nn.Module, points: dict[str, list[str]], gates: dict[str, Tensor]) -> Iterator[None]:
+    """Multiply the channels (dim 1) at each group's gate points by that group's gate vector,
+    e.g. to differentiate the loss with respect to keeping each channel."""
+    modules = dict(model.named_modules())
+
+    def scale(gate: Tensor):
+        def hook(_module: nn.Module, _inputs, output: Tensor) -> Tensor:
+            return output * gate.view(1, -1, *([1] * (output.dim() - 2)))
+
+        return hook
+
+    handles = [modules[point].register_forward_hook(scale(gates[root]))
+               for root, group_points in points.items() if root in gates for point in group_points]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -82,9 +82,33 @@ def prune_step(model: nn.Module, method: Method, done: float, target: float, ctx
     if masks:
         raise ValueError("channel pruning of a model with weight masks is not supported")
     step = 1 - (1 - target) / (1 - done)  # of the channels still there
-    ratios = method.layer_ratios(model, layers, step, ctx) or step
-    model = surgery.remove_channels(model, scores, ratios, input_shape, method.scope, method.config.get("round_to"))
+    ratios = method.layer_ratios(model, layers, step, ctx)
+    if ratios is None and method.scope == "global":
+        groups = surgery.channel_groups(model, input_shape)
+        ratios = global_ratios({g[0]: torch.stack([scores[n] for n in g]).mean(0) for g in groups}, step,
+                               method.config.get("min_channels", 1), method.config.get("normalize", False))
+    model = surgery.remove_channels(model, scores, step if ratios is None else ratios, input_shape,
+                                    method.config.get("round_to"))
     return model, masks
+
+
+def global_ratios(scores: dict[str, Tensor], ratio: float, min_channels: int = 1,
+                  normalize: bool = False) -> dict[str, float]:
+    """Per-group ratios from one ranking of all groups' channel scores (keyed by group root):
+    the lowest `ratio` of all channels go, but every group keeps `min_channels`. `normalize`
+    divides each group's scores by their L2 norm first, so that layers of different scale
+    compete fairly (Molchanov et al., ICLR 2017)."""
+    if normalize:
+        scores = {g: s / s.norm().clamp_min(1e-12) for g, s in scores.items()}
+    pool = [(float(v), g) for g, s in scores.items() for v in torch.sort(s.float().cpu()).values[:len(s) - min_channels]]
+    removed = round(ratio * sum(len(s) for s in scores.values()))
+    if removed > len(pool):
+        raise ValueError(f"cannot remove {ratio:.0%} of the channels while every layer keeps {min_channels}")
+    counts = dict.fromkeys(scores, 0)
+    for _, group in sorted(pool, key=lambda item: item[0])[:removed]:
+        counts[group] += 1
+    # torch-pruning keeps int(C·(1 - r)) channels: half a channel of slack makes that exactly C - k
+    return {g: (k - 0.5) / len(scores[g]) if k else 0.0 for g, k in counts.items()}
 
 
 def layer_sparsity(base: dict[str, Tensor], layers: dict[str, nn.Module]) -> dict[str, float]:

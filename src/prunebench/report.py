@@ -73,7 +73,8 @@ def table(summary: pd.DataFrame) -> str:
 
 
 def markdown_report(summary: pd.DataFrame, params: dict, plots: list[Path],
-                    layer_ratios: dict[str, dict[str, dict[str, float]]]) -> str:
+                    layer_ratios: dict[str, dict[str, dict[str, float]]],
+                    diagnostics: dict[str, dict[str, float]]) -> str:
     seeds = ", ".join(map(str, params["seeds"]))
     text = [
         "# prunebench report", "",
@@ -91,7 +92,16 @@ def markdown_report(summary: pd.DataFrame, params: dict, plots: list[Path],
              "Achieved, mean over seeds; for channel methods, the fraction of the layer's weights that "
              "physical removal took away (output and input channels).", "",
              layer_ratio_table(layer_ratios), ""]
-    text += [f"![{p.stem}]({Path('..') / p})" for p in plots]
+    if diagnostics:
+        text += ["## Method diagnostics", "",
+                 "Mean over seeds. `taylor_fidelity.orderK`: Spearman rank correlation between the "
+                 "order-K Taylor estimate of each channel's loss change and the exact change "
+                 "(the channel zeroed), on a sample of channels.", "",
+                 "| method | diagnostic | value |", "|---|---|---|"]
+        text += [f"| {m} | {k} | {v:.3f} |" for m, values in diagnostics.items() for k, v in values.items()]
+        text += [""]
+    text += [f"![{p.parent.name + ' ' + p.stem if p.parent.parent.name == 'methods' else p.stem}]({Path('..') / p})"
+             for p in plots]
     return "\n".join(text) + "\n"
 
 
@@ -204,6 +214,50 @@ def plot_weights(before: dict[str, Tensor], after: dict[str, nn.Module], method:
     ax.set(xlabel="weight value", ylabel="count", title=f"Prunable weights before and after {method}")
     ax.legend()
     return _save(fig, path)
+
+
+def plot_fidelity(rows: list[dict], path: str | Path) -> Path:
+    """Each Taylor order's estimate against the exact loss change, with Spearman's ρ."""
+    from prunebench.methods.taylor import spearman
+
+    frame = pd.DataFrame(rows)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
+    for ax, order in zip(axes, (1, 2, 3)):
+        rho = spearman(torch.tensor(frame[f"order{order}"].to_numpy()), torch.tensor(frame["exact"].to_numpy()))
+        ax.scatter(frame[f"order{order}"], frame["exact"], s=8, alpha=0.6)
+        low, high = frame[["exact", f"order{order}"]].min().min(), frame[["exact", f"order{order}"]].max().max()
+        ax.plot([low, high], [low, high], "k--", linewidth=0.8)
+        ax.set(xlabel=f"order-{order} Taylor estimate of ΔL", title=f"order {order}: Spearman ρ = {rho:.3f}")
+    axes[0].set_ylabel("exact ΔL (channel zeroed)")
+    return _save(fig, path)
+
+
+def plot_gradient_flow(rows: list[dict], path: str | Path) -> Path:
+    """Per-channel gradient norms of each layer's output (box) and their mean (line)."""
+    frame = pd.DataFrame(rows)
+    layers = list(dict.fromkeys(frame["layer"]))
+    fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(layers), 4))
+    ax.boxplot([frame.loc[frame["layer"] == layer, "gradient_norm"] for layer in layers], tick_labels=layers)
+    ax.plot(range(1, len(layers) + 1), [frame.loc[frame["layer"] == layer, "gradient_norm"].mean() for layer in layers],
+            "o-", label="mean")
+    ax.set(ylabel="‖∂L/∂(channel output)‖", title="Gradient flow per layer (calibration batches)")
+    ax.legend()
+    return _save(fig, path)
+
+
+TABLE_PLOTS = {"fidelity": plot_fidelity, "gradient_flow": plot_gradient_flow}
+
+
+def diagnostics_means(diagnostics: dict[str, dict]) -> dict[str, float]:
+    """A method's diagnostics (per seed, nested) as dotted names → mean over seeds."""
+    def flat(tree: dict, prefix: str = "") -> dict[str, float]:
+        out = {}
+        for k, v in tree.items():
+            out |= flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: float(v)}
+        return out
+
+    per_seed = [flat(d) for d in diagnostics.values()]
+    return {k: float(np.mean([d[k] for d in per_seed])) for k in (per_seed[0] if per_seed else {})}
 
 
 def layer_ratio_table(ratios: dict[str, dict[str, dict[str, float]]]) -> str:

@@ -13,33 +13,15 @@ import copy
 
 import numpy as np
 import torch
-import torch_pruning as tp
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from prunebench.criteria import filter_l1
-from prunebench.models import output_layer_name, prunable_layers
+from prunebench.models import prunable_layers
 from prunebench.pruning import select_weights
-from prunebench.surgery import remove_channels
+from prunebench.surgery import channel_groups, remove_channels
 from prunebench.train import evaluate
-
-
-def channel_groups(model: nn.Module, input_shape: tuple[int, ...]) -> list[list[str]]:
-    """Prunable layers whose output channels must be removed together, root first."""
-    device = next(model.parameters()).device
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, *input_shape, device=device))
-    names = {m: n for n, m in model.named_modules()}
-    prunable = prunable_layers(model)
-    modules = dict(model.named_modules())
-    groups = []
-    for group in graph.get_all_groups(ignored_layers=[modules[output_layer_name(model)]],
-                                      root_module_types=[nn.Conv2d, nn.Linear]):
-        members = [names[dep.target.module] for dep, _ in group
-                   if graph.is_out_channel_pruning_fn(dep.handler) and names.get(dep.target.module) in prunable]
-        if members:
-            groups.append(list(dict.fromkeys(members)))
-    return groups
 
 
 def sweep(model: nn.Module, loader: DataLoader, ratios: list[float], device: torch.device,

@@ -47,10 +47,10 @@ class ScoreImportance(tp.importance.Importance):
 
 
 def remove_channels(model: nn.Module, scores: dict[str, Tensor], ratio: float | dict[str, float],
-                    input_shape: tuple[int, ...], scope: str = "layer", round_to: int | None = None) -> nn.Module:
-    """Remove the lowest-scoring `ratio` of output channels of every scored layer (scope "layer")
-    or of all of them ranked together ("global"); a dict gives channel-group roots their own
-    ratio and leaves every other group alone. The output layer is never pruned."""
+                    input_shape: tuple[int, ...], round_to: int | None = None) -> nn.Module:
+    """Remove the lowest-scoring `ratio` of the output channels of every scored layer; a dict
+    gives channel-group roots their own ratio and leaves every other group alone. The output
+    layer is never pruned."""
     per_layer = ratio if isinstance(ratio, dict) else {}
     if not per_layer and ratio <= 0:
         return model
@@ -62,12 +62,57 @@ def remove_channels(model: nn.Module, scores: dict[str, Tensor], ratio: float | 
         importance=ScoreImportance({modules[name]: s for name, s in scores.items()}),
         pruning_ratio=0.0 if per_layer else ratio,
         pruning_ratio_dict={modules[name]: r for name, r in per_layer.items()} or None,
-        global_pruning=scope == "global",
         ignored_layers=[modules[models.output_layer_name(model)]],
         round_to=round_to,
     )
     pruner.step()
     return model
+
+
+def _graph(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph:
+    device = next(model.parameters()).device
+    return tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, *input_shape, device=device))
+
+
+def _groups(model: nn.Module, graph: tp.DependencyGraph) -> list[dict[str, nn.Module]]:
+    """torch-pruning's channel groups as {name: module} of the modules whose outputs go together."""
+    names = {m: n for n, m in model.named_modules()}
+    modules = dict(model.named_modules())
+    groups = []
+    for group in graph.get_all_groups(ignored_layers=[modules[models.output_layer_name(model)]],
+                                      root_module_types=[nn.Conv2d, nn.Linear]):
+        groups.append({names[dep.target.module]: dep.target.module for dep, _ in group
+                       if graph.is_out_channel_pruning_fn(dep.handler) and dep.target.module in names})
+    return groups
+
+
+def channel_groups(model: nn.Module, input_shape: tuple[int, ...]) -> list[list[str]]:
+    """Prunable layers whose output channels must be removed together (a residual addition
+    couples them), root first."""
+    prunable = models.prunable_layers(model)
+    groups = [[name for name in group if name in prunable] for group in _groups(model, _graph(model, input_shape))]
+    return [group for group in groups if group]
+
+
+def gate_points(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, list[str]]:
+    """Where each channel group's channels leave their layers, keyed by the group's root: for
+    every member layer, the BatchNorm that directly follows it if there is one, else the layer.
+    Zeroing a channel there is exactly what removing it does to everything downstream."""
+    graph = _graph(model, input_shape)
+    prunable = models.prunable_layers(model)
+    points = {}
+    for group in _groups(model, graph):
+        members = [name for name in group if name in prunable]
+        if not members:
+            continue
+        names = {m: n for n, m in group.items()}
+        follow = []
+        for name in members:
+            norms = [names[node.module] for node in graph.module2node[group[name]].outputs
+                     if isinstance(node.module, nn.modules.batchnorm._BatchNorm) and node.module in names]
+            follow.append(norms[0] if norms else name)
+        points[members[0]] = follow
+    return points
 
 
 def architecture(model: nn.Module) -> dict[str, dict[str, int]]:

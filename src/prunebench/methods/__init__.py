@@ -11,6 +11,7 @@ from prunebench.methods.lamp import Lamp
 from prunebench.methods.magnitude import GlobalMagnitude, Magnitude
 from prunebench.methods.random import RandomWeights
 from prunebench.methods.sensitivity_guided import SensitivityStructured, SensitivityUnstructured
+from prunebench.methods.taylor import Taylor
 
 METHODS: dict[str, type[Method]] = {
     "random": RandomWeights,
@@ -20,6 +21,7 @@ METHODS: dict[str, type[Method]] = {
     "sensitivity_unstructured": SensitivityUnstructured,
     "l1_channel": L1Channel,
     "sensitivity_structured": SensitivityStructured,
+    "taylor": Taylor,
 }
 
 

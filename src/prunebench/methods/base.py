@@ -37,6 +37,9 @@ class Method(ABC):
 
     def __init__(self, **overrides: Any):
         self.config = {name: default for name, (default, _) in self.knobs.items()} | overrides
+        # what the last `scores` call found besides the scores, for the method's metrics and plots
+        self.metrics: dict[str, Any] = {}  # small numbers, e.g. {"taylor_fidelity": {"order1": 0.9}}
+        self.tables: dict[str, list[dict]] = {}  # rows, e.g. {"fidelity": [...]}; report.py plots known names
 
     @abstractmethod
     def scores(self, model: nn.Module, layers: dict[str, nn.Module], ctx: Context) -> dict[str, Tensor]:

@@ -1,0 +1,144 @@
+"""Issue 5: exact Taylor derivatives of the loss with respect to channel gates."""
+
+import pytest
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from prunebench import data, methods, models, surgery
+from prunebench.hooks import gated
+from prunebench.methods.taylor import exact_deltas, gate_derivatives, spearman, taylor_estimate
+from prunebench.models import prunable_layers
+from prunebench.train import fit
+
+from conftest import small_cnn
+from test_pruning import context
+
+
+class Polynomial(nn.Module):
+    """h = (a, b)·x, gated; out = h0³ + 2·h1² + h0·h1: the loss is a known polynomial in each gate."""
+
+    def __init__(self, a: float, b: float):
+        super().__init__()
+        self.lin = nn.Linear(1, 2, bias=False)
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.tensor([[a], [b]]))
+
+    def forward(self, x):
+        h = self.lin(x)
+        return h[:, 0] ** 3 + 2 * h[:, 1] ** 2 + h[:, 0] * h[:, 1]
+
+
+def test_the_three_orders_equal_the_closed_form_of_a_polynomial_loss():
+    a, b = 1.5, -0.7
+    batches = [(torch.ones(1, 1), torch.zeros(1))]
+    d = gate_derivatives(Polynomial(a, b), {"lin": ["lin"]}, batches, 3, loss_fn=lambda out, y: out.sum())["lin"]
+    expected = torch.tensor([[3 * a**3 + a * b, 4 * b**2 + a * b],  # ∂L/∂m at m = 1, per gate
+                             [6 * a**3, 4 * b**2],
+                             [6 * a**3, 0.0]])
+    assert torch.allclose(d, expected, atol=1e-5)
+    exact = torch.tensor([-(a**3) - a * b, -2 * b**2 - a * b])  # L(m_c = 0) − L(1); cubic, so order 3 is exact
+    assert torch.allclose(taylor_estimate(d, 3), exact, atol=1e-5)
+    assert torch.allclose(taylor_estimate(d, 1), -expected[0])
+
+
+def test_first_order_equals_the_autograd_gradient_of_the_gates():
+    model = small_cnn()
+    points = surgery.gate_points(model, (1, 8, 8))
+    batch = [(torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,)))]
+    d = gate_derivatives(model, points, batch, 1, chunk_size=4)
+    gates = {root: torch.ones(d[root].shape[1], requires_grad=True) for root in d}
+    with gated(model, points, gates):
+        nn.functional.cross_entropy(model(batch[0][0]), batch[0][1]).backward()
+    for root in d:
+        assert torch.allclose(d[root][0], gates[root].grad, atol=1e-6)
+
+
+@pytest.mark.parametrize(("layer", "channel"), [("stem.0", 2), ("block.conv1", 5), ("down.0", 0), ("fc", 7)])
+def test_zeroing_a_gate_is_exactly_removing_the_channel(layer, channel):
+    model = small_cnn()
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.bias.uniform_(-0.5, 0.5)
+    x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    points = surgery.gate_points(model, (1, 8, 8))
+    root = next(r for r, g in zip(points, surgery.channel_groups(model, (1, 8, 8))) if layer in g)
+    delta = exact_deltas(model, points, [(x, y)], {root: torch.tensor([channel])})[root][0]
+    loss = torch.no_grad()(lambda: float(nn.functional.cross_entropy(model(x), y)))
+    base = loss()
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, 1, 8, 8))
+    module = prunable_layers(model)[layer]
+    fn = tp.prune_conv_out_channels if isinstance(module, nn.Conv2d) else tp.prune_linear_out_channels
+    graph.get_pruning_group(module, fn, idxs=[channel]).prune()
+    assert float(delta) == pytest.approx(loss() - base, abs=1e-5)
+
+
+def test_spearman():
+    a = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert spearman(a, a * 10) == pytest.approx(1.0)
+    assert spearman(a, -a) == pytest.approx(-1.0)
+    assert spearman(torch.tensor([1.0, 2.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 3.0, 4.0])) == pytest.approx(0.9487, abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def trained(splits, default_params):
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    model = models.build(models.spec({"name": "cnn", "width": 16, "hidden": 32}, 1, 10, 8))
+    loader = data.loader(splits.train, default_params["data"], cpu, shuffle=True)
+    fit(model, loader, data.loader(splits.val, default_params["data"], cpu), default_params["train"] | {"epochs": 3}, cpu)
+    return model.eval(), loader
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_the_least_important_channel_costs_less_than_the_most_important(trained, order):
+    model, loader = trained
+    ctx = context()
+    ctx.batches, ctx.input_shape = (lambda: iter(loader)), (1, 8, 8)
+    method = methods.create("t", {"method": "taylor", "order": order, "batches": 2, "normalize": False})
+    scores = method.scores(model, prunable_layers(model), ctx)
+    points = surgery.gate_points(model, (1, 8, 8))
+    by_channel = [(float(s), root, c) for root in points for c, s in enumerate(scores[root])]
+    (_, low_root, low), (_, high_root, high) = min(by_channel), max(by_channel)
+    batches = [next(iter(loader))]
+    low_delta = exact_deltas(model, points, batches, {low_root: torch.tensor([low])})[low_root][0]
+    high_delta = exact_deltas(model, points, batches, {high_root: torch.tensor([high])})[high_root][0]
+    assert abs(low_delta) < abs(high_delta)
+
+
+def test_fidelity_and_gradient_flow_are_reported(trained):
+    model, loader = trained
+    ctx = context()
+    ctx.batches, ctx.input_shape = (lambda: iter(loader)), (1, 8, 8)
+    method = methods.create("t", {"method": "taylor", "order": 2, "batches": 1, "fidelity_channels": 40,
+                                  "gradient_flow": True})
+    method.scores(model, prunable_layers(model), ctx)
+    fidelity = method.metrics["taylor_fidelity"]
+    assert set(fidelity) == {"order1", "order2", "order3"} and all(-1 <= v <= 1 for v in fidelity.values())
+    assert fidelity["order2"] > fidelity["order1"]
+    assert len(method.tables["fidelity"]) == 40
+    layers = {row["layer"] for row in method.tables["gradient_flow"]}
+    assert layers == set(surgery.gate_points(model, (1, 8, 8)))
+
+
+def test_global_ranking_keeps_min_channels_and_removes_the_exact_count():
+    model = small_cnn()
+    ctx = context()
+    ctx.input_shape = (1, 8, 8)
+    method = methods.create("l1g", {"method": "taylor"})
+    method.scores = lambda model, layers, ctx: {n: torch.arange(float(m.weight.shape[0])) for n, m in layers.items()}
+    before = {n: m.weight.shape[0] for n, m in prunable_layers(model).items()}
+    method.config["min_channels"] = 2
+    pruned, _ = prune_global(model, method, ctx, 0.7)
+    after = {n: m.weight.shape[0] for n, m in prunable_layers(pruned).items()}
+    groups = surgery.channel_groups(model, (1, 8, 8))
+    removed = sum(before[g[0]] - after[g[0]] for g in groups)
+    assert removed == round(0.7 * sum(before[g[0]] for g in groups))
+    assert min(after.values()) >= 2
+
+
+def prune_global(model, method, ctx, ratio):
+    from prunebench.pruning import prune_step
+
+    return prune_step(model, method, 0.0, ratio, ctx, {}, (1, 8, 8))
