@@ -30,17 +30,18 @@ def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     return done
 
 
-METHODS = list(yaml.safe_load((ROOT / "params.yaml").read_text())["methods"])
-WEIGHT_METHODS = ["random", "magnitude", "magnitude_global", "lamp", "sensitivity_unstructured"]
+# One of each code path (weights: per layer, global, allocated; channels: per layer, allocated,
+# global with diagnostics) keeps CI short; test_every_default_method_runs (slow) runs them all.
+METHODS = ["random", "magnitude", "lamp", "sensitivity_unstructured", "l1_channel", "sensitivity_structured", "taylor3"]
+WEIGHT_METHODS = ["random", "magnitude", "lamp", "sensitivity_unstructured"]
 
 
 def stages_run(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    """A copy of the project (what git would commit) with a small, fast params.yaml."""
+def copy_project(tmp_path_factory, methods: list[str] | None) -> Path:
+    """A copy of the project (what git would commit) with a small, fast params.yaml, committed."""
     repo = tmp_path_factory.mktemp("prunebench")
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.split()
@@ -54,13 +55,32 @@ def repo(tmp_path_factory) -> Path:
     params["finetune"]["epochs"] = 2
     params["sensitivity"]["ratios"] = [0.5, 0.9]
     params["measure"] |= {"warmup": 1, "repeats": 3}
+    if methods is not None:
+        params["methods"] = {key: params["methods"][key] for key in methods}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(repo, "git", "init", "-q")
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "test baseline")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = copy_project(tmp_path_factory, METHODS)
     output = run(repo, "dvc", "repro").stdout
     assert stages_run(output) >= {"check", "data", "train", "sensitivity", "prune@l1_channel", "compare"}
     return repo
+
+
+@pytest.mark.slow
+def test_every_default_method_runs(tmp_path_factory):
+    repo = copy_project(tmp_path_factory, None)
+    run(repo, "dvc", "repro")
+    methods = list(yaml.safe_load((ROOT / "params.yaml").read_text())["methods"])
+    results = pd.read_csv(repo / "results/results.csv")
+    assert list(results["method"]) == methods
+    assert (results["finetuned_accuracy"] > 0.15).all() and (results["pruned_sparsity"] > 0.3).all()
+    assert "| taylor3 | taylor_fidelity.order2 |" in (repo / "results/report.md").read_text()
 
 
 def mlflow_runs(repo: Path) -> pd.DataFrame:
@@ -95,6 +115,8 @@ def test_summary_report_metrics_and_plots(repo):
         assert (repo / "results" / link).stat().st_size > 1000
     assert list(json.loads((repo / "metrics/summary.json").read_text())) == METHODS
     assert "## Fraction removed per layer" in report and "| sensitivity_unstructured |" in report
+    assert "| taylor3 | taylor_fidelity.order2 |" in report
+    assert (repo / "plots/methods/taylor3/fidelity.png").exists()
     sensitivity = pd.read_csv(repo / "plots/sensitivity/sensitivity.csv")
     counts = sensitivity.groupby("kind").size()
     assert counts["unstructured"] == 5 * 3 and counts["structured"] == 4 * 3  # (unpruned, 0.5, 0.9)

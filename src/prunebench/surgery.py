@@ -77,13 +77,16 @@ def _graph(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph
 def _groups(model: nn.Module, graph: tp.DependencyGraph) -> list[dict[str, nn.Module]]:
     """torch-pruning's channel groups as {name: module} of the modules whose outputs go together."""
     names = {m: n for n, m in model.named_modules()}
+    position = {n: i for i, n in enumerate(names.values())}
     modules = dict(model.named_modules())
     groups = []
     for group in graph.get_all_groups(ignored_layers=[modules[models.output_layer_name(model)]],
                                       root_module_types=[nn.Conv2d, nn.Linear]):
-        groups.append({names[dep.target.module]: dep.target.module for dep, _ in group
-                       if graph.is_out_channel_pruning_fn(dep.handler) and dep.target.module in names})
-    return groups
+        members = sorted((names[dep.target.module] for dep, _ in group
+                          if graph.is_out_channel_pruning_fn(dep.handler) and dep.target.module in names),
+                         key=position.get)
+        groups.append({name: modules[name] for name in members})
+    return sorted(groups, key=lambda g: position[next(iter(g))])  # network order
 
 
 def channel_groups(model: nn.Module, input_shape: tuple[int, ...]) -> list[list[str]]:
