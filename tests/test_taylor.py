@@ -142,3 +142,18 @@ def prune_global(model, method, ctx, ratio):
     from prunebench.pruning import prune_step
 
     return prune_step(model, method, 0.0, ratio, ctx, {}, (1, 8, 8))
+
+
+def test_derivatives_work_through_torchvision_residual_blocks():
+    from prunebench._torchvision import import_torchvision
+
+    net = import_torchvision().models.resnet18(num_classes=10).eval()
+    points = surgery.gate_points(net, (3, 32, 32))
+    root = "layer1.0.conv1"
+    batch = [(torch.randn(2, 3, 32, 32), torch.randint(0, 10, (2,)))]
+    d = gate_derivatives(net, {root: points[root]}, batch, 2, chunk_size=32)[root]
+    gate = torch.ones(d.shape[1], requires_grad=True)
+    with gated(net, {root: points[root]}, {root: gate}):
+        nn.functional.cross_entropy(net(batch[0][0]), batch[0][1]).backward()
+    assert torch.allclose(d[0], gate.grad, atol=1e-6)
+    assert torch.Tensor.__iadd__ is not torch.Tensor.add  # restored

@@ -40,17 +40,29 @@ def _derivatives(f: Callable[[Tensor], Tensor], s: Tensor, v: Tensor, k: int) ->
     return primal + (tangent[-1],)
 
 
+_AUGMENTED = {"__iadd__": torch.Tensor.add, "__isub__": torch.Tensor.sub, "__imul__": torch.Tensor.mul,
+              "__itruediv__": torch.Tensor.div}
+
+
 @contextmanager
 def _out_of_place(model: nn.Module) -> Iterator[None]:
-    """Switch in-place activations off: forward-mode AD cannot write into their zero tangents."""
+    """Run the model without in-place writes: forward-mode AD cannot write into the zero
+    tangents of values that do not depend on the gate. In-place activations are switched off,
+    and `a += b` (e.g. torchvision's residual `out += identity`) rebinds `a` to a new tensor,
+    which is what Python does with the value `__iadd__` returns anyway."""
     switched = [m for m in model.modules() if getattr(m, "inplace", False) is True]
+    saved = {name: getattr(torch.Tensor, name) for name in _AUGMENTED}
     for module in switched:
         module.inplace = False
+    for name, op in _AUGMENTED.items():
+        setattr(torch.Tensor, name, op)
     try:
         yield
     finally:
         for module in switched:
             module.inplace = True
+        for name, op in saved.items():
+            setattr(torch.Tensor, name, op)
 
 
 def _loss(model: nn.Module, root: str, points: list[str], x: Tensor, y: Tensor, loss_fn: Loss):
