@@ -6,9 +6,8 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from prunebench import methods, report, surgery
+from prunebench import measure, methods, report, surgery
 from prunebench.io import write_csv, write_json
-from prunebench.measure import count_params
 from prunebench.methods import Context
 from prunebench.models import prunable_layers
 from prunebench.params import load
@@ -28,8 +27,9 @@ for seed in tqdm(params["seeds"], desc=f"prune {key}", unit="seed"):
     seed_everything(seed)
     model, _, spec = surgery.load(base_model(seed))
     model = prepare_model(model, bench.device)
-    base_params = count_params(model)
+    base_params = measure.count_params(model)
     base_layers = {name: layer.weight.detach().cpu().clone() for name, layer in prunable_layers(model).items()}
+    base_macs = measure.sparse_layer_macs(model, measure.layer_macs(model, bench.splits.input_shape))
     train_loader = bench.train_loader(seed)
     ctx = Context(batches=lambda: iter(train_loader), device=bench.device,
                   generator=torch.Generator().manual_seed(seed), input_shape=bench.splits.input_shape,
@@ -51,6 +51,8 @@ for seed in tqdm(params["seeds"], desc=f"prune {key}", unit="seed"):
         tables.setdefault(name, []).extend({"seed": seed, **row} for row in rows)
     if seed == params["seeds"][0]:
         report.plot_weights(base_layers, prunable_layers(model), key, f"plots/methods/{key}/weights.png")
+        macs = measure.sparse_layer_macs(model, measure.layer_macs(model, bench.splits.input_shape))
+        report.plot_layer_macs({n: base_macs[n] for n in base_layers}, macs, f"plots/methods/{key}/flops_comparison.png")
     surgery.save(pruned_model(key, seed), model, spec, masks)
     tqdm.write(f"{key} seed {seed}: test accuracy {results[seed]['accuracy']:.4f}, "
                f"sparsity {results[seed]['sparsity']:.3f}")

@@ -46,16 +46,21 @@ def layer_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, floa
     return flat
 
 
-def sparse_macs(model: nn.Module, per_layer: dict[str, float]) -> float:
-    """Total MACs with each weighted layer's MACs scaled by the density of its weight."""
+def sparse_layer_macs(model: nn.Module, per_layer: dict[str, float]) -> dict[str, float]:
+    """Each layer's MACs, Conv/Linear ones scaled by the density of their weight."""
     modules = dict(model.named_modules())
-    total = 0.0
+    scaled = {}
     for name, ops in per_layer.items():
         weight = getattr(modules[name], "weight", None)
         if isinstance(modules[name], (nn.Conv2d, nn.Linear)) and weight is not None:
             ops *= float(torch.count_nonzero(weight)) / weight.numel()
-        total += ops
-    return total
+        scaled[name] = ops
+    return scaled
+
+
+def sparse_macs(model: nn.Module, per_layer: dict[str, float]) -> float:
+    """Total MACs with each weighted layer's MACs scaled by the density of its weight."""
+    return sum(sparse_layer_macs(model, per_layer).values())
 
 
 @torch.no_grad()

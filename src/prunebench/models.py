@@ -66,6 +66,54 @@ def cnn(in_channels: int, num_classes: int, image_size: int, width: int = 32, hi
     return SmallCNN(in_channels, num_classes, width, hidden)
 
 
+class CifarBlock(nn.Module):
+    """ResNet basic block; a 1×1 conv + BN shortcut where the shape changes (option B)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """The CIFAR ResNets of He et al. (2016): 3 stages of n blocks, 16/32/64 channels."""
+
+    def __init__(self, in_channels: int, num_classes: int, blocks: int):
+        super().__init__()
+        self.stem = conv_bn(in_channels, 16)
+        layers, c_in = [], 16
+        for c_out, stride in ((16, 1), (32, 2), (64, 2)):
+            for i in range(blocks):
+                layers.append(CifarBlock(c_in, c_out, stride if i == 0 else 1))
+                c_in = c_out
+        self.layers = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.layers(self.stem(x))).flatten(1))
+
+
+@register
+def resnet20(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    return CifarResNet(in_channels, num_classes, blocks=3)
+
+
+@register
+def resnet56(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    return CifarResNet(in_channels, num_classes, blocks=9)
+
+
 @register
 def mlp(in_channels: int, num_classes: int, image_size: int, hidden: Sequence[int] = (256, 64)) -> nn.Module:
     """Fully connected ReLU network on the flattened image (784-256-64-10 on MNIST)."""

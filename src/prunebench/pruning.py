@@ -77,6 +77,7 @@ def prune_step(model: nn.Module, method: Method, done: float, target: float, ctx
     if method.unit == "weight":
         ratios = method.layer_ratios(model, layers, target, ctx) or target
         masks = select_weights(layers, scores, ratios, method.scope, masks)
+        method.adjust(model, layers, masks, ctx)
         mask_keeper(model, masks)
         return model, masks
     if masks:

@@ -113,16 +113,19 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
 
 
 def plot_accuracy(summary: pd.DataFrame, path: str | Path) -> Path:
-    """Test accuracy per method after pruning and after fine-tuning, base model as a line."""
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(summary) + 1.5))
+    """Test accuracy and loss per method after pruning and after fine-tuning, base as a line."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.5 * len(summary) + 1.5), sharey=True)
     y = range(len(summary))
-    for offset, phase in ((-0.2, "pruned"), (0.2, "finetuned")):
-        ax.barh([i + offset for i in y], summary[f"{phase}_accuracy_mean"] * 100, height=0.4,
-                xerr=summary[f"{phase}_accuracy_std"].fillna(0) * 100, label=phase.replace("finetuned", "fine-tuned"))
-    ax.axvline(summary["base_accuracy_mean"].iloc[0] * 100, color="black", linestyle="--", label="base")
-    ax.set_yticks(list(y), summary["method"])
-    ax.set_xlabel("test accuracy (%)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    for ax, metric, scale, label in ((axes[0], "accuracy", 100, "test accuracy (%)"), (axes[1], "loss", 1, "test loss")):
+        for offset, phase in ((-0.2, "pruned"), (0.2, "finetuned")):
+            ax.barh([i + offset for i in y], summary[f"{phase}_{metric}_mean"] * scale, height=0.4,
+                    xerr=summary[f"{phase}_{metric}_std"].fillna(0) * scale,
+                    label=phase.replace("finetuned", "fine-tuned"))
+        ax.axvline(summary[f"base_{metric}_mean"].iloc[0] * scale, color="black", linestyle="--", label="base")
+        ax.set_xlabel(label)
+    axes[1].set_xscale("log")
+    axes[0].set_yticks(list(y), summary["method"])
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1))
     return _save(fig, path)
 
 
@@ -245,7 +248,44 @@ def plot_gradient_flow(rows: list[dict], path: str | Path) -> Path:
     return _save(fig, path)
 
 
-TABLE_PLOTS = {"fidelity": plot_fidelity, "gradient_flow": plot_gradient_flow}
+def plot_spectrum(rows: list[dict], path: str | Path) -> Path:
+    """The top Hessian eigenvalues found (per block and seed)."""
+    frame = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for (block, seed), group in frame.groupby(["block", "seed"], sort=False):
+        ax.plot(group["index"] + 1, group["eigenvalue"], marker="o", label=f"{block}, seed {seed}")
+    ax.set(xlabel="eigenpair (largest |λ| first)", ylabel="eigenvalue λ", yscale="symlog",
+           title="Hessian spectrum (top eigenvalues)")
+    ax.legend(fontsize="small", ncol=2)
+    return _save(fig, path)
+
+
+def plot_eigenvector_distribution(rows: list[dict], path: str | Path) -> Path:
+    """Histogram of the magnitudes of the weights' components in the dominant eigenvectors."""
+    frame = pd.DataFrame(rows).groupby("log10_magnitude", sort=True)["count"].sum()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = float(np.diff(frame.index).min()) if len(frame) > 1 else 1.0
+    ax.bar(frame.index, frame.to_numpy(), width=width, align="edge")
+    ax.set(xlabel="log10 |eigenvector component|", ylabel="count (all seeds)",
+           title="Eigenvector component magnitudes")
+    return _save(fig, path)
+
+
+def plot_layer_macs(before: dict[str, float], after: dict[str, float], path: str | Path) -> Path:
+    """Per-layer MACs (sparsity-aware) of the base model and of the pruned one."""
+    layers = list(before)
+    fig, ax = plt.subplots(figsize=(1.5 + 0.9 * len(layers), 4))
+    x = np.arange(len(layers))
+    ax.bar(x - 0.2, [before[n] for n in layers], width=0.4, label="base")
+    ax.bar(x + 0.2, [after.get(n, 0.0) for n in layers], width=0.4, label="pruned")
+    ax.set_xticks(x, layers, rotation=30, ha="right")
+    ax.set(ylabel="MACs per example (sparsity-aware)", title="Per-layer MACs before and after pruning")
+    ax.legend()
+    return _save(fig, path)
+
+
+TABLE_PLOTS = {"fidelity": plot_fidelity, "gradient_flow": plot_gradient_flow, "spectrum": plot_spectrum,
+               "eigenvector_distribution": plot_eigenvector_distribution}
 
 
 def diagnostics_means(diagnostics: dict[str, dict]) -> dict[str, float]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from prunebench.methods.base import Context, Method
+from prunebench.methods.hessian_merge import HessianMerge
 from prunebench.methods.l1_channel import L1Channel
 from prunebench.methods.lamp import Lamp
 from prunebench.methods.magnitude import GlobalMagnitude, Magnitude
@@ -22,6 +23,7 @@ METHODS: dict[str, type[Method]] = {
     "l1_channel": L1Channel,
     "sensitivity_structured": SensitivityStructured,
     "taylor": Taylor,
+    "hessian_merge": HessianMerge,
 }
 
 

@@ -46,6 +46,10 @@ class Method(ABC):
         """Importance per unit, higher = keep: for unit "weight" a tensor shaped like each
         layer's weight, for unit "channel" one value per output channel."""
 
+    def adjust(self, model: nn.Module, layers: dict[str, nn.Module], masks: dict[str, Tensor], ctx: Context) -> None:
+        """Change the kept weights once the weights to remove are chosen (unit "weight"), before
+        the masks zero them: e.g. merge each pruned weight into a kept one."""
+
     def layer_ratios(self, model: nn.Module, layers: dict[str, nn.Module], target: float,
                      ctx: Context) -> dict[str, float] | None:
         """Fraction to remove per layer (for channels: per channel-group root), or None to

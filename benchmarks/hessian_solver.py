@@ -1,0 +1,56 @@
+"""Hessian-vector products per second and eigen-solve time, default model and resnet20.
+
+Run by hand from the repository root after `make run` (it needs models/base/0.pt):
+    .venv/bin/python benchmarks/hessian_solver.py
+Prints a Markdown table; figures are recorded in benchmarks/README.md. resnet20 (32×32,
+random weights and inputs: no CIFAR-10 here) is timed on the same settings as the pipeline:
+all prunable weights (global scope), k = 8, at most 100 power iterations, tol 1e-3,
+2 calibration batches of 64.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from prunebench import models, params, surgery
+from prunebench.hessian import HessianOperator, top_eigenpairs
+from prunebench.models import prunable_layers
+from prunebench.pipeline import Workbench
+
+
+def measure(name: str, model: torch.nn.Module, batches) -> str:
+    model.eval()
+    weights = [m.weight for m in prunable_layers(model).values()]
+    operator = HessianOperator(model, weights, batches)
+    v = torch.randn(operator.size)
+    operator(v)  # warm-up
+    start, calls = time.perf_counter(), 10
+    for _ in range(calls):
+        operator(v)
+    per_second = calls / (time.perf_counter() - start)
+    operator = HessianOperator(model, weights, batches)
+    start = time.perf_counter()
+    pairs = top_eigenpairs(operator, 8, 100, 1e-3, torch.Generator().manual_seed(0))
+    seconds = time.perf_counter() - start
+    return (f"| {name} | {operator.size:,} | {sum(len(y) for _, y in batches)} | {per_second:.1f} "
+            f"| {seconds:.1f} | {operator.calls} | {float(pairs.values[0]):.3g} … {float(pairs.values[-1]):.3g} |")
+
+
+def main() -> None:
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print("| model | weights | examples per product | products per second | eigen-solve (s) | products | eigenvalues |")
+    print("|---|---|---|---|---|---|---|")
+    bench = Workbench.open(params.load())
+    model, _, _ = surgery.load("models/base/0.pt")
+    loader = iter(bench.train_loader(0))
+    print(measure("default cnn (digits, trained)", model, [next(loader), next(loader)]))
+    torch.manual_seed(0)
+    net = models.build(models.spec({"name": "resnet20"}, 3, 10, 32))
+    batches = [(torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))) for _ in range(2)]
+    print(measure("resnet20 32×32 (random weights)", net, batches))
+
+
+if __name__ == "__main__":
+    main()

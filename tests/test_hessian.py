@@ -1,0 +1,141 @@
+"""Issue 6: exact Hessian-vector products, the eigen-solver, and merge pruning."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from prunebench import data, methods
+from prunebench.hessian import HessianOperator, _flat, _split, top_eigenpairs
+from prunebench.models import prunable_layers
+from prunebench.pruning import mask_keeper, prune_step
+from prunebench.train import evaluate, fit
+
+from conftest import small_cnn
+from test_pruning import context
+
+
+def tiny_mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3)).double()
+
+
+def tiny_batches():
+    g = torch.Generator().manual_seed(1)
+    return [(torch.randn(16, 4, generator=g, dtype=torch.float64), torch.randint(0, 3, (16,), generator=g))
+            for _ in range(2)]
+
+
+def gradient(model, params, batches, vector):
+    """Mean gradient over the batches at params + vector."""
+    with torch.no_grad():
+        for p, d in zip(params, _split(vector, params)):
+            p.add_(d)
+    total = 0
+    for x, y in batches:
+        total = total + _flat(torch.autograd.grad(nn.functional.cross_entropy(model(x), y), params))
+    with torch.no_grad():
+        for p, d in zip(params, _split(vector, params)):
+            p.sub_(d)
+    return total / len(batches)
+
+
+def test_hessian_vector_products_match_central_differences_of_the_gradient():
+    model, batches = tiny_mlp(), tiny_batches()
+    params = [model[0].weight, model[2].weight]
+    operator = HessianOperator(model, params, batches)
+    v = torch.randn(operator.size, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    eps = 1e-5
+    finite = (gradient(model, params, batches, eps * v) - gradient(model, params, batches, -eps * v)) / (2 * eps)
+    assert torch.allclose(operator(v), finite, rtol=1e-6, atol=1e-9)
+
+
+def test_top_eigenvalues_match_the_dense_hessian():
+    model, batches = tiny_mlp(), tiny_batches()
+    params = [model[0].weight, model[2].weight]
+    operator = HessianOperator(model, params, batches)
+    dense = torch.stack([operator(e) for e in torch.eye(operator.size, dtype=torch.float64)])
+    assert torch.allclose(dense, dense.T, atol=1e-10)
+    exact = torch.linalg.eigvalsh(dense)
+    exact = exact[exact.abs().argsort(descending=True)][:3]
+    pairs = top_eigenpairs(operator, 3, iterations=5000, tol=1e-12, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(pairs.values.double(), exact, rtol=1e-3)
+    for value, vector in zip(pairs.values, pairs.vectors):
+        assert torch.allclose(dense @ vector.double(), value * vector.double(), atol=1e-3 * abs(float(value)))
+
+
+def test_saliency_is_half_w_squared_times_the_low_rank_hessian_diagonal():
+    model = small_cnn()
+    method = methods.create("h", {"method": "hessian_merge", "k": 3, "batches": 1})
+    ctx = context()
+    ctx.batches = lambda: iter([(torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,)))])
+    layers = prunable_layers(model)
+    scores = method.scores(model, layers, ctx)
+    v, lam = method.components["fc"], method.eigenvalues["fc"]
+    expected = 0.5 * layers["fc"].weight.detach().square() * torch.einsum("k,k...->...", lam, v.square())
+    assert torch.allclose(scores["fc"], expected)
+    assert method.metrics["hvps"] >= 3 and len(method.tables["spectrum"]) == 3
+
+
+def second_order_change(method, before, after) -> float:
+    """½ δwᵀ H δw under the method's low-rank Hessian H = V Λ Vᵀ."""
+    v = torch.cat([c.flatten(1) for c in method.components.values()], dim=1)
+    lam = next(iter(method.eigenvalues.values()))
+    return 0.5 * float((lam * (v @ (after - before)).square()).sum())
+
+
+def test_merging_one_weight_into_its_partner_lowers_the_second_order_loss_change():
+    batch = [(torch.randn(32, 1, 8, 8, generator=torch.Generator().manual_seed(3)), torch.arange(32) % 10)]
+    ctx = context()
+    ctx.batches = lambda: iter(batch)
+    model = small_cnn()
+    method = methods.create("h", {"method": "hessian_merge", "k": 4, "batches": 1})
+    method.scores(model, prunable_layers(model), ctx)
+    name = "block.conv1"  # remove its weight with the largest low-rank curvature Σ λ v_i²
+    curvature = torch.einsum("k,k...->...", method.eigenvalues[name], method.components[name].square())
+    masks = {f"{n}.weight": torch.ones_like(m.weight, dtype=torch.bool) for n, m in prunable_layers(model).items()}
+    masks[f"{name}.weight"].view(-1)[curvature.argmax()] = False
+    before = _flat([m.weight.detach().clone() for m in prunable_layers(model).values()])
+    changes = {}
+    for merge in ("none", "coupling", "half"):
+        probe = copy.deepcopy(model)
+        method.config["merge"] = merge
+        method.adjust(probe, prunable_layers(probe), masks, ctx)
+        mask_keeper(probe, masks)
+        after = _flat([m.weight.detach() for m in prunable_layers(probe).values()])
+        changes[merge] = second_order_change(method, before, after)
+        assert method.metrics["merged_fraction"] == (0.0 if merge == "none" else 1.0)
+    assert changes["coupling"] < changes["none"]  # w_j += w_i·H_ij/H_jj is the optimal one-partner update
+    assert changes["coupling"] <= changes["half"]
+
+
+def test_merging_recovers_accuracy_on_a_trained_model(splits, default_params):
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    model = small_cnn()
+    loader = data.loader(splits.train, default_params["data"], cpu, shuffle=True, seed=0)
+    val = data.loader(splits.val, default_params["data"], cpu)
+    fit(model, loader, val, default_params["train"] | {"epochs": 6}, cpu)
+    losses = {}
+    for merge in ("none", "coupling"):
+        probe = copy.deepcopy(model)
+        ctx = context()
+        ctx.batches = lambda: iter(data.loader(splits.train, default_params["data"], cpu, shuffle=True, seed=1))
+        prune_step(probe, methods.create("h", {"method": "hessian_merge", "merge": merge}), 0.0, 0.7, ctx, {}, (1, 8, 8))
+        losses[merge] = evaluate(probe, val, cpu)["loss"]
+    assert losses["coupling"] < losses["none"]
+
+
+def test_masks_survive_fine_tuning(splits, default_params):
+    cpu = torch.device("cpu")
+    loader = data.loader(splits.train, default_params["data"], cpu, shuffle=True)
+    ctx = context()
+    ctx.batches = lambda: iter(loader)
+    model, masks = prune_step(small_cnn(), methods.create("h", {"method": "hessian_merge", "k": 2, "iterations": 10}),
+                              0.0, 0.6, ctx, {}, (1, 8, 8))
+    fit(model, loader, data.loader(splits.val, default_params["data"], cpu),
+        default_params["finetune"] | {"epochs": 1, "lr": 0.1}, cpu, after_step=mask_keeper(model, masks))
+    params = dict(model.named_parameters())
+    assert all(torch.all(params[k][~m] == 0) for k, m in masks.items())
+    assert sum(int((~m).sum()) for m in masks.values()) == round(0.6 * sum(m.numel() for m in masks.values()))
