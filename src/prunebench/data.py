@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-Split = dict[str, Any]
+Split = dict[str, Any]  # plain JSON: indices and normalisation, never the images
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,85 @@ def _load_digits(split: Split, cfg: dict) -> Splits:
     return Splits(part("train"), part("val"), part("test"), 1, 10, 8)
 
 
-DATASETS: dict[str, DataSource] = {
+class DataMissing(FileNotFoundError):
+    """The data set's files are not under data.root and may not be downloaded."""
+
+
+@dataclass(frozen=True)
+class Torchvision:
+    """A torchvision data set: validation carved (stratified) from its training part, its own
+    test part as the test split; standard normalisation, augmentation on training only."""
+
+    name: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    num_classes: int
+    image_size: int
+    expected: str  # what to put under data.root when offline
+
+    def _open(self, cfg: dict, train: bool, transform=None):
+        from prunebench._torchvision import import_torchvision
+
+        datasets = import_torchvision().datasets
+        root = Path(cfg["root"])
+        try:
+            if self.name == "imagefolder":
+                return datasets.ImageFolder(root / ("train" if train else "val"), transform=transform)
+            cls = {"mnist": datasets.MNIST, "fashionmnist": datasets.FashionMNIST,
+                   "cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[self.name]
+            return cls(root, train=train, transform=transform, download=cfg.get("download", False))
+        except (RuntimeError, FileNotFoundError) as error:
+            raise DataMissing(f"data.root: no {self.name} data in {root.resolve()}: {self.expected}, "
+                              f"or set data.download: true on a machine with internet") from error
+
+    def prepare(self, cfg: dict) -> Split:
+        train = self._open(cfg, train=True)
+        labels = np.asarray(train.targets)
+        self._open(cfg, train=False)  # the test part must be there too
+        index = np.arange(len(labels))
+        from sklearn.model_selection import train_test_split
+
+        fit, val = train_test_split(index, test_size=cfg["val_fraction"], stratify=labels,
+                                    random_state=cfg["split_seed"])
+        image = cfg.get("image_size") or self.image_size
+        return {"dataset": self.name, "train": sorted(fit.tolist()), "val": sorted(val.tolist()),
+                "test": list(range(len(self._open(cfg, train=False)))), "mean": list(self.mean),
+                "std": list(self.std), "in_channels": len(self.mean),
+                "num_classes": len(getattr(train, "classes", [])) or self.num_classes, "image_size": image}
+
+    def load(self, split: Split, cfg: dict) -> Splits:
+        from torch.utils.data import Subset
+
+        from prunebench._torchvision import import_torchvision
+
+        t = import_torchvision().transforms
+        size = split["image_size"]
+        normalize = [t.ToTensor(), t.Normalize(split["mean"], split["std"])]
+        if self.name == "imagefolder":
+            augment = [t.RandomResizedCrop(size), t.RandomHorizontalFlip()]
+            plain = [t.Resize(int(size * 8 / 7)), t.CenterCrop(size)]
+        elif self.name.startswith("cifar"):
+            augment, plain = [t.RandomCrop(size, padding=4), t.RandomHorizontalFlip()], []
+        else:
+            augment, plain = [], []
+        train = Subset(self._open(cfg, True, t.Compose(augment + normalize)), split["train"])
+        val = Subset(self._open(cfg, True, t.Compose(plain + normalize)), split["val"])
+        test = self._open(cfg, False, t.Compose(plain + normalize))
+        return Splits(train, val, test, split["in_channels"], split["num_classes"], size)
+
+
+DATASETS: dict[str, DataSource | Torchvision] = {
     "digits": DataSource(_prepare_digits, _load_digits),
+    "mnist": Torchvision("mnist", (0.1307,), (0.3081,), 10, 28,
+                         "put the MNIST idx files in <root>/MNIST/raw/"),
+    "fashionmnist": Torchvision("fashionmnist", (0.2860,), (0.3530,), 10, 28,
+                                "put the FashionMNIST idx files in <root>/FashionMNIST/raw/"),
+    "cifar10": Torchvision("cifar10", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10, 32,
+                           "unpack cifar-10-python.tar.gz into <root>/cifar-10-batches-py/"),
+    "cifar100": Torchvision("cifar100", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 100, 32,
+                            "unpack cifar-100-python.tar.gz into <root>/cifar-100-python/"),
+    "imagefolder": Torchvision("imagefolder", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 0, 224,
+                               "put a train/ and a val/ tree of class folders in <root>"),
 }
 
 

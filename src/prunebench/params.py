@@ -43,6 +43,8 @@ SCHEMA: dict[str, Check | dict[str, Check]] = {
         "test_fraction": spec.number(0, 1, lo_open=True, hi_open=True),
         "batch_size": spec.integer(1),
         "num_workers": spec.integer(0),
+        "download": spec.boolean(),
+        "image_size": spec.optional(spec.integer(8)),
     },
     "train": {"epochs": spec.integer(1), **LOOP},
     "finetune": {"epochs": spec.integer(0), **LOOP},
