@@ -26,7 +26,7 @@ def test_default_params_are_valid(default_params):
         (lambda p: p["methods"]["l1_channel"].update(round_to=0), "methods.l1_channel.round_to", "integer ≥ 1"),
         (lambda p: p["methods"]["magnitude"].update(order=2), "methods.magnitude.order", "a knob of magnitude"),
         (lambda p: p["data"].update(name="imagenet21k"), "data.name", "digits"),
-        (lambda p: p["model"].update(name="gpt"), "model.name", "cnn, resnet20, resnet56, mlp"),
+        (lambda p: p["model"].update(name="gpt"), "model.name", "one of cnn, resnet20, resnet56, vgg11_bn"),
         (lambda p: p["model"].update(depth=3), "model.depth", "width, hidden"),
         (lambda p: p["train"].update(epochs=2.5), "train.epochs", "an integer ≥ 1"),
         (lambda p: p["train"].update(lr=True), "train.lr", "a number > 0"),

@@ -114,6 +114,106 @@ def resnet56(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
     return CifarResNet(in_channels, num_classes, blocks=9)
 
 
+VGG_LAYERS = {
+    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+}
+
+
+def _cifar_vgg(depth: int, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    """CIFAR-style VGG with batch norm: 3×3 conv-BN-ReLU stacks, a hidden FC layer; a max-pool
+    is skipped once the feature map is 1×1, so small inputs work too."""
+    layers: list[nn.Module] = []
+    c_in, size = in_channels, image_size
+    for item in VGG_LAYERS[depth]:
+        if item == "M":
+            if size >= 2:
+                layers.append(nn.MaxPool2d(2))
+                size //= 2
+        else:
+            layers += list(conv_bn(c_in, item))
+            c_in = item
+    return nn.Sequential(nn.Sequential(*layers), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(512, 512), nn.ReLU(inplace=True), nn.Linear(512, num_classes))
+
+
+@register
+def vgg11_bn(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    return _cifar_vgg(11, in_channels, num_classes, image_size)
+
+
+@register
+def vgg16_bn(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    return _cifar_vgg(16, in_channels, num_classes, image_size)
+
+
+@register
+def vgg19_bn(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    return _cifar_vgg(19, in_channels, num_classes, image_size)
+
+
+SMALL = 64  # below this input size, torchvision's ImageNet stems would shrink the image away
+
+
+def _torchvision(name: str, num_classes: int) -> nn.Module:
+    from prunebench._torchvision import import_torchvision
+
+    return getattr(import_torchvision().models, name)(num_classes=num_classes)
+
+
+def _resnet(name: str, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    model = _torchvision(name, num_classes)
+    if image_size < SMALL:  # 3×3 stride-1 stem, no max-pool (as for CIFAR)
+        model.conv1 = nn.Conv2d(in_channels, 64, 3, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    elif in_channels != 3:
+        model.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+    return model
+
+
+@register
+def resnet18(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    return _resnet("resnet18", in_channels, num_classes, image_size)
+
+
+@register
+def resnet50(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    return _resnet("resnet50", in_channels, num_classes, image_size)
+
+
+@register
+def mobilenet_v3_large(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    model = _torchvision("mobilenet_v3_large", num_classes)
+    first = model.features[0][0]
+    model.features[0][0] = nn.Conv2d(in_channels, first.out_channels, 3, stride=1 if image_size < SMALL else 2,
+                                     padding=1, bias=False)
+    return model
+
+
+def _vgg(name: str, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    model = _torchvision(name, num_classes)
+    first = model.features[0]
+    model.features[0] = nn.Conv2d(in_channels, first.out_channels, 3, padding=1)
+    if image_size < SMALL:  # keep the pools the image can afford; pool to 1×1 before the classifier
+        pools = [i for i, m in enumerate(model.features) if isinstance(m, nn.MaxPool2d)]
+        for i in pools[:max(0, len(pools) - int(image_size).bit_length() + 1)]:
+            model.features[i] = nn.Identity()
+        model.avgpool = nn.AdaptiveAvgPool2d(1)
+        model.classifier[0] = nn.Linear(512, model.classifier[0].out_features)
+    return model
+
+
+@register
+def vgg11(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    return _vgg("vgg11", in_channels, num_classes, image_size)
+
+
+@register
+def vgg16(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    return _vgg("vgg16", in_channels, num_classes, image_size)
+
+
 @register
 def mlp(in_channels: int, num_classes: int, image_size: int, hidden: Sequence[int] = (256, 64)) -> nn.Module:
     """Fully connected ReLU network on the flattened image (784-256-64-10 on MNIST)."""

@@ -35,15 +35,20 @@ def select_weights(layers: dict[str, nn.Module], scores: dict[str, Tensor], rati
     for name in names:
         s = scores[name].detach().float().cpu().flatten().clone()
         previous = masks.get(f"{name}.weight")
-        if previous is not None:
-            s[~previous.flatten()] = -torch.inf
+        if previous is not None:  # coarser scores (e.g. one per kernel): a unit is gone when all of it is
+            s[~previous.reshape(*scores[name].shape, -1).any(-1).flatten()] = -torch.inf
         flat.append(s)
     if scope == "global":
         keep = _keep_top(torch.cat(flat), ratio).split([len(s) for s in flat])
     else:
         per_layer = ratio if isinstance(ratio, dict) else dict.fromkeys(names, ratio)
         keep = [_keep_top(s, per_layer[name]) for name, s in zip(names, flat)]
-    return {f"{name}.weight": k.view_as(layers[name].weight) for name, k in zip(names, keep)}
+    masks = {}
+    for name, k in zip(names, keep):  # a coarser score covers the weight's trailing dims
+        weight = layers[name].weight
+        unit = k.reshape(*scores[name].shape, *[1] * (weight.dim() - scores[name].dim()))
+        masks[f"{name}.weight"] = unit.expand_as(weight).clone()
+    return masks
 
 
 def _keep_top(scores: Tensor, ratio: float) -> Tensor:
@@ -85,26 +90,29 @@ def prune_step(model: nn.Module, method: Method, done: float, target: float, ctx
     step = 1 - (1 - target) / (1 - done)  # of the channels still there
     ratios = method.layer_ratios(model, layers, step, ctx)
     if ratios is None and method.scope == "global":
-        groups = surgery.channel_groups(model, input_shape)
+        groups = [g for g in surgery.channel_groups(model, input_shape) if all(n in scores for n in g)]
         ratios = global_ratios({g[0]: torch.stack([scores[n] for n in g]).mean(0) for g in groups}, step,
-                               method.config.get("min_channels", 1), method.config.get("normalize", False))
+                               method.config.get("min_channels", 1), method.config.get("normalize", False),
+                               method.config.get("max_ratio", 1.0))
     model = surgery.remove_channels(model, scores, step if ratios is None else ratios, input_shape,
                                     method.config.get("round_to"))
     return model, masks
 
 
 def global_ratios(scores: dict[str, Tensor], ratio: float, min_channels: int = 1,
-                  normalize: bool = False) -> dict[str, float]:
+                  normalize: bool = False, max_ratio: float = 1.0) -> dict[str, float]:
     """Per-group ratios from one ranking of all groups' channel scores (keyed by group root):
-    the lowest `ratio` of all channels go, but every group keeps `min_channels`. `normalize`
-    divides each group's scores by their L2 norm first, so that layers of different scale
-    compete fairly (Molchanov et al., ICLR 2017)."""
+    the lowest `ratio` of all channels go, but every group keeps `min_channels` and loses at
+    most `max_ratio`. `normalize` divides each group's scores by their L2 norm first, so that
+    layers of different scale compete fairly (Molchanov et al., ICLR 2017)."""
     if normalize:
         scores = {g: s / s.norm().clamp_min(1e-12) for g, s in scores.items()}
-    pool = [(float(v), g) for g, s in scores.items() for v in torch.sort(s.float().cpu()).values[:len(s) - min_channels]]
+    pool = [(float(v), g) for g, s in scores.items()
+            for v in torch.sort(s.float().cpu()).values[:min(len(s) - min_channels, int(max_ratio * len(s)))]]
     removed = round(ratio * sum(len(s) for s in scores.values()))
     if removed > len(pool):
-        raise ValueError(f"cannot remove {ratio:.0%} of the channels while every layer keeps {min_channels}")
+        raise ValueError(f"cannot remove {ratio:.0%} of the channels while every layer keeps {min_channels} "
+                         f"and loses at most {max_ratio:.0%}")
     counts = dict.fromkeys(scores, 0)
     for _, group in sorted(pool, key=lambda item: item[0])[:removed]:
         counts[group] += 1

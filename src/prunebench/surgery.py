@@ -52,7 +52,7 @@ def remove_channels(model: nn.Module, scores: dict[str, Tensor], ratio: float | 
     gives channel-group roots their own ratio and leaves every other group alone. The output
     layer is never pruned."""
     per_layer = ratio if isinstance(ratio, dict) else {}
-    if not per_layer and ratio <= 0:
+    if not per_layer and (isinstance(ratio, dict) or ratio <= 0):
         return model
     modules = dict(model.named_modules())
     device = next(model.parameters()).device

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from prunebench.methods.base import Context, Method
+from prunebench.methods.channels import L1ChannelGlobal, RandomChannel, Slimming
 from prunebench.methods.hessian_merge import HessianMerge
+from prunebench.methods.kernels import IntraKernel, Kernel
 from prunebench.methods.l1_channel import L1Channel
 from prunebench.methods.lamp import Lamp
 from prunebench.methods.magnitude import GlobalMagnitude, Magnitude
@@ -22,6 +24,11 @@ METHODS: dict[str, type[Method]] = {
     "sensitivity_unstructured": SensitivityUnstructured,
     "l1_channel": L1Channel,
     "sensitivity_structured": SensitivityStructured,
+    "l1_channel_global": L1ChannelGlobal,
+    "random_channel": RandomChannel,
+    "slimming": Slimming,
+    "kernel": Kernel,
+    "intra_kernel": IntraKernel,
     "taylor": Taylor,
     "hessian_merge": HessianMerge,
 }

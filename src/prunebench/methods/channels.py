@@ -1,0 +1,86 @@
+"""Structured channel methods beyond L1: the random baseline, global L1, and Network Slimming."""
+
+from __future__ import annotations
+
+from itertools import islice
+
+import torch
+from torch import nn
+
+from prunebench.criteria import filter_l1
+from prunebench.methods.base import Method
+from prunebench.spec import boolean, integer, number, optional
+from prunebench.surgery import channel_groups, gate_points
+
+GLOBAL_KNOBS = {
+    "normalize": (True, boolean()),  # divide each layer's scores by their L2 norm before ranking
+    "min_channels": (1, integer(1)),  # channels every layer keeps
+    "max_ratio": (0.9, number(0, 1)),  # the largest fraction of one layer that may go
+    "round_to": (None, optional(integer(1))),
+}
+
+
+class RandomChannel(Method):
+    """Random output channels, the same fraction in every layer: the structured baseline."""
+
+    unit = "channel"
+
+    def scores(self, model, layers, ctx):
+        return {name: torch.rand(m.weight.shape[0], generator=ctx.generator) for name, m in layers.items()}
+
+
+class L1ChannelGlobal(Method):
+    """Filter L1 norms ranked over all layers at once (Li et al.'s global variant)."""
+
+    unit = "channel"
+    scope = "global"
+    knobs = GLOBAL_KNOBS
+
+    def scores(self, model, layers, ctx):
+        return {name: filter_l1(m) for name, m in layers.items()}
+
+
+class Slimming(Method):
+    """Network Slimming (Liu et al., ICCV 2017): channels ranked by |γ| of the BatchNorm that
+    follows them, one global threshold. With `sparsity` > 0 the model first trains for
+    `sparsity_epochs` passes over the calibration batches with an L1 penalty on every γ,
+    which pushes unimportant scales towards zero. Channels without a BatchNorm are kept."""
+
+    unit = "channel"
+    scope = "global"
+    knobs = GLOBAL_KNOBS | {
+        "normalize": (False, boolean()),  # γ are already on one scale
+        "sparsity": (0.0, number(0, 1)),  # L1 coefficient on the BN scales (0 = no sparsity training)
+        "sparsity_epochs": (1, integer(0)),
+        "sparsity_batches": (20, integer(1)),  # batches per sparsity epoch
+        "lr": (0.01, number(0, 10)),
+    }
+
+    def scores(self, model, layers, ctx):
+        cfg = self.config
+        modules = dict(model.named_modules())
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
+        if not norms:
+            raise ValueError("slimming ranks channels by BatchNorm scales, and this model has no BatchNorm")
+        if cfg["sparsity"] > 0 and cfg["sparsity_epochs"] > 0:
+            optimizer = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=0.9)
+            model.train()
+            for _ in range(cfg["sparsity_epochs"]):
+                for x, y in islice(ctx.batches(), cfg["sparsity_batches"]):
+                    x, y = x.to(ctx.device), y.to(ctx.device)
+                    loss = nn.functional.cross_entropy(model(x), y)
+                    loss = loss + cfg["sparsity"] * sum(bn.weight.abs().sum() for bn in norms)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+            model.eval()
+        points = gate_points(model, ctx.input_shape)
+        scores = {}
+        for group in channel_groups(model, ctx.input_shape):
+            bns = [modules[p] for p in points[group[0]] if isinstance(modules[p], nn.modules.batchnorm._BatchNorm)]
+            if bns:
+                gamma = torch.stack([bn.weight.detach().abs().cpu() for bn in bns]).mean(0)
+                scores |= {name: gamma for name in group}
+        self.metrics = {"bn_scales_below_1e-2": float(torch.cat([bn.weight.detach().abs().cpu() for bn in norms]).lt(1e-2)
+                                                      .float().mean())} if norms else {}
+        return scores

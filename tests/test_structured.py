@@ -1,0 +1,117 @@
+"""Issue 3: every registered model with every structured method; kernel and pattern masks."""
+
+import pytest
+import torch
+from torch import nn
+
+from prunebench import measure, methods, models, surgery
+from prunebench.methods.kernels import patterns
+from prunebench.models import prunable_layers
+from prunebench.pruning import prune_step
+
+from test_pruning import context
+
+SHAPE = (3, 32, 32)
+STRUCTURED = ["l1_channel", "l1_channel_global", "random_channel", "slimming", "kernel", "intra_kernel"]
+
+
+def model_ctx(name: str):
+    torch.manual_seed(0)
+    model = models.build(models.spec({"name": name}, *SHAPE[:1], 10, SHAPE[1])).eval()
+    ctx = context()
+    batch = [(torch.randn(4, *SHAPE), torch.randint(0, 10, (4,)))]
+    ctx.batches, ctx.input_shape = (lambda: iter(batch)), SHAPE
+    return model, ctx
+
+
+@pytest.mark.parametrize("name", list(models.MODELS))
+def test_l1_channel_halves_every_model_and_survives_a_save_load_round_trip(tmp_path, name):
+    model, ctx = model_ctx(name)
+    x = torch.randn(2, *SHAPE)
+    before = sum(measure.layer_macs(model, SHAPE).values())
+    pruned, _ = prune_step(model, methods.create("l1_channel", {}), 0.0, 0.5, ctx, {}, SHAPE)
+    after = sum(measure.layer_macs(pruned, SHAPE).values())
+    assert pruned(x).shape == (2, 10)
+    assert before / after > (2.5 if name == "resnet18" else 1.5)
+    spec = models.spec({"name": name}, 3, 10, 32)
+    surgery.save(tmp_path / "m.pt", pruned, spec)
+    loaded, _, _ = surgery.load(tmp_path / "m.pt")
+    assert torch.equal(pruned.eval()(x), loaded.eval()(x))
+
+
+@pytest.mark.parametrize("method", STRUCTURED)
+@pytest.mark.parametrize("name", list(models.MODELS))
+def test_every_model_prunes_with_every_structured_method_and_still_trains(name, method):
+    model, ctx = model_ctx(name)
+    knobs = {"sparsity": 1e-4, "sparsity_batches": 1} if method == "slimming" else {}
+    if method == "slimming" and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+        with pytest.raises(ValueError, match="no BatchNorm"):  # torchvision's vgg11/vgg16, and mlp
+            prune_step(model, methods.create(method, knobs), 0.0, 0.5, ctx, {}, SHAPE)
+        return
+    pruned, masks = prune_step(model, methods.create(method, knobs), 0.0, 0.5, ctx, {}, SHAPE)
+    out = pruned.train()(torch.randn(4, *SHAPE))
+    assert out.shape == (4, 10)
+    out.square().mean().backward()
+    assert all(p.grad is not None for p in pruned.parameters() if p.requires_grad)
+    has_3x3 = any(isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) for m in pruned.modules())
+    if method == "intra_kernel" and not has_3x3:  # mlp: patterns exist only inside 3×3 kernels
+        assert measure.count_nonzero(pruned) == measure.count_nonzero(model_ctx(name)[0])
+    else:
+        assert measure.count_nonzero(pruned) < measure.count_nonzero(model_ctx(name)[0])
+
+
+def test_kernel_pruning_removes_whole_kernels():
+    model, ctx = model_ctx("vgg11_bn")
+    _, masks = prune_step(model, methods.create("kernel", {}), 0.0, 0.4, ctx, {}, SHAPE)
+    for name, layer in prunable_layers(model).items():
+        if isinstance(layer, nn.Conv2d):
+            kernels = masks[f"{name}.weight"].flatten(2)
+            assert torch.all(kernels.all(-1) | ~kernels.any(-1))  # each kernel wholly kept or wholly gone
+            assert int((~kernels.any(-1)).sum()) == round(0.4 * kernels.shape[0] * kernels.shape[1])
+
+
+def test_intra_kernel_keeps_the_best_library_pattern_in_every_3x3_kernel():
+    model, ctx = model_ctx("resnet20")
+    weights = {n: m.weight.detach().clone() for n, m in prunable_layers(model).items()}
+    _, masks = prune_step(model, methods.create("intra_kernel", {}), 0.0, 0.5, ctx, {}, SHAPE)
+    library = patterns(round(9 * 0.5)).bool()  # 4 of 9 weights, containing the centre, connected
+    assert len(library) > 1 and library[:, 4].all()
+    for name, layer in prunable_layers(model).items():
+        mask = masks[f"{name}.weight"]
+        if isinstance(layer, nn.Conv2d) and layer.kernel_size == (3, 3):
+            kernels = mask.reshape(-1, 9)
+            assert (kernels.sum(1) == 4).all()
+            energy = weights[name].reshape(-1, 9).square()
+            best = (energy @ library.float().T).max(1).values
+            assert torch.allclose((energy * kernels).sum(1), best)
+        else:
+            assert mask.all()  # 1×1 convs and linear layers stay dense
+
+
+def test_l1_channel_global_respects_the_per_layer_maximum():
+    model, ctx = model_ctx("vgg11_bn")
+    before = {n: m.weight.shape[0] for n, m in prunable_layers(model).items()}
+    method = methods.create("l1_channel_global", {"max_ratio": 0.6})
+    pruned, _ = prune_step(model, method, 0.0, 0.5, ctx, {}, SHAPE)
+    after = {n: m.weight.shape[0] for n, m in prunable_layers(pruned).items()}
+    assert all(after[n] >= before[n] - int(0.6 * before[n]) for n in before)
+    assert sum(before.values()) - sum(after.values()) == round(0.5 * sum(before.values()))
+    assert len({round(1 - after[n] / before[n], 2) for n in before}) > 1  # layers lose different fractions
+
+
+def test_slimming_ranks_by_bn_scale_and_sparsity_training_shrinks_the_scales():
+    model, ctx = model_ctx("vgg11_bn")
+    with torch.no_grad():
+        model[0][1].weight.copy_(torch.linspace(0.01, 1.0, 64))  # the first BN's γ, ascending
+    method = methods.create("slimming", {})
+    scores = method.scores(model, prunable_layers(model), ctx)
+    assert torch.equal(scores["0.0"], model[0][1].weight.detach().abs())
+    trained, ctx2 = model_ctx("vgg11_bn")
+    batches = [(torch.randn(8, *SHAPE), torch.randint(0, 10, (8,))) for _ in range(5)]
+    ctx2.batches = lambda: iter(batches)
+    plain = methods.create("slimming", {})
+    plain.scores(model_ctx("vgg11_bn")[0], prunable_layers(trained), ctx2)
+    sparse = methods.create("slimming", {"sparsity": 0.01, "sparsity_epochs": 3, "lr": 0.1})
+    sparse.scores(trained, prunable_layers(trained), ctx2)
+    gammas = torch.cat([m.weight.detach().abs() for m in trained.modules() if isinstance(m, nn.BatchNorm2d)])
+    assert gammas.mean() < 1.0  # initialised at 1, pulled down by the L1 penalty
