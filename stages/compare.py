@@ -26,6 +26,9 @@ curves = pd.concat([pd.read_csv(f"plots/finetune/{key}.csv").assign(method=key) 
 mean_curves = curves.groupby(["method", "epoch"], sort=False)[["val_accuracy", "val_loss"]].mean().reset_index()
 save_with("plots/compare/finetune_curves.csv", lambda tmp: mean_curves.to_csv(tmp, index=False))
 train_curves = pd.read_csv("plots/train/curves.csv")
+layers = pd.concat([pd.read_csv(f"plots/methods/{key}/layers.csv").assign(method=key) for key in params["methods"]])
+save_with("plots/compare/layers.csv", lambda tmp: layers[["method", "layer", "pruned_macs", "pruned_nonzeros"]]
+          .to_csv(tmp, index=False))
 
 pngs = [
     report.plot_accuracy(summary, "plots/compare/accuracy.png"),

@@ -29,7 +29,7 @@ for seed in tqdm(params["seeds"], desc=f"prune {key}", unit="seed"):
     model = prepare_model(model, bench.device)
     base_params = measure.count_params(model)
     base_layers = {name: layer.weight.detach().cpu().clone() for name, layer in prunable_layers(model).items()}
-    base_macs = measure.sparse_layer_macs(model, measure.layer_macs(model, bench.splits.input_shape))
+    base_costs = measure.per_layer(model, bench.splits.input_shape)
     train_loader = bench.train_loader(seed)
     ctx = Context(batches=lambda: iter(train_loader), device=bench.device,
                   generator=torch.Generator().manual_seed(seed), input_shape=bench.splits.input_shape,
@@ -51,8 +51,11 @@ for seed in tqdm(params["seeds"], desc=f"prune {key}", unit="seed"):
         tables.setdefault(name, []).extend({"seed": seed, **row} for row in rows)
     if seed == params["seeds"][0]:
         report.plot_weights(base_layers, prunable_layers(model), key, f"plots/methods/{key}/weights.png")
-        macs = measure.sparse_layer_macs(model, measure.layer_macs(model, bench.splits.input_shape))
-        report.plot_layer_macs({n: base_macs[n] for n in base_layers}, macs, f"plots/methods/{key}/flops_comparison.png")
+        after = measure.per_layer(model, bench.splits.input_shape)
+        rows = [{"layer": n, **{f"base_{k}": v for k, v in base_costs[n].items()},
+                 **{f"pruned_{k}": v for k, v in after[n].items()}} for n in base_layers]
+        write_csv(f"plots/methods/{key}/layers.csv", rows)
+        report.plot_layers(rows, f"plots/methods/{key}/flops_comparison.png")
     surgery.save(pruned_model(key, seed), model, spec, masks)
     tqdm.write(f"{key} seed {seed}: test accuracy {results[seed]['accuracy']:.4f}, "
                f"sparsity {results[seed]['sparsity']:.3f}")

@@ -58,6 +58,13 @@ def sparse_layer_macs(model: nn.Module, per_layer: dict[str, float]) -> dict[str
     return scaled
 
 
+def per_layer(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, dict[str, float]]:
+    """Sparsity-aware MACs and nonzero weights of every Conv/Linear layer."""
+    macs = sparse_layer_macs(model, layer_macs(model, input_shape))
+    return {name: {"macs": macs[name], "nonzeros": int(torch.count_nonzero(m.weight))}
+            for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+
+
 def sparse_macs(model: nn.Module, per_layer: dict[str, float]) -> float:
     """Total MACs with each weighted layer's MACs scaled by the density of its weight."""
     return sum(sparse_layer_macs(model, per_layer).values())

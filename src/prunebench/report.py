@@ -271,16 +271,20 @@ def plot_eigenvector_distribution(rows: list[dict], path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def plot_layer_macs(before: dict[str, float], after: dict[str, float], path: str | Path) -> Path:
-    """Per-layer MACs (sparsity-aware) of the base model and of the pruned one."""
-    layers = list(before)
-    fig, ax = plt.subplots(figsize=(1.5 + 0.9 * len(layers), 4))
-    x = np.arange(len(layers))
-    ax.bar(x - 0.2, [before[n] for n in layers], width=0.4, label="base")
-    ax.bar(x + 0.2, [after.get(n, 0.0) for n in layers], width=0.4, label="pruned")
-    ax.set_xticks(x, layers, rotation=30, ha="right")
-    ax.set(ylabel="MACs per example (sparsity-aware)", title="Per-layer MACs before and after pruning")
-    ax.legend()
+def plot_layers(rows: list[dict], path: str | Path) -> Path:
+    """Per-layer MACs (sparsity-aware) and nonzero parameters, base model against pruned."""
+    frame = pd.DataFrame(rows)
+    x = np.arange(len(frame))
+    fig, axes = plt.subplots(1, 2, figsize=(3 + 1.6 * len(frame), 4))
+    for ax, metric, label in ((axes[0], "macs", "MACs per example (sparsity-aware)"),
+                              (axes[1], "nonzeros", "nonzero parameters")):
+        ax.bar(x - 0.2, frame[f"base_{metric}"], width=0.4, label="base")
+        ax.bar(x + 0.2, frame[f"pruned_{metric}"], width=0.4, label="pruned")
+        ax.set_xticks(x, frame["layer"], rotation=30, ha="right")
+        ax.set(ylabel=label)
+    axes[0].set_title("Per-layer MACs before and after pruning")
+    axes[1].set_title("Parameter distribution per layer")
+    axes[0].legend()
     return _save(fig, path)
 
 

@@ -161,6 +161,11 @@ def load(path: str | Path) -> tuple[nn.Module, dict[str, Tensor], dict[str, Any]
     return model, payload["masks"], payload["spec"]
 
 
+def load_pruned(path: str | Path) -> nn.Module:
+    """The deployment entry point: a saved (pruned) model, rebuilt and ready for inference."""
+    return load(path)[0].eval()
+
+
 def _resize(model: nn.Module, layers: dict[str, dict[str, int]], state: dict[str, Tensor]) -> None:
     """Give every layer the sizes and tensor shapes it had when saved."""
     modules = dict(model.named_modules())
