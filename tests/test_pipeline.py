@@ -79,7 +79,10 @@ def test_every_default_method_runs(tmp_path_factory):
     methods = list(yaml.safe_load((ROOT / "params.yaml").read_text())["methods"])
     results = pd.read_csv(repo / "results/results.csv")
     assert list(results["method"]) == methods
-    assert (results["finetuned_accuracy"] > 0.15).all() and (results["pruned_sparsity"] > 0.3).all()
+    assert (results["pruned_sparsity"] > 0.3).all()
+    recovered = results.set_index("method")["finetuned_accuracy"]
+    assert (recovered.drop("random") > 0.8).all()  # random pruning is the one not expected to recover
+    assert 0 <= recovered["random"] <= 1
     assert "| taylor3 | taylor_fidelity.order2 |" in (repo / "results/report.md").read_text()
 
 
