@@ -18,35 +18,15 @@ import time
 import torch
 from torch import nn
 
-from prunebench import params, surgery
-from prunebench._torchvision import import_torchvision
-from prunebench.methods.taylor import exact_deltas, gate_derivatives, spearman, taylor_estimate
+from prunebench import models, params, surgery
+from prunebench.methods.taylor import _channels, fidelity, gate_derivatives
 from prunebench.pipeline import Workbench
-
-
-def resnet18_cifar() -> nn.Module:
-    model = import_torchvision().models.resnet18(num_classes=10)
-    model.conv1 = nn.Conv2d(3, 64, 3, padding=1, bias=False)
-    model.maxpool = nn.Identity()
-    return model.eval()
 
 
 def timed(fn) -> tuple[float, object]:
     start = time.perf_counter()
     result = fn()
     return time.perf_counter() - start, result
-
-
-def fidelity(model, points, batches, derivatives, sample: int) -> dict[int, float]:
-    pool = [(r, c) for r, d in derivatives.items() for c in range(d.shape[1])]
-    picked = [pool[i] for i in torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))[:sample]]
-    by_root: dict[str, list[int]] = {}
-    for root, c in picked:
-        by_root.setdefault(root, []).append(c)
-    exact = exact_deltas(model, points, batches, {r: torch.tensor(c) for r, c in by_root.items()})
-    truth = torch.cat([exact[r] for r in by_root])
-    return {k: spearman(torch.cat([taylor_estimate(derivatives[r][:, c], k) for r, c in by_root.items()]), truth)
-            for k in (1, 2, 3)}
 
 
 def main() -> None:
@@ -64,35 +44,27 @@ def main() -> None:
     points = surgery.gate_points(model, bench.splits.input_shape)
     loader = iter(bench.train_loader(0))
     batches = [next(loader), next(loader)]
-    channels = sum(dict(model.named_modules())[p[0]].num_features if hasattr(dict(model.named_modules())[p[0]], "num_features")
-                   else dict(model.named_modules())[p[0]].out_features for p in points.values())
+    channels = sum(_channels(model, p[0]) for p in points.values())
     gate_derivatives(model, points, batches[:1], 1, chunk_size=16)  # warm-up
     for order in (1, 2, 3):
         seconds, derivatives = timed(lambda: gate_derivatives(model, points, batches, order, chunk_size=16))
-        rho = fidelity(model, points, batches, derivatives, 10_000)[order] if order == 3 else None
-        if order == 3:
-            rhos = fidelity(model, points, batches, derivatives, 10_000)
-            rho = ", ".join(f"order {k}: {v:.3f}" for k, v in rhos.items())
+        rho = None
+        if order == 3:  # every channel: the estimates of each order against the exact ΔL
+            rhos, _ = fidelity(model, points, batches, derivatives, channels, torch.Generator().manual_seed(0))
+            rho = ", ".join(f"order {k[-1]}: {v:.3f}" for k, v in rhos.items())
         print(f"| default cnn (digits) | {order} | {channels} (all) | {sum(len(y) for _, y in batches)} "
               f"| {seconds:.2f} | {rho or ''} |")
 
-    net = resnet18_cifar()
+    net = models.build(models.spec({"name": "resnet18"}, 3, 10, 32)).eval()
     points = surgery.gate_points(net, (3, 32, 32))
-    total = 0
-    limited = {}
-    for root, group_points in points.items():
-        module = dict(net.named_modules())[group_points[0]]
-        n = getattr(module, "num_features", None) or module.out_features
-        total += n
-        limited[root] = group_points
+    total = sum(_channels(net, p[0]) for p in points.values())
     torch.manual_seed(0)
     batch = [(torch.randn(args.resnet_batch, 3, 32, 32), torch.randint(0, 10, (args.resnet_batch,)))]
     for order in (1, 2, 3):
         seconds = 0.0
         scored = 0
-        for root, group_points in limited.items():
-            module = dict(net.named_modules())[group_points[0]]
-            n = min(args.resnet_channels, getattr(module, "num_features", None) or module.out_features)
+        for root, group_points in points.items():
+            n = min(args.resnet_channels, _channels(net, group_points[0]))
             seconds += timed(lambda: _partial(net, root, group_points, batch, order, n))[0]
             scored += n
         print(f"| resnet18 32×32 (random weights) | {order} | {scored} of {total}, scaled to all | "
@@ -106,7 +78,7 @@ def _partial(net, root, group_points, batch, order, n):
     from prunebench.methods.taylor import _derivatives, _loss, _out_of_place
 
     x, y = batch[0]
-    channels = getattr(dict(net.named_modules())[group_points[0]], "num_features")
+    channels = _channels(net, group_points[0])
     with _out_of_place(net):
         loss = _loss(net, root, group_points, x, y, nn.functional.cross_entropy)
         zero = torch.zeros(channels)

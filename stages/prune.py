@@ -29,7 +29,8 @@ for seed in tqdm(params["seeds"], desc=f"prune {key}", unit="seed"):
     model = prepare_model(model, bench.device)
     base_params = measure.count_params(model)
     base_layers = {name: layer.weight.detach().cpu().clone() for name, layer in prunable_layers(model).items()}
-    base_costs = measure.per_layer(model, bench.splits.input_shape)
+    first = seed == params["seeds"][0]  # the per-layer plots show the first seed
+    base_costs = measure.per_layer(model, bench.splits.input_shape) if first else None
     train_loader = bench.train_loader(seed)
     ctx = Context(batches=lambda: iter(train_loader), device=bench.device,
                   generator=torch.Generator().manual_seed(seed), input_shape=bench.splits.input_shape,
@@ -49,7 +50,7 @@ for seed in tqdm(params["seeds"], desc=f"prune {key}", unit="seed"):
         diagnostics[str(seed)] = method.metrics
     for name, rows in method.tables.items():
         tables.setdefault(name, []).extend({"seed": seed, **row} for row in rows)
-    if seed == params["seeds"][0]:
+    if first:
         report.plot_weights(base_layers, prunable_layers(model), key, f"plots/methods/{key}/weights.png")
         after = measure.per_layer(model, bench.splits.input_shape)
         rows = [{"layer": n, **{f"base_{k}": v for k, v in base_costs[n].items()},

@@ -124,7 +124,7 @@ class Torchvision:
     def prepare(self, cfg: dict) -> Split:
         train = self._open(cfg, train=True)
         labels = np.asarray(train.targets)
-        self._open(cfg, train=False)  # the test part must be there too
+        test = self._open(cfg, train=False)  # the test part must be there too
         index = np.arange(len(labels))
         from sklearn.model_selection import train_test_split
 
@@ -132,7 +132,7 @@ class Torchvision:
                                     random_state=cfg["split_seed"])
         image = cfg.get("image_size") or self.image_size
         return {"dataset": self.name, "train": sorted(fit.tolist()), "val": sorted(val.tolist()),
-                "test": list(range(len(self._open(cfg, train=False)))), "mean": list(self.mean),
+                "test": list(range(len(test))), "mean": list(self.mean),
                 "std": list(self.std), "in_channels": len(self.mean),
                 "num_classes": len(getattr(train, "classes", [])) or self.num_classes, "image_size": image}
 

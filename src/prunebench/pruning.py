@@ -4,11 +4,10 @@ keep masks applied, and reach the target ratio in one or several steps."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
-
-from typing import TYPE_CHECKING
 
 from prunebench import surgery
 from prunebench.models import prunable_layers

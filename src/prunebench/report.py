@@ -14,9 +14,9 @@ import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
 from prunebench.io import save_with  # noqa: E402
+from prunebench.tracking import flatten  # noqa: E402
 
 PHASES = ("base", "pruned", "finetuned")
-MODEL_METRICS = ("accuracy", "loss", "params", "nonzeros", "macs", "macs_sparse", "latency_ms")
 
 
 def result_rows(method: str, base: dict, pruned: dict, finetuned: dict) -> list[dict]:
@@ -294,13 +294,7 @@ TABLE_PLOTS = {"fidelity": plot_fidelity, "gradient_flow": plot_gradient_flow, "
 
 def diagnostics_means(diagnostics: dict[str, dict]) -> dict[str, float]:
     """A method's diagnostics (per seed, nested) as dotted names → mean over seeds."""
-    def flat(tree: dict, prefix: str = "") -> dict[str, float]:
-        out = {}
-        for k, v in tree.items():
-            out |= flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: float(v)}
-        return out
-
-    per_seed = [flat(d) for d in diagnostics.values()]
+    per_seed = [flatten(d) for d in diagnostics.values()]
     return {k: float(np.mean([d[k] for d in per_seed])) for k in (per_seed[0] if per_seed else {})}
 
 

@@ -7,8 +7,8 @@ from itertools import islice
 import torch
 from torch import nn
 
-from prunebench.criteria import filter_l1
 from prunebench.methods.base import Method
+from prunebench.methods.l1_channel import L1Channel
 from prunebench.spec import boolean, integer, number, optional
 from prunebench.surgery import channel_groups, gate_points
 
@@ -29,15 +29,11 @@ class RandomChannel(Method):
         return {name: torch.rand(m.weight.shape[0], generator=ctx.generator) for name, m in layers.items()}
 
 
-class L1ChannelGlobal(Method):
+class L1ChannelGlobal(L1Channel):
     """Filter L1 norms ranked over all layers at once (Li et al.'s global variant)."""
 
-    unit = "channel"
     scope = "global"
     knobs = GLOBAL_KNOBS
-
-    def scores(self, model, layers, ctx):
-        return {name: filter_l1(m) for name, m in layers.items()}
 
 
 class Slimming(Method):

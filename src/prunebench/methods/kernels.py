@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from prunebench.criteria import weight_magnitude
 from prunebench.methods.base import Method
+from prunebench.methods.magnitude import Magnitude
 
 
 class Kernel(Method):
@@ -47,15 +48,10 @@ def patterns(keep: int) -> Tensor:
     return matrix
 
 
-class IntraKernel(Method):
+class IntraKernel(Magnitude):
     """Pattern pruning: every 3×3 kernel keeps round(9·(1 − ratio)) weights, in the library
     pattern that preserves the most of its L2 norm. Other layers are left dense, so the
     achieved sparsity is lower than `ratio`."""
-
-    unit = "weight"
-
-    def scores(self, model, layers, ctx):
-        return {name: weight_magnitude(m) for name, m in layers.items()}
 
     def layer_ratios(self, model, layers, target, ctx):
         keep = max(1, round(9 * (1 - target)))

@@ -4,36 +4,25 @@ the measured accuracy drop per unit removed is smallest (`prunebench.sensitivity
 
 from __future__ import annotations
 
-from prunebench.criteria import filter_l1, weight_magnitude
-from prunebench.methods.base import Method
+from prunebench.methods.l1_channel import L1Channel
+from prunebench.methods.magnitude import Magnitude
+from prunebench.sensitivity import allocate, curves_of
 
 
-class SensitivityUnstructured(Method):
+class SensitivityUnstructured(Magnitude):
     """Magnitude pruning inside each layer, at the layer's allocated ratio."""
 
-    unit = "weight"
-
-    def scores(self, model, layers, ctx):
-        return {name: weight_magnitude(m) for name, m in layers.items()}
-
     def layer_ratios(self, model, layers, target, ctx):
-        from prunebench.sensitivity import allocate, curves_of
-
         return allocate(curves_of(ctx.sensitivity, "unstructured"),
                         {name: m.weight.numel() for name, m in layers.items()}, target)
 
 
-class SensitivityStructured(Method):
+class SensitivityStructured(L1Channel):
     """L1 filter pruning of each channel group at its allocated ratio, physically removed."""
 
-    unit = "channel"
-
-    def scores(self, model, layers, ctx):
-        return {name: filter_l1(m) for name, m in layers.items()}
+    knobs = {}
 
     def layer_ratios(self, model, layers, target, ctx):
-        from prunebench.sensitivity import allocate, curves_of
-
         curves = curves_of(ctx.sensitivity, "structured")
         sizes = {label: layers[label.split("+")[0]].weight.shape[0] for label in curves}
         return {label.split("+")[0]: r for label, r in allocate(curves, sizes, target).items()}

@@ -115,11 +115,12 @@ def exact_deltas(model: nn.Module, points: dict[str, list[str]], batches: Batche
     result = {}
     for root, channels in sample.items():
         total = torch.zeros(len(channels))
+        width = _channels(model, points[root][0])
         for x, y in batches:
             x, y = x.to(device), y.to(device)
             base = loss_fn(model(x), y)
             for i, c in enumerate(channels.tolist()):
-                gate = torch.ones(_channels(model, points[root][0]), device=device)
+                gate = torch.ones(width, device=device)
                 gate[c] = 0
                 with gated(model, {root: points[root]}, {root: gate}):
                     total[i] += (loss_fn(model(x), y) - base).item()
@@ -143,6 +144,22 @@ def channel_gradient_norms(model: nn.Module, points: dict[str, list[str]], batch
             norms[root] = norms.get(root, 0) + squared.sqrt().cpu() / len(batches)
     model.zero_grad(set_to_none=True)
     return norms
+
+
+def fidelity(model: nn.Module, points: dict[str, list[str]], batches: Batches, derivatives: dict[str, Tensor],
+             channels: int, generator: torch.Generator) -> tuple[dict[str, float], list[dict]]:
+    """Spearman ρ between each order's estimate (from order-3 `derivatives`) and the exact ΔL,
+    on `channels` channels sampled from all groups; and the rows behind it."""
+    pool = [(root, c) for root, d in derivatives.items() for c in range(d.shape[1])]
+    sample: dict[str, list[int]] = {}
+    for i in sorted(torch.randperm(len(pool), generator=generator)[:channels].tolist()):
+        sample.setdefault(pool[i][0], []).append(pool[i][1])
+    exact = exact_deltas(model, points, batches, {r: torch.tensor(c) for r, c in sample.items()})
+    rows = [{"layer": root, "channel": c, "exact": float(exact[root][i]),
+             **{f"order{k}": float(taylor_estimate(derivatives[root][:, c:c + 1], k)) for k in (1, 2, 3)}}
+            for root, cs in sample.items() for i, c in enumerate(cs)]
+    truth = torch.tensor([r["exact"] for r in rows])
+    return {f"order{k}": spearman(torch.tensor([r[f"order{k}"] for r in rows]), truth) for k in (1, 2, 3)}, rows
 
 
 def spearman(a: Tensor, b: Tensor) -> float:
@@ -191,24 +208,7 @@ class Taylor(Method):
                                          for root, values in norms.items() for c, n in enumerate(values)]}
         self.metrics = {}
         if cfg["fidelity_channels"]:
-            self._fidelity(model, points, batches, derivatives, ctx.generator)
+            rhos, self.tables["fidelity"] = fidelity(model, points, batches, derivatives, cfg["fidelity_channels"],
+                                                     ctx.generator)
+            self.metrics = {"taylor_fidelity": rhos}
         return {name: scores[group[0]] for group in channel_groups(model, ctx.input_shape) for name in group}
-
-    def _fidelity(self, model, points, batches, derivatives, generator) -> None:
-        """Spearman ρ between each order's estimate and the exact ΔL on a sample of channels."""
-        pool = [(root, c) for root, d in derivatives.items() for c in range(d.shape[1])]
-        picked = torch.randperm(len(pool), generator=generator)[:self.config["fidelity_channels"]].tolist()
-        sample: dict[str, list[int]] = {}
-        for i in sorted(picked):
-            sample.setdefault(pool[i][0], []).append(pool[i][1])
-        exact = exact_deltas(model, points, batches, {r: torch.tensor(c) for r, c in sample.items()})
-        rows = []
-        for root, channels in sample.items():
-            for i, c in enumerate(channels):
-                rows.append({"layer": root, "channel": c, "exact": float(exact[root][i]),
-                             **{f"order{k}": float(taylor_estimate(derivatives[root][:, c:c + 1], k))
-                                for k in (1, 2, 3)}})
-        exact_all = torch.tensor([r["exact"] for r in rows])
-        self.metrics = {"taylor_fidelity": {f"order{k}": spearman(torch.tensor([r[f"order{k}"] for r in rows]), exact_all)
-                                            for k in (1, 2, 3)}}
-        self.tables["fidelity"] = rows
