@@ -29,6 +29,12 @@ train_curves = pd.read_csv("plots/train/curves.csv")
 layers = pd.concat([pd.read_csv(f"plots/methods/{key}/layers.csv").assign(method=key) for key in params["methods"]])
 save_with("plots/compare/layers.csv", lambda tmp: layers[["method", "layer", "pruned_macs", "pruned_nonzeros"]]
           .to_csv(tmp, index=False))
+pruned = {key: read_json(f"metrics/pruned/{key}.json") for key in params["methods"]}
+retained = [key for key, p in pruned.items() if p["schedule"] == "retention"]
+iterations = pd.concat([pd.read_csv(f"plots/methods/{key}/iterations.csv").assign(method=key) for key in retained]
+                       or [pd.DataFrame(columns=["seed", "iteration", "units_kept", "val_accuracy", "val_loss"])])
+save_with("plots/compare/iterations.csv", lambda tmp: iterations[["method", "seed", "iteration", "units_kept",
+                                                                  "val_accuracy", "val_loss"]].to_csv(tmp, index=False))
 
 pngs = [
     report.plot_accuracy(summary, "plots/compare/accuracy.png"),
@@ -39,10 +45,10 @@ pngs = [
 ]
 figures = pngs + [Path("plots/sensitivity/unstructured.png"), Path("plots/sensitivity/structured.png")]
 figures += [png for key in params["methods"] for png in sorted(Path(f"plots/methods/{key}").glob("*.png"))]
-pruned = {key: read_json(f"metrics/pruned/{key}.json") for key in params["methods"]}
 layer_ratios = {key: p["layer_ratios"] for key, p in pruned.items()}
 diagnostics = {key: report.diagnostics_means(p["diagnostics"]) for key, p in pruned.items() if p["diagnostics"]}
-write_text("results/report.md", report.markdown_report(summary, params, figures, layer_ratios, diagnostics))
+write_text("results/report.md", report.markdown_report(summary, params, figures, layer_ratios, diagnostics,
+                                                               {key: pruned[key]["deployed"] for key in retained}))
 write_json("metrics/summary.json", {
     r["method"]: {k.removesuffix("_mean"): r[k] for k in ("pruned_accuracy_mean", "finetuned_accuracy_mean",
                                                           "pruned_sparsity_mean", "macs_reduction_mean",

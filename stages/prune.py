@@ -1,28 +1,98 @@
-"""Stage prune@<method>: prune every seed's base model with one method, following `schedule`."""
+"""Stage prune@<method>: prune every seed's base model with one method, following `schedule`:
+"steps" (schedule.iterations equal steps) or "retention" (the geometric retention schedule,
+with a checkpoint per iteration in checkpoints/<method>/<seed>/ and a deployed model chosen)."""
 
+import dataclasses
+import shutil
 import sys
+from pathlib import Path
 
 import pandas as pd
 import torch
+from torch import nn
 from tqdm import tqdm
 
-from prunebench import measure, methods, report, surgery
+from prunebench import measure, method_plots, methods, retention, surgery
 from prunebench.io import write_csv, write_json
 from prunebench.methods import Context
 from prunebench.models import prunable_layers
 from prunebench.params import load
 from prunebench.pipeline import SENSITIVITY, Workbench, base_model, pruned_model, summarize
-from prunebench.pruning import layer_sparsity, mask_keeper, prune_step, step_ratios
-from prunebench.train import fit, prepare_model, seed_everything
+from prunebench.pruning import layer_sparsity, mask_keeper, prune_step, prune_to_counts, step_ratios
+from prunebench.train import evaluate, fit, prepare_model, seed_everything
 
 key = sys.argv[1]
 params = load()
 bench = Workbench.open(params)
 entry = params["methods"][key]
 method = methods.create(key, entry)
+how = methods.schedule(key, entry)
 schedule = params["schedule"]
+shape = bench.splits.input_shape
+out = Path(f"plots/methods/{key}")
+checkpoints = Path(f"checkpoints/{key}")  # kept by DVC across runs (persist), so that a run can resume
+if how == "steps":
+    shutil.rmtree(checkpoints, ignore_errors=True)
+checkpoints.mkdir(parents=True, exist_ok=True)
+for stale in checkpoints.iterdir():
+    if stale.name not in map(str, params["seeds"]):
+        shutil.rmtree(stale)
+
+
+def by_steps(model: nn.Module, ctx: Context, seed: int) -> tuple[nn.Module, dict]:
+    """schedule.iterations steps, each keeping the same fraction, retraining between them."""
+    masks, done = {}, 0.0
+    targets = step_ratios(params["ratio"], schedule["iterations"])
+    for step, target in enumerate(targets, start=1):
+        model, masks = prune_step(model, method, done, target, ctx, masks, shape)
+        model, done = prepare_model(model, bench.device), target
+        if step < len(targets):
+            fit(model, bench.train_loader(seed), bench.val, schedule["retrain"], bench.device,
+                after_step=mask_keeper(model, masks), desc=f"retrain step {step}")
+    return model, masks
+
+
+def by_retention(model: nn.Module, spec: dict, ctx: Context,
+                 seed: int) -> tuple[nn.Module, list[dict], retention.Checkpoints]:
+    """The retention schedule from checkpoint to checkpoint: prune to the counts, retrain with
+    early stopping on the validation split, assess on the validation split."""
+    made_from = retention.fingerprint(entry, schedule["retention"]["q"], schedule["retrain"], params["data"],
+                                      params["device"], seed, files=[base_model(seed), Path("stages/prune.py"),
+                                                                     *Path("src/prunebench").rglob("*.py")])
+    store = retention.Checkpoints(checkpoints / str(seed), made_from)
+
+    def prune(model: nn.Module, t: int, counts: dict[str, int]) -> nn.Module:
+        step = dataclasses.replace(ctx, generator=torch.Generator().manual_seed(seed * 1000 + t))
+        return prepare_model(prune_to_counts(prepare_model(model, bench.device), method, counts, step, shape),
+                             bench.device)
+
+    def retrain(model: nn.Module, t: int) -> list[dict]:
+        seed_everything(seed * 1000 + t)  # each iteration on its own: a resumed run retrains identically
+        return fit(model, bench.train_loader(seed * 1000 + t), bench.val, schedule["retrain"], bench.device,
+                   desc=f"iteration {t}")
+
+    def assess(model: nn.Module) -> dict[str, float]:
+        val = evaluate(prepare_model(model, bench.device), bench.val, bench.device)
+        return {"val_accuracy": val["accuracy"], "val_loss": val["loss"], "params": measure.count_params(model),
+                "macs": sum(measure.layer_macs(model, shape).values())}
+
+    model, results = retention.iterate(model, spec, plan, store, prune, retrain, assess)
+    return prepare_model(model, bench.device), results, store
+
+
+if how == "retention":  # the schedule is written before pruning starts
+    first, _, _ = surgery.load(base_model(params["seeds"][0]))
+    roots = [group[0] for group in surgery.channel_groups(first, shape)]
+    layers = prunable_layers(first)
+    sizes = {root: getattr(layers[root], "out_channels", None) or layers[root].out_features for root in roots}
+    plan = retention.table(sizes, **{k: schedule["retention"][k] for k in ("q", "max_iterations")},
+                           ratio=params["ratio"])
+    write_csv(out / "retention.csv", plan)
+    method_plots.plot_retention(plan, out / "retention.png")
+    method_plots.plot_retention_distribution(plan, out / "retention_distribution.png")
+
 sensitivity = pd.read_csv(SENSITIVITY)
-results, layer_ratios, diagnostics, tables = {}, {}, {}, {}
+results, layer_ratios, diagnostics, tables, deployed, iterations = {}, {}, {}, {}, {}, []
 for seed in tqdm(params["seeds"], desc=f"prune {key}", unit="seed"):
     seed_everything(seed)
     model, _, spec = surgery.load(base_model(seed))
@@ -30,39 +100,46 @@ for seed in tqdm(params["seeds"], desc=f"prune {key}", unit="seed"):
     base_params = measure.count_params(model)
     base_layers = {name: layer.weight.detach().cpu().clone() for name, layer in prunable_layers(model).items()}
     first = seed == params["seeds"][0]  # the per-layer plots show the first seed
-    base_costs = measure.per_layer(model, bench.splits.input_shape) if first else None
+    base_costs = measure.per_layer(model, shape) if first else None
     train_loader = bench.train_loader(seed)
     ctx = Context(batches=lambda: iter(train_loader), device=bench.device,
-                  generator=torch.Generator().manual_seed(seed), input_shape=bench.splits.input_shape,
+                  generator=torch.Generator().manual_seed(seed), input_shape=shape,
                   sensitivity=sensitivity[sensitivity["seed"] == seed].to_dict("records"))
-    masks, done = {}, 0.0
-    targets = step_ratios(params["ratio"], schedule["iterations"])
-    for step, target in enumerate(targets, start=1):
-        model, masks = prune_step(model, method, done, target, ctx, masks, bench.splits.input_shape)
-        model, done = prepare_model(model, bench.device), target
-        if step < len(targets):
-            fit(model, train_loader, bench.val, schedule["retrain"], bench.device,
-                after_step=mask_keeper(model, masks), desc=f"retrain step {step}")
+    extra = {}
+    if how == "steps":
+        model, masks = by_steps(model, ctx, seed)
+    else:
+        model, rows, store = by_retention(model, spec, ctx, seed)
+        masks, choice = {}, retention.choose(rows, schedule["retention"]["tolerance"])
+        deployed[str(seed)] = choice | {"model": store.model(choice["iteration"]).as_posix()}
+        iterations += [{"seed": seed, **row, "deployed": row["iteration"] == choice["iteration"]} for row in rows]
+        extra = {"iterations": rows[-1]["iteration"], "deployed_iteration": choice["iteration"],
+                 "deployed_val_accuracy": choice["val_accuracy"], "deployed_params": choice["params"]}
+        tqdm.write(f"{key} seed {seed}: deployed iteration {choice['iteration']} ({choice['rule']})")
     results[seed] = bench.assess(model)
     results[seed]["sparsity"] = 1 - results[seed]["nonzeros"] / base_params
     layer_ratios[str(seed)] = layer_sparsity(base_layers, prunable_layers(model))
-    if method.metrics:
-        diagnostics[str(seed)] = method.metrics
+    if method.metrics or extra:
+        diagnostics[str(seed)] = method.metrics | extra
     for name, rows in method.tables.items():
         tables.setdefault(name, []).extend({"seed": seed, **row} for row in rows)
     if first:
-        report.plot_weights(base_layers, prunable_layers(model), key, f"plots/methods/{key}/weights.png")
-        after = measure.per_layer(model, bench.splits.input_shape)
+        method_plots.plot_weights(base_layers, prunable_layers(model), key, out / "weights.png")
+        after = measure.per_layer(model, shape)
         rows = [{"layer": n, **{f"base_{k}": v for k, v in base_costs[n].items()},
                  **{f"pruned_{k}": v for k, v in after[n].items()}} for n in base_layers]
-        write_csv(f"plots/methods/{key}/layers.csv", rows)
-        report.plot_layers(rows, f"plots/methods/{key}/flops_comparison.png")
+        write_csv(out / "layers.csv", rows)
+        method_plots.plot_layers(rows, out / "flops_comparison.png")
     surgery.save(pruned_model(key, seed), model, spec, masks)
     tqdm.write(f"{key} seed {seed}: test accuracy {results[seed]['accuracy']:.4f}, "
                f"sparsity {results[seed]['sparsity']:.3f}")
 for name, rows in tables.items():
-    write_csv(f"plots/methods/{key}/{name}.csv", rows)
-    report.TABLE_PLOTS[name](rows, f"plots/methods/{key}/{name}.png")
+    write_csv(out / f"{name}.csv", rows)
+    method_plots.TABLE_PLOTS[name](rows, out / f"{name}.png")
+if iterations:
+    write_csv(out / "iterations.csv", iterations)
+    method_plots.plot_iterations(iterations, "accuracy", out / "accuracies.png")
+    method_plots.plot_iterations(iterations, "loss", out / "losses.png")
 write_json(f"metrics/pruned/{key}.json",
            summarize(results, method=methods.implementation(key, entry), unit=method.unit, ratio=params["ratio"],
-                     layer_ratios=layer_ratios, diagnostics=diagnostics))
+                     schedule=how, layer_ratios=layer_ratios, diagnostics=diagnostics, deployed=deployed))

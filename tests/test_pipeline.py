@@ -6,8 +6,10 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -31,8 +33,9 @@ def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 
 
 # One of each code path (weights: per layer, global, allocated; channels: per layer, allocated,
-# global with diagnostics) keeps CI short; test_every_default_method_runs (slow) runs them all.
-METHODS = ["random", "magnitude", "lamp", "sensitivity_unstructured", "l1_channel", "sensitivity_structured", "taylor3"]
+# global with diagnostics, the retention schedule) keeps CI short; test_every_default_method_runs (slow) runs them all.
+METHODS = ["random", "magnitude", "lamp", "sensitivity_unstructured", "l1_channel", "sensitivity_structured", "taylor3",
+           "interval_adjoint"]
 WEIGHT_METHODS = ["random", "magnitude", "lamp", "sensitivity_unstructured"]
 
 
@@ -126,6 +129,19 @@ def test_summary_report_metrics_and_plots(repo):
     assert sensitivity.groupby(["kind", "layer"])["accuracy"].apply(lambda a: a.iloc[0] >= a.iloc[-1]).all()
     layer_ratios = json.loads((repo / "metrics/pruned/lamp.json").read_text())["layer_ratios"]["0"]
     assert list(layer_ratios) == ["stem.0", "block.conv1", "block.conv2", "down.0", "fc"]
+    iterations = pd.read_csv(repo / "plots/methods/interval_adjoint/iterations.csv")
+    retention = pd.read_csv(repo / "plots/methods/interval_adjoint/retention.csv")
+    assert list(iterations["units_kept"]) == list(retention.drop(columns=["iteration", "kept_percent",
+                                                                         "removed_fraction"]).sum(axis=1))
+    assert retention["removed_fraction"].iloc[-1] >= 0.5 > retention["removed_fraction"].iloc[-2]
+    assert iterations["params"].is_monotonic_decreasing and iterations["deployed"].sum() == 1
+    deployed = json.loads((repo / "metrics/pruned/interval_adjoint.json").read_text())["deployed"]["0"]
+    chosen = iterations[iterations["deployed"]].iloc[0]
+    assert deployed["iteration"] == chosen["iteration"] and (repo / deployed["model"]).exists()
+    assert chosen["val_accuracy"] >= iterations["val_accuracy"].iloc[0] - 0.01
+    assert f"| interval_adjoint | 0 | {deployed['iteration']} |" in report
+    for png in ("retention", "retention_distribution", "accuracies", "losses"):
+        assert (repo / f"plots/methods/interval_adjoint/{png}.png").stat().st_size > 1000
     rendered = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)
     assert "errors" not in rendered
     assert all(len(definitions) == 1 for definitions in rendered["data"].values())
@@ -176,3 +192,23 @@ def test_a_bad_param_stops_before_any_stage_touches_outputs(repo):
     assert stages_run(done.stdout) == {"check"}
     assert (repo / "results/results.csv").read_bytes() == before
     assert sorted(p.name for p in (repo / "models/pruned/l1_channel").iterdir()) == models_before
+
+
+def test_a_killed_prune_stage_resumes_at_the_unfinished_iteration(repo):
+    before = pd.read_csv(repo / "results/results.csv").set_index("method").loc["interval_adjoint"]
+    store = repo / "checkpoints/interval_adjoint/0"
+    shutil.rmtree(store)  # start over, and kill the stage while it retrains after pruning iteration 2
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
+    stage = subprocess.Popen([sys.executable, "stages/prune.py", "interval_adjoint"], cwd=repo, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not (store / "1/result.json").exists():
+        assert stage.poll() is None, "the stage ended before it was killed"
+        time.sleep(0.005)
+    stage.send_signal(signal.SIGKILL)
+    stage.wait()
+    assert sorted(p.parent.name for p in store.glob("*/result.json")) == ["0", "1"]
+    output = run(repo, "dvc", "repro").stdout
+    assert "resuming at iteration 2" in output and "prune@interval_adjoint" in stages_run(output)
+    after = pd.read_csv(repo / "results/results.csv").set_index("method").loc["interval_adjoint"]
+    for column in ("pruned_accuracy", "pruned_params", "finetuned_accuracy", "finetuned_loss"):
+        assert after[column] == before[column]  # the same as the run that was never interrupted

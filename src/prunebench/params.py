@@ -49,7 +49,12 @@ SCHEMA: dict[str, Check | dict[str, Check]] = {
     "train": {"epochs": spec.integer(1), **LOOP},
     "finetune": {"epochs": spec.integer(0), **LOOP},
     "sensitivity": {"ratios": spec.list_of(spec.number(0, 1, lo_open=True, hi_open=True))},
-    "schedule": {"iterations": spec.integer(1), "retrain": {"epochs": spec.integer(0), **LOOP}},
+    "schedule": {
+        "iterations": spec.integer(1),
+        "retention": {"q": spec.number(0, 1, lo_open=True, hi_open=True), "max_iterations": spec.integer(1),
+                      "tolerance": spec.number(0, 1)},
+        "retrain": {"epochs": spec.integer(0), **LOOP},
+    },
     "measure": {"latency_batch": spec.integer(1), "warmup": spec.integer(0), "repeats": spec.integer(1)},
 }
 
@@ -104,7 +109,7 @@ def _check_names(params: dict[str, Any]) -> None:
 
 
 def _check_methods(methods: Any) -> None:
-    from prunebench.methods import METHODS, implementation
+    from prunebench.methods import ENTRY_KEYS, METHODS, implementation
 
     if not isinstance(methods, dict) or not methods:
         _fail("methods", methods, "a non-empty mapping of run name to knobs")
@@ -116,8 +121,13 @@ def _check_methods(methods: Any) -> None:
             where = f"methods.{key}.method" if entry and "method" in entry else f"methods.{key}"
             _fail(where, name, "a registered method: " + ", ".join(METHODS))
         knobs = METHODS[name].knobs
+        how = (entry or {}).get("schedule", METHODS[name].schedule)
+        if how not in ("steps", "retention"):
+            _fail(f"methods.{key}.schedule", how, "steps or retention")
+        if how == "retention" and METHODS[name].unit != "channel":
+            _fail(f"methods.{key}.schedule", how, f"steps ({name} prunes weights; the retention schedule counts units)")
         for knob, value in (entry or {}).items():
-            if knob == "method":
+            if knob in ENTRY_KEYS:
                 continue
             if knob not in knobs:
                 _fail(f"methods.{key}.{knob}", value, f"a knob of {name}: " + (", ".join(knobs) or "none"))

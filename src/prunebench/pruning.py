@@ -98,6 +98,27 @@ def prune_step(model: nn.Module, method: Method, done: float, target: float, ctx
     return model, masks
 
 
+def prune_to_counts(model: nn.Module, method: Method, counts: dict[str, int], ctx: Context,
+                    input_shape: tuple[int, ...]) -> nn.Module:
+    """Keep the `counts[root]` highest-scoring output channels of each channel group (keyed by
+    its root layer; a group's score is the mean over its layers) and physically remove the rest.
+    The method's `adjust` sees the keep-mask of every layer first."""
+    if method.unit != "channel":
+        raise ValueError(f"{type(method).__name__} prunes weights; the retention schedule counts channels")
+    model.eval()
+    layers = prunable_layers(model)
+    scores = method.scores(model, layers, ctx)
+    keep, removed = {}, {}
+    for group in surgery.channel_groups(model, input_shape):
+        score = torch.stack([scores[name].detach().float().cpu() for name in group]).mean(0)
+        kept = torch.zeros(len(score), dtype=torch.bool)
+        kept[torch.argsort(score, descending=True, stable=True)[:counts[group[0]]]] = True
+        keep |= dict.fromkeys(group, kept)
+        removed[group[0]] = (~kept).nonzero().flatten().tolist()
+    method.adjust(model, layers, keep, ctx)
+    return surgery.remove_indices(model, removed, input_shape)
+
+
 def global_ratios(scores: dict[str, Tensor], ratio: float, min_channels: int = 1,
                   normalize: bool = False, max_ratio: float = 1.0) -> dict[str, float]:
     """Per-group ratios from one ranking of all groups' channel scores (keyed by group root):

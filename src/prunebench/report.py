@@ -10,8 +10,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
 
 from prunebench.io import save_with  # noqa: E402
 from prunebench.tracking import flatten  # noqa: E402
@@ -74,7 +72,7 @@ def table(summary: pd.DataFrame) -> str:
 
 def markdown_report(summary: pd.DataFrame, params: dict, plots: list[Path],
                     layer_ratios: dict[str, dict[str, dict[str, float]]],
-                    diagnostics: dict[str, dict[str, float]]) -> str:
+                    diagnostics: dict[str, dict[str, float]], deployed: dict[str, dict[str, dict]]) -> str:
     seeds = ", ".join(map(str, params["seeds"]))
     text = [
         "# prunebench report", "",
@@ -100,12 +98,21 @@ def markdown_report(summary: pd.DataFrame, params: dict, plots: list[Path],
                  "| method | diagnostic | value |", "|---|---|---|"]
         text += [f"| {m} | {k} | {v:.3f} |" for m, values in diagnostics.items() for k, v in values.items()]
         text += [""]
+    if deployed:
+        text += ["## Retention schedule: the deployed models", "",
+                 "Chosen per seed among the iterations, on the validation split (never the test split); "
+                 "the per-iteration results are in `plots/methods/<method>/iterations.csv`.", "",
+                 "| method | seed | iteration | validation accuracy | parameters | units kept | model | rule |",
+                 "|---|---|---|---|---|---|---|---|"]
+        text += [f"| {m} | {seed} | {c['iteration']} | {c['val_accuracy']:.4f} | {c['params']:,} | {c['units_kept']} "
+                 f"| `{c['model']}` | {c['rule']} |" for m, seeds in deployed.items() for seed, c in seeds.items()]
+        text += [""]
     text += [f"![{p.parent.name + ' ' + p.stem if p.parent.parent.name == 'methods' else p.stem}]({Path('..') / p})"
              for p in plots]
     return "\n".join(text) + "\n"
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     fig.tight_layout()
     save_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
@@ -126,7 +133,7 @@ def plot_accuracy(summary: pd.DataFrame, path: str | Path) -> Path:
     axes[1].set_xscale("log")
     axes[0].set_yticks(list(y), summary["method"])
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_tradeoff(summary: pd.DataFrame, path: str | Path) -> Path:
@@ -142,7 +149,7 @@ def plot_tradeoff(summary: pd.DataFrame, path: str | Path) -> Path:
     ax.set_xlabel("MACs per example (sparsity-aware)")
     ax.set_ylabel("test accuracy after fine-tuning (%)")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_cost(summary: pd.DataFrame, path: str | Path) -> Path:
@@ -154,7 +161,7 @@ def plot_cost(summary: pd.DataFrame, path: str | Path) -> Path:
         ax.axvline(summary[f"base_{metric}_mean"].iloc[0], color="black", linestyle="--", label="base")
         ax.set_xlabel(label)
     axes[0].legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_curves(curves: pd.DataFrame, by: str, path: str | Path, title: str) -> Path:
@@ -167,7 +174,7 @@ def plot_curves(curves: pd.DataFrame, by: str, path: str | Path, title: str) -> 
     acc.set(xlabel="epoch", ylabel="validation accuracy (%)", title=title)
     loss.set(xlabel="epoch", ylabel="validation loss", title=title)
     acc.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _sensitivity(rows: list[dict], kind: str) -> pd.DataFrame:
@@ -186,7 +193,7 @@ def plot_sensitivity(rows: list[dict], path: str | Path) -> Path:
     ax.set(xlabel="fraction of the layer's weights removed (magnitude)", ylabel="validation accuracy (%)",
            title="Layer sensitivity, unstructured (mean over seeds)")
     ax.legend(fontsize="small")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_sensitivity_heatmap(rows: list[dict], path: str | Path) -> Path:
@@ -202,94 +209,7 @@ def plot_sensitivity_heatmap(rows: list[dict], path: str | Path) -> Path:
     ax.set(xlabel="fraction of the group's channels removed (filter L1)",
            title="Accuracy drop (pp), structured (mean over seeds)")
     fig.colorbar(image, ax=ax)
-    return _save(fig, path)
-
-
-def plot_weights(before: dict[str, Tensor], after: dict[str, nn.Module], method: str, path: str | Path) -> Path:
-    """Histogram of all prunable weights of the base model and of the nonzero ones left."""
-    old = torch.cat([w.flatten() for w in before.values()]).numpy()
-    new = torch.cat([m.weight.detach().cpu().flatten() for m in after.values()])
-    new = new[new != 0].numpy()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    bins = np.linspace(old.min(), old.max(), 121)
-    ax.hist(old, bins=bins, alpha=0.5, label=f"base ({len(old):,})")
-    ax.hist(new, bins=bins, alpha=0.7, label=f"after {method} ({len(new):,} nonzero)")
-    ax.set(xlabel="weight value", ylabel="count", title=f"Prunable weights before and after {method}")
-    ax.legend()
-    return _save(fig, path)
-
-
-def plot_fidelity(rows: list[dict], path: str | Path) -> Path:
-    """Each Taylor order's estimate against the exact loss change, with Spearman's ρ."""
-    from prunebench.methods.taylor import spearman
-
-    frame = pd.DataFrame(rows)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
-    for ax, order in zip(axes, (1, 2, 3)):
-        rho = spearman(torch.tensor(frame[f"order{order}"].to_numpy()), torch.tensor(frame["exact"].to_numpy()))
-        ax.scatter(frame[f"order{order}"], frame["exact"], s=8, alpha=0.6)
-        low, high = frame[["exact", f"order{order}"]].min().min(), frame[["exact", f"order{order}"]].max().max()
-        ax.plot([low, high], [low, high], "k--", linewidth=0.8)
-        ax.set(xlabel=f"order-{order} Taylor estimate of ΔL", title=f"order {order}: Spearman ρ = {rho:.3f}")
-    axes[0].set_ylabel("exact ΔL (channel zeroed)")
-    return _save(fig, path)
-
-
-def plot_gradient_flow(rows: list[dict], path: str | Path) -> Path:
-    """Per-channel gradient norms of each layer's output (box) and their mean (line)."""
-    frame = pd.DataFrame(rows)
-    layers = list(dict.fromkeys(frame["layer"]))
-    fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(layers), 4))
-    ax.boxplot([frame.loc[frame["layer"] == layer, "gradient_norm"] for layer in layers], tick_labels=layers)
-    ax.plot(range(1, len(layers) + 1), [frame.loc[frame["layer"] == layer, "gradient_norm"].mean() for layer in layers],
-            "o-", label="mean")
-    ax.set(ylabel="‖∂L/∂(channel output)‖", title="Gradient flow per layer (calibration batches)")
-    ax.legend()
-    return _save(fig, path)
-
-
-def plot_spectrum(rows: list[dict], path: str | Path) -> Path:
-    """The top Hessian eigenvalues found (per block and seed)."""
-    frame = pd.DataFrame(rows)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for (block, seed), group in frame.groupby(["block", "seed"], sort=False):
-        ax.plot(group["index"] + 1, group["eigenvalue"], marker="o", label=f"{block}, seed {seed}")
-    ax.set(xlabel="eigenpair (largest |λ| first)", ylabel="eigenvalue λ", yscale="symlog",
-           title="Hessian spectrum (top eigenvalues)")
-    ax.legend(fontsize="small", ncol=2)
-    return _save(fig, path)
-
-
-def plot_eigenvector_distribution(rows: list[dict], path: str | Path) -> Path:
-    """Histogram of the magnitudes of the weights' components in the dominant eigenvectors."""
-    frame = pd.DataFrame(rows).groupby("log10_magnitude", sort=True)["count"].sum()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    width = float(np.diff(frame.index).min()) if len(frame) > 1 else 1.0
-    ax.bar(frame.index, frame.to_numpy(), width=width, align="edge")
-    ax.set(xlabel="log10 |eigenvector component|", ylabel="count (all seeds)",
-           title="Eigenvector component magnitudes")
-    return _save(fig, path)
-
-
-def plot_layers(rows: list[dict], path: str | Path) -> Path:
-    """Per-layer MACs (sparsity-aware) and nonzero parameters, base model against pruned."""
-    frame = pd.DataFrame(rows)
-    x = np.arange(len(frame))
-    fig, axes = plt.subplots(1, 2, figsize=(3 + 1.6 * len(frame), 4))
-    for ax, metric, label in ((axes[0], "macs", "MACs per example (sparsity-aware)"),
-                              (axes[1], "nonzeros", "nonzero parameters")):
-        ax.bar(x - 0.2, frame[f"base_{metric}"], width=0.4, label="base")
-        ax.bar(x + 0.2, frame[f"pruned_{metric}"], width=0.4, label="pruned")
-        ax.set_xticks(x, frame["layer"], rotation=30, ha="right")
-        ax.set(ylabel=label)
-    axes[0].set_title("Per-layer MACs before and after pruning")
-    axes[1].set_title("Parameter distribution per layer")
-    axes[0].legend()
-    return _save(fig, path)
-
-
-TABLE_PLOTS = {"fidelity": plot_fidelity, "gradient_flow": plot_gradient_flow, "spectrum": plot_spectrum,
-               "eigenvector_distribution": plot_eigenvector_distribution}
+    return save_figure(fig, path)
 
 
 def diagnostics_means(diagnostics: dict[str, dict]) -> dict[str, float]:

@@ -69,6 +69,23 @@ def remove_channels(model: nn.Module, scores: dict[str, Tensor], ratio: float | 
     return model
 
 
+def remove_indices(model: nn.Module, removed: dict[str, list[int]], input_shape: tuple[int, ...]) -> nn.Module:
+    """Remove exactly the given output channels of each channel group, keyed by the group's
+    root layer; torch-pruning removes the same channels from every coupled layer."""
+    graph = _graph(model, input_shape)
+    modules = dict(model.named_modules())
+    for root, idxs in removed.items():
+        if not idxs:
+            continue
+        layer = modules[root]
+        fn = OUT_CHANNEL_FNS[0] if isinstance(layer, nn.Conv2d) else OUT_CHANNEL_FNS[1]
+        group = graph.get_pruning_group(layer, fn, idxs)
+        if not graph.check_pruning_group(group):
+            raise ValueError(f"cannot remove {len(idxs)} of the output channels of {root}: every layer keeps one")
+        group.prune()
+    return model
+
+
 def _graph(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph:
     device = next(model.parameters()).device
     return tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, *input_shape, device=device))

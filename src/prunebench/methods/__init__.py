@@ -8,6 +8,7 @@ from typing import Any
 from prunebench.methods.base import Context, Method
 from prunebench.methods.channels import L1ChannelGlobal, RandomChannel, Slimming
 from prunebench.methods.hessian_merge import HessianMerge
+from prunebench.methods.interval_adjoint import IntervalAdjoint
 from prunebench.methods.kernels import IntraKernel, Kernel
 from prunebench.methods.l1_channel import L1Channel
 from prunebench.methods.lamp import Lamp
@@ -31,7 +32,9 @@ METHODS: dict[str, type[Method]] = {
     "intra_kernel": IntraKernel,
     "taylor": Taylor,
     "hessian_merge": HessianMerge,
+    "interval_adjoint": IntervalAdjoint,
 }
+ENTRY_KEYS = ("method", "schedule")  # keys of a `methods` entry that are not the method's knobs
 
 
 def implementation(key: str, entry: dict[str, Any] | None) -> str:
@@ -39,9 +42,14 @@ def implementation(key: str, entry: dict[str, Any] | None) -> str:
     return (entry or {}).get("method", key)
 
 
+def schedule(key: str, entry: dict[str, Any] | None) -> str:
+    """How the entry reaches `ratio`: its `schedule:` or else the method's own."""
+    return (entry or {}).get("schedule", METHODS[implementation(key, entry)].schedule)
+
+
 def create(key: str, entry: dict[str, Any] | None) -> Method:
-    knobs = {k: v for k, v in (entry or {}).items() if k != "method"}
+    knobs = {k: v for k, v in (entry or {}).items() if k not in ENTRY_KEYS}
     return METHODS[implementation(key, entry)](**knobs)
 
 
-__all__ = ["METHODS", "Context", "Method", "create", "implementation"]
+__all__ = ["METHODS", "Context", "Method", "create", "implementation", "schedule"]

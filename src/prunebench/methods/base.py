@@ -32,6 +32,9 @@ class Method(ABC):
     unit: ClassVar[Literal["weight", "channel"]]
     # "layer": every prunable layer loses `ratio` of its units; "global": one ranking over all
     scope: ClassVar[Literal["layer", "global"]] = "layer"
+    # how `ratio` is reached unless params.yaml `methods.<key>.schedule` says otherwise:
+    # "steps" (schedule.iterations) or "retention" (schedule.retention, unit "channel" only)
+    schedule: ClassVar[Literal["steps", "retention"]] = "steps"
     # knob name -> (default, check); params.yaml `methods.<key>` may override each one
     knobs: ClassVar[dict[str, tuple[Any, Check]]] = {}
 
@@ -47,8 +50,10 @@ class Method(ABC):
         layer's weight, for unit "channel" one value per output channel."""
 
     def adjust(self, model: nn.Module, layers: dict[str, nn.Module], masks: dict[str, Tensor], ctx: Context) -> None:
-        """Change the kept weights once the weights to remove are chosen (unit "weight"), before
-        the masks zero them: e.g. merge each pruned weight into a kept one."""
+        """Change the kept weights once the units to remove are chosen, before they go: e.g. merge
+        each pruned weight into a kept one. `masks` (True = keep) are keyed by parameter and shaped
+        like it for unit "weight"; for unit "channel" they are keyed by layer, one per output
+        channel (passed by the retention schedule, which chooses the channels itself)."""
 
     def layer_ratios(self, model: nn.Module, layers: dict[str, nn.Module], target: float,
                      ctx: Context) -> dict[str, float] | None:

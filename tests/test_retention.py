@@ -1,0 +1,199 @@
+"""Interval-adjoint significance, the retention schedule, resuming after a kill, and the
+deployment rule."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from conftest import ROOT, small_cnn
+from prunebench import methods, models, retention, surgery
+from prunebench.interval import Interval
+from prunebench.methods import Context
+from prunebench.methods.interval_adjoint import input_box
+from prunebench.pruning import prune_to_counts
+
+
+def test_the_retention_table_follows_the_formula():
+    # the original configuration: hidden layers of 256 and 64 neurons, q = 0.8
+    rows = retention.table({"fc1": 256, "fc2": 64}, q=0.8, max_iterations=30, ratio=0.5)
+    assert [(r["fc1"], r["fc2"]) for r in rows] == [(256, 64), (205, 51), (164, 41), (131, 33), (105, 26)]
+    assert rows[3]["removed_fraction"] == pytest.approx(1 - 164 / 320) and rows[3]["removed_fraction"] < 0.5
+    assert rows[-1]["removed_fraction"] == pytest.approx(1 - 131 / 320) and rows[-1]["kept_percent"] == pytest.approx(40.9375)
+
+
+def test_the_retention_table_keeps_one_unit_and_stops_at_the_limits():
+    rows = retention.table({"a": 3, "b": 10}, q=0.1, max_iterations=30, ratio=0.99)
+    assert [(r["a"], r["b"]) for r in rows] == [(3, 10), (1, 1)]  # round(0.3) = 0 → 1; then nothing is left to remove
+    assert len(retention.table({"a": 100}, q=0.99, max_iterations=5, ratio=0.9)) == 6  # iterations 0..5
+    assert len(retention.table({"a": 100}, q=0.8, max_iterations=30, ratio=0.0)) == 1  # only the unpruned model
+
+
+def test_the_deployed_model_is_the_smallest_within_tolerance():
+    rows = [{"iteration": t, "val_accuracy": acc, "params": p, "units_kept": u}
+            for t, acc, p, u in [(0, 0.98, 1000, 100), (1, 0.985, 800, 80), (2, 0.972, 600, 60),
+                                 (3, 0.95, 400, 40), (4, 0.974, 400, 40)]]
+    choice = retention.choose(rows, tolerance=0.01)
+    assert choice["iteration"] == 4 and choice["params"] == 400  # 3 is as small but too inaccurate
+    assert retention.choose(rows, tolerance=0.005)["iteration"] == 1
+    assert retention.choose(rows, tolerance=0.0)["iteration"] == 1
+    assert retention.choose(rows[:1] + rows[3:4], tolerance=0.0)["iteration"] == 0  # nothing qualifies: the unpruned
+
+
+def test_the_input_box_is_the_range_or_the_percentiles_of_each_feature():
+    x = torch.arange(101.0).reshape(101, 1, 1) * torch.tensor([1.0, -1.0]).reshape(1, 2, 1)
+    batches = [(x[:50], None), (x[50:], None)]
+    box = input_box(batches, [0, 100])
+    assert box.lo.flatten().tolist() == [0, -100] and box.hi.flatten().tolist() == [100, 0]
+    box = input_box(batches, [5, 95])
+    assert box.lo.flatten().tolist() == [5, -95] and box.hi.flatten().tolist() == [95, -5]
+
+
+def context(batches) -> Context:
+    return Context(batches=lambda: iter(batches), device=torch.device("cpu"), generator=torch.Generator())
+
+
+def test_significance_is_width_times_largest_adjoint_and_the_output_layer_is_never_scored():
+    model = models.build(models.spec({"name": "mlp", "hidden": [6, 4]}, 1, 3, 2)).eval()
+    x = torch.rand(20, 1, 2, 2)
+    method = methods.create("interval_adjoint", {})
+    layers = models.prunable_layers(model)
+    scores = method.scores(model, layers, context([(x, None)]))
+    assert list(scores) == ["1", "3"] and scores["1"].shape == (6,) and scores["3"].shape == (4,)
+    # by hand for the last hidden layer: its adjoint is exactly the column sums of the output weights
+    # wherever the ReLU is surely active, so its significance is width × |column sum| there
+    lo, hi = x.amin(0).flatten(), x.amax(0).flatten()
+    w1, b1, w3, b3 = model[1].weight, model[1].bias, model[3].weight, model[3].bias
+    a_lo = (w1.clamp(min=0) @ lo + w1.clamp(max=0) @ hi + b1).clamp(min=0)
+    a_hi = (w1.clamp(min=0) @ hi + w1.clamp(max=0) @ lo + b1).clamp(min=0)
+    z_lo = w3.clamp(min=0) @ a_lo + w3.clamp(max=0) @ a_hi + b3
+    z_hi = w3.clamp(min=0) @ a_hi + w3.clamp(max=0) @ a_lo + b3
+    active = z_lo > 0
+    column = model[5].weight.sum(0)
+    expected = (z_hi - z_lo) * column.abs()
+    assert torch.allclose(scores["3"][active], expected[active].float(), rtol=1e-5)
+    assert (scores["3"][z_hi <= 0] == 0).all()  # surely inactive: no adjoint, no significance
+
+
+def test_pruning_to_counts_keeps_exactly_the_counts_of_every_group():
+    model = small_cnn()
+    method = methods.create("interval_adjoint", {})
+    groups = surgery.channel_groups(model, (1, 8, 8))
+    counts = {group[0]: max(1, len(group) * 2 - 1) for group in groups}
+    batches = [(torch.rand(16, 1, 8, 8), None)]
+    model = prune_to_counts(model, method, counts, context(batches), (1, 8, 8))
+    layers = dict(model.named_modules())
+    for group in groups:
+        for name in group:  # the residual group (stem and block.conv2) shrinks together
+            size = getattr(layers[name], "out_channels", None) or layers[name].out_features
+            assert size == counts[group[0]]
+    assert model(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_bias_compensation_keeps_the_output_at_a_point_box():
+    """With a box of one point the intervals are exact values, so folding the removed neurons'
+    contributions into the next bias must leave the output at that point unchanged."""
+    torch.manual_seed(0)
+    model = models.build(models.spec({"name": "mlp", "hidden": [16, 8]}, 1, 4, 3)).eval()
+    x = torch.rand(1, 1, 3, 3)
+    before = model(x)
+    method = methods.create("interval_adjoint", {"bias_compensation": True})
+    shrunk = prune_to_counts(model, method, {"1": 9, "3": 8}, context([(x, None)]), (1, 3, 3))
+    assert shrunk[1].out_features == 9
+    assert torch.allclose(shrunk(x), before, atol=1e-5)
+    plain = prune_to_counts(models.build(models.spec({"name": "mlp", "hidden": [16, 8]}, 1, 4, 3)).eval(),
+                            methods.create("interval_adjoint", {}), {"1": 9, "3": 8}, context([(x, None)]), (1, 3, 3))
+    assert not torch.allclose(plain(x), before, atol=1e-3)  # without compensation the output moves
+
+
+RUN = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    import torch
+    from prunebench import methods, models, retention
+    from prunebench.methods import Context
+    from prunebench.pruning import prune_to_counts
+
+    directory, kill_at = Path(sys.argv[1]), int(sys.argv[2])
+    torch.manual_seed(0)
+    spec = models.spec({"name": "mlp", "hidden": [32, 16]}, 1, 4, 4)
+    model = models.build(spec)
+    x, y = torch.rand(64, 1, 4, 4), torch.randint(0, 4, (64,))
+    method = methods.create("interval_adjoint", {})
+    ctx = Context(batches=lambda: iter([(x, y)]), device=torch.device("cpu"), generator=torch.Generator())
+
+    def prune(model, t, counts):
+        return prune_to_counts(model, method, counts, ctx, (1, 4, 4))
+
+    def retrain(model, t):
+        if t == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)  # killed in the middle of iteration t
+        torch.manual_seed(t)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(5):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        return [{"epoch": 1}]
+
+    def assess(model):
+        with torch.no_grad():
+            loss = torch.nn.functional.cross_entropy(model(x), y).item()
+        return {"val_accuracy": 1 / (1 + loss), "val_loss": loss, "params": sum(p.numel() for p in model.parameters())}
+
+    rows = retention.table({"1": 32, "3": 16}, q=0.7, max_iterations=30, ratio=0.8)
+    store = retention.Checkpoints(directory, retention.fingerprint("test"))
+    _, results = retention.iterate(model, spec, rows, store, prune, retrain, assess)
+    print("RESULTS", [r["val_loss"] for r in results])
+""")
+
+
+def run_iterations(directory, kill_at: int) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", RUN, str(directory), str(kill_at)], capture_output=True, text=True,
+                          cwd=ROOT)
+
+
+def test_a_killed_run_resumes_at_the_unfinished_iteration_with_the_same_result(tmp_path):
+    whole = run_iterations(tmp_path / "whole", kill_at=-1)
+    assert whole.returncode == 0, whole.stderr
+    killed = run_iterations(tmp_path / "killed", kill_at=3)
+    assert killed.returncode == -9  # SIGKILL
+    finished = sorted(p.parent.name for p in (tmp_path / "killed").glob("*/result.json"))
+    assert finished == ["0", "1", "2"]
+    stamps = {t: (tmp_path / "killed" / t / "result.json").stat().st_mtime_ns for t in finished}
+    resumed = run_iterations(tmp_path / "killed", kill_at=-1)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming at iteration 3" in resumed.stdout
+    assert {t: (tmp_path / "killed" / t / "result.json").stat().st_mtime_ns for t in finished} == stamps
+    assert resumed.stdout.split("RESULTS")[1] == whole.stdout.split("RESULTS")[1]  # identical to an unbroken run
+    assert len(json.loads(resumed.stdout.split("RESULTS")[1].strip())) == 6  # iterations 0..5
+
+
+def test_checkpoints_made_from_other_inputs_are_not_reused(tmp_path):
+    model = models.build(models.spec({"name": "mlp", "hidden": [4]}, 1, 2, 2))
+    store = retention.Checkpoints(tmp_path, "one")
+    store.save(0, model, models.spec({"name": "mlp", "hidden": [4]}, 1, 2, 2), [], {"iteration": 0})
+    assert len(retention.Checkpoints(tmp_path, "one").finished()) == 1
+    assert retention.Checkpoints(tmp_path, "two").finished() == []
+
+
+def test_the_retention_schedule_needs_a_channel_method(cfg):
+    from prunebench.params import ParamError, validate
+
+    cfg["methods"] = {"magnitude": {"schedule": "retention"}}
+    with pytest.raises(ParamError, match=r"methods.magnitude.schedule = 'retention': expected steps \(magnitude"):
+        validate(cfg)
+    cfg["methods"] = {"l1_channel": {"schedule": "retention"}, "ia": {"method": "interval_adjoint", "box": [1, 99]}}
+    validate(cfg)
+    cfg["methods"] = {"interval_adjoint": {"box": [50, 10]}}
+    with pytest.raises(ParamError, match="two percentiles"):
+        validate(cfg)
+    cfg["methods"] = {"interval_adjoint": {}}
+    cfg["schedule"]["retention"]["q"] = 1.0
+    with pytest.raises(ParamError, match=r"schedule.retention.q = 1.0: expected a number in \(0, 1\)"):
+        validate(cfg)
