@@ -81,12 +81,8 @@ def by_retention(model: nn.Module, spec: dict, ctx: Context,
 
 
 if how == "retention":  # the schedule is written before pruning starts
-    first, _, _ = surgery.load(base_model(params["seeds"][0]))
-    roots = [group[0] for group in surgery.channel_groups(first, shape)]
-    layers = prunable_layers(first)
-    sizes = {root: getattr(layers[root], "out_channels", None) or layers[root].out_features for root in roots}
-    plan = retention.table(sizes, **{k: schedule["retention"][k] for k in ("q", "max_iterations")},
-                           ratio=params["ratio"])
+    plan = retention.table(retention.sizes(surgery.load(base_model(params["seeds"][0]))[0], shape),
+                           **{k: schedule["retention"][k] for k in ("q", "max_iterations")}, ratio=params["ratio"])
     write_csv(out / "retention.csv", plan)
     method_plots.plot_retention(plan, out / "retention.png")
     method_plots.plot_retention_distribution(plan, out / "retention_distribution.png")

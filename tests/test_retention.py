@@ -27,6 +27,12 @@ def test_the_retention_table_follows_the_formula():
     assert rows[-1]["removed_fraction"] == pytest.approx(1 - 131 / 320) and rows[-1]["kept_percent"] == pytest.approx(40.9375)
 
 
+def test_the_mlp_on_mnist_has_the_original_schedule(default_params):
+    mlp = models.build(models.spec({"name": "mlp"}, 1, 10, 28))  # 784-256-64-10
+    assert retention.sizes(mlp, (1, 28, 28)) == {"1": 256, "3": 64}
+    assert default_params["schedule"]["retention"]["q"] == 0.8
+
+
 def test_the_retention_table_keeps_one_unit_and_stops_at_the_limits():
     rows = retention.table({"a": 3, "b": 10}, q=0.1, max_iterations=30, ratio=0.99)
     assert [(r["a"], r["b"]) for r in rows] == [(3, 10), (1, 1)]  # round(0.3) = 0 → 1; then nothing is left to remove
@@ -93,6 +99,15 @@ def test_pruning_to_counts_keeps_exactly_the_counts_of_every_group():
             size = getattr(layers[name], "out_channels", None) or layers[name].out_features
             assert size == counts[group[0]]
     assert model(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_pruning_to_counts_keeps_the_highest_scoring_channels():
+    model = models.build(models.spec({"name": "mlp", "hidden": [8, 4]}, 1, 3, 2)).eval()
+    norms = model[1].weight.abs().sum(1)
+    best = set(torch.argsort(norms, descending=True)[:3].tolist())
+    kept_rows = {tuple(model[1].weight[i].tolist()) for i in best}
+    model = prune_to_counts(model, methods.create("l1_channel", {}), {"1": 3, "3": 4}, context([]), (1, 2, 2))
+    assert {tuple(row.tolist()) for row in model[1].weight} == kept_rows and model[3].in_features == 3
 
 
 def test_bias_compensation_keeps_the_output_at_a_point_box():

@@ -23,6 +23,13 @@ from prunebench import surgery
 from prunebench.io import read_json, save_with, write_json
 
 
+def sizes(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+    """h_l: the output units of each channel group (keyed by its root layer; coupled layers count once)."""
+    layers = dict(model.named_modules())
+    return {group[0]: getattr(layers[group[0]], "out_channels", None) or layers[group[0]].out_features
+            for group in surgery.channel_groups(model, input_shape)}
+
+
 def table(sizes: dict[str, int], q: float, max_iterations: int, ratio: float) -> list[dict[str, Any]]:
     """Units kept per layer at iterations 0, 1, …, up to the first that removes at least `ratio`
     of all units (or `max_iterations`, or once every layer is down to one unit)."""
