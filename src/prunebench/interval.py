@@ -63,7 +63,7 @@ ADDS = (operator.add, torch.add)
 
 def trace(model: nn.Module) -> fx.GraphModule:
     """A float64, eval-mode, non-in-place copy of `model`, traced: what `propagate` evaluates."""
-    copied = copy.deepcopy(model).double().eval()
+    copied = copy.deepcopy(model).double().eval().requires_grad_(False)  # adjoints come from vjp, not autograd
     for module in copied.modules():
         if hasattr(module, "inplace"):
             module.inplace = False
