@@ -13,7 +13,7 @@ from torch import nn
 from tqdm import tqdm
 
 from prunebench import measure, method_plots, methods, retention, surgery
-from prunebench.io import write_csv, write_json
+from prunebench.io import write_csv, write_json, write_text
 from prunebench.methods import Context
 from prunebench.models import prunable_layers
 from prunebench.params import load
@@ -31,11 +31,11 @@ schedule = params["schedule"]
 shape = bench.splits.input_shape
 out = Path(f"plots/methods/{key}")
 checkpoints = Path(f"checkpoints/{key}")  # kept by DVC across runs (persist), so that a run can resume
-if how == "steps":
+if how == "steps":  # nothing to resume: an empty output would only make DVC warn
     shutil.rmtree(checkpoints, ignore_errors=True)
-checkpoints.mkdir(parents=True, exist_ok=True)
-for stale in checkpoints.iterdir():
-    if stale.name not in map(str, params["seeds"]):
+    write_text(checkpoints / "README.txt", f"prune@{key} follows the steps schedule: no checkpoints\n")
+for stale in checkpoints.glob("*"):
+    if stale.is_dir() and stale.name not in map(str, params["seeds"]):
         shutil.rmtree(stale)
 
 

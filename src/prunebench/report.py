@@ -101,7 +101,10 @@ def markdown_report(summary: pd.DataFrame, params: dict, plots: list[Path],
     if deployed:
         text += ["## Retention schedule: the deployed models", "",
                  "Chosen per seed among the iterations, on the validation split (never the test split); "
-                 "the per-iteration results are in `plots/methods/<method>/iterations.csv`.", "",
+                 "the per-iteration results are in `plots/methods/<method>/iterations.csv`. These methods "
+                 "retrain after every iteration (`schedule.retrain`), so their accuracy after pruning "
+                 "includes that retraining, unlike a one-shot method's; the table above compares the "
+                 "last iteration, where the removed fraction of units first reaches `ratio`.", "",
                  "| method | seed | iteration | validation accuracy | parameters | units kept | model | rule |",
                  "|---|---|---|---|---|---|---|---|"]
         text += [f"| {m} | {seed} | {c['iteration']} | {c['val_accuracy']:.4f} | {c['params']:,} | {c['units_kept']} "
