@@ -52,23 +52,24 @@ def by_steps(model: nn.Module, ctx: Context, seed: int) -> tuple[nn.Module, dict
     return model, masks
 
 
-def by_retention(model: nn.Module, spec: dict, ctx: Context,
-                 seed: int) -> tuple[nn.Module, list[dict], retention.Checkpoints]:
+def by_retention(model: nn.Module, spec: dict, ctx: Context, seed: int,
+                 plan: list[dict]) -> tuple[nn.Module, list[dict], retention.Checkpoints]:
     """The retention schedule from checkpoint to checkpoint: prune to the counts, retrain with
     early stopping on the validation split, assess on the validation split."""
     made_from = retention.fingerprint(entry, schedule["retention"]["q"], schedule["retrain"], params["data"],
                                       params["device"], seed, files=[base_model(seed), Path("stages/prune.py"),
                                                                      *Path("src/prunebench").rglob("*.py")])
     store = retention.Checkpoints(checkpoints / str(seed), made_from)
+    own_seed = lambda t: seed * 1000 + t  # noqa: E731 (each iteration seeded alone: a resumed run is identical)
 
     def prune(model: nn.Module, t: int, counts: dict[str, int]) -> nn.Module:
-        step = dataclasses.replace(ctx, generator=torch.Generator().manual_seed(seed * 1000 + t))
+        step = dataclasses.replace(ctx, generator=torch.Generator().manual_seed(own_seed(t)))
         return prepare_model(prune_to_counts(prepare_model(model, bench.device), method, counts, step, shape),
                              bench.device)
 
     def retrain(model: nn.Module, t: int) -> list[dict]:
-        seed_everything(seed * 1000 + t)  # each iteration on its own: a resumed run retrains identically
-        return fit(model, bench.train_loader(seed * 1000 + t), bench.val, schedule["retrain"], bench.device,
+        seed_everything(own_seed(t))
+        return fit(model, bench.train_loader(own_seed(t)), bench.val, schedule["retrain"], bench.device,
                    desc=f"iteration {t}")
 
     def assess(model: nn.Module) -> dict[str, float]:
@@ -105,7 +106,7 @@ for seed in tqdm(params["seeds"], desc=f"prune {key}", unit="seed"):
     if how == "steps":
         model, masks = by_steps(model, ctx, seed)
     else:
-        model, rows, store = by_retention(model, spec, ctx, seed)
+        model, rows, store = by_retention(model, spec, ctx, seed, plan)
         masks, choice = {}, retention.choose(rows, schedule["retention"]["tolerance"])
         deployed[str(seed)] = choice | {"model": store.model(choice["iteration"]).as_posix()}
         iterations += [{"seed": seed, **row, "deployed": row["iteration"] == choice["iteration"]} for row in rows]
