@@ -46,3 +46,12 @@ def test_saving_is_atomic(tmp_path, monkeypatch):
         surgery.save(path, small_cnn(1), SPEC)
     assert path.read_bytes() == good
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_the_same_model_saves_to_the_same_bytes(tmp_path):
+    """DVC compares outputs by content: a re-run that changes nothing must change no file."""
+    model = small_cnn()
+    spec = models.spec({"name": "cnn", "width": 8, "hidden": 16}, 1, 10, 8)
+    surgery.save(tmp_path / "a.pt", model, spec)
+    surgery.save(tmp_path / "b.pt", model, spec)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()

@@ -154,7 +154,12 @@ def save(path: str | Path, model: nn.Module, spec: dict[str, Any], masks: dict[s
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "masks": {k: v.cpu() for k, v in (masks or {}).items()},
     }
-    save_with(path, lambda tmp: torch.save(payload, tmp))
+
+    def write(tmp: Path) -> None:  # through a file object: the archive is named "archive", not after tmp,
+        with open(tmp, "wb") as f:   # so the same model gives the same bytes and DVC re-runs nothing
+            torch.save(payload, f)
+
+    save_with(path, write)
 
 
 class UnsafeModelFile(ValueError):
