@@ -115,3 +115,23 @@ def test_slimming_ranks_by_bn_scale_and_sparsity_training_shrinks_the_scales():
     sparse.scores(trained, prunable_layers(trained), ctx2)
     gammas = torch.cat([m.weight.detach().abs() for m in trained.modules() if isinstance(m, nn.BatchNorm2d)])
     assert gammas.mean() < 1.0  # initialised at 1, pulled down by the L1 penalty
+
+
+@pytest.mark.parametrize("name", list(models.MODELS))
+def test_interval_adjoint_prunes_every_model_it_can_trace(name):
+    """One iteration of the retention schedule; a model with an operation interval arithmetic
+    does not cover (mobilenet_v3_large: hardswish, squeeze-excitation) stops with its name."""
+    from prunebench import retention
+    from prunebench.pruning import prune_to_counts
+
+    model, ctx = model_ctx(name)
+    counts = {root: n for root, n in retention.table(retention.sizes(model, SHAPE), 0.8, 1, 0.99)[1].items()
+              if root not in ("iteration", "kept_percent", "removed_fraction")}
+    method = methods.create("interval_adjoint", {})
+    if name == "mobilenet_v3_large":
+        with pytest.raises(ValueError, match="is not supported"):
+            prune_to_counts(model, method, counts, ctx, SHAPE)
+        return
+    pruned = prune_to_counts(model, method, counts, ctx, SHAPE)
+    assert pruned(torch.randn(2, *SHAPE)).shape == (2, 10)
+    assert retention.sizes(pruned, SHAPE) == counts
