@@ -158,6 +158,10 @@ def test_mlflow_holds_the_base_and_method_runs(repo):
 
     history = MlflowClient().get_metric_history(method["run_id"], "val_accuracy")
     assert [m.step for m in history] == [1, 2]
+    iterative = runs[runs["tags.mlflow.runName"] == "interval_adjoint seed 0"].iloc[0]
+    steps = MlflowClient().get_metric_history(iterative["run_id"], "iteration_val_accuracy")
+    assert [m.step for m in steps] == [0, 1, 2, 3, 4]  # q = 0.8 reaches 0.5 at iteration 4
+    assert iterative["metrics.deployed_iteration"] in range(5)
 
 
 def test_nothing_reruns_and_a_new_ratio_reruns_only_what_depends_on_it(repo):

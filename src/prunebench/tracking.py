@@ -11,6 +11,7 @@ sets DVC_ROOT to the main repository there. MLFLOW_TRACKING_URI overrides the st
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -64,7 +65,9 @@ class Logger:
         self.tags = {"dvc_exp": os.environ.get("DVC_EXP_NAME", "workspace"), "git_commit": git_commit()}
 
     def run(self, name: str, stage: str, params: dict[str, Any], metrics: dict[str, float],
-            curves: pd.DataFrame | None = None, artifacts: Iterable[Path] = (), parent: str | None = None) -> str:
+            curves: Iterable[tuple[pd.DataFrame, str]] = (), artifacts: Iterable[Path] = (),
+            parent: str | None = None) -> str:
+        """`curves`: (frame, its step column) pairs; every other column is logged as a metric per step."""
         from mlflow.entities import Metric, Param, RunTag
 
         tags = self.tags | {"stage": stage} | ({"mlflow.parentRunId": parent} if parent else {})
@@ -72,9 +75,9 @@ class Logger:
         run_id = run.info.run_id
         now = int(time.time() * 1000)
         logged = [Metric(k, float(v), now, 0) for k, v in metrics.items() if pd.notna(v)]
-        if curves is not None:
-            for record in curves.to_dict("records"):
-                step = int(record.pop("epoch"))
+        for frame, step_column in curves:
+            for record in frame.to_dict("records"):
+                step = int(record.pop(step_column))
                 logged += [Metric(k, float(v), now, step) for k, v in record.items() if pd.notna(v)]
         params_list = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
         for start in range(0, max(len(logged), len(params_list), 1), 500):
@@ -100,7 +103,7 @@ def log_benchmark(params: dict[str, Any], results: pd.DataFrame, summary: pd.Dat
         curve = train_curves[train_curves["seed"] == seed].drop(columns=["seed", "lr"])
         logger.run(f"base seed {seed}", "train", shared | {"train": params["train"], "seed": seed},
                    {k.removeprefix("base_"): base[k] for k in base.index if k.startswith("base_")},
-                   curve, [Path("plots/train/curves.csv")], parent)
+                   [(curve, "epoch")], [Path("plots/train/curves.csv")], parent)
     for row in results.to_dict("records"):
         key = row["method"]
         curve = pd.read_csv(f"plots/finetune/{key}.csv")
@@ -109,6 +112,14 @@ def log_benchmark(params: dict[str, Any], results: pd.DataFrame, summary: pd.Dat
                                "implementation": row["implementation"], "knobs": params["methods"][key] or {},
                                "schedule": params["schedule"], "finetune": params["finetune"]}
         metrics = {k: v for k, v in row.items() if isinstance(v, (int, float)) and k not in ("seed", "ratio")}
-        logger.run(f"{key} seed {row['seed']}", "prune+finetune", run_params, metrics, curve,
+        curves = [(curve, "epoch")]
+        iterations = Path(f"plots/methods/{key}/iterations.csv")
+        if iterations.exists():  # the retention schedule: one step per iteration, and the deployed choice
+            frame = pd.read_csv(iterations)
+            frame = frame[frame["seed"] == row["seed"]][["iteration", "val_accuracy", "val_loss", "units_kept", "params"]]
+            curves.append((frame.rename(columns=lambda c: c if c == "iteration" else f"iteration_{c}"), "iteration"))
+            deployed = json.loads(Path(f"metrics/pruned/{key}.json").read_text())["deployed"][str(row["seed"])]
+            metrics |= {f"deployed_{k}": deployed[k] for k in ("iteration", "val_accuracy", "params", "units_kept")}
+        logger.run(f"{key} seed {row['seed']}", "prune+finetune", run_params, metrics, curves,
                    [Path(f"metrics/pruned/{key}.json"), Path(f"metrics/finetuned/{key}.json")], parent)
     return parent
