@@ -1,6 +1,10 @@
 """Stage prune@<method>: prune every seed's base model with one method, following `schedule`:
 "steps" (schedule.iterations equal steps) or "retention" (the geometric retention schedule,
-with a checkpoint per iteration in checkpoints/<method>/<seed>/ and a deployed model chosen)."""
+with a deployed model chosen among its iterations).
+
+The retention schedule keeps a checkpoint per iteration in checkpoints/<method>/<seed>/, a
+resume cache outside DVC's outputs (DVC would delete them before a re-run, and persistent
+outputs would take every prune stage out of DVC's run-cache): a killed run resumes there."""
 
 import dataclasses
 import shutil
@@ -13,7 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from prunebench import measure, method_plots, methods, retention, surgery
-from prunebench.io import write_csv, write_json, write_text
+from prunebench.io import save_with, write_csv, write_json
 from prunebench.methods import Context
 from prunebench.models import prunable_layers
 from prunebench.params import load
@@ -30,13 +34,7 @@ how = methods.schedule(key, entry)
 schedule = params["schedule"]
 shape = bench.splits.input_shape
 out = Path(f"plots/methods/{key}")
-checkpoints = Path(f"checkpoints/{key}")  # kept by DVC across runs (persist), so that a run can resume
-if how == "steps":  # nothing to resume: an empty output would only make DVC warn
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    write_text(checkpoints / "README.txt", f"prune@{key} follows the steps schedule: no checkpoints\n")
-for stale in checkpoints.glob("*"):
-    if stale.is_dir() and stale.name not in map(str, params["seeds"]):
-        shutil.rmtree(stale)
+checkpoints = Path(f"checkpoints/{key}")
 
 
 def by_steps(model: nn.Module, ctx: Context, seed: int) -> tuple[nn.Module, dict]:
@@ -56,7 +54,7 @@ def by_retention(model: nn.Module, spec: dict, ctx: Context, seed: int,
                  plan: list[dict]) -> tuple[nn.Module, list[dict], retention.Checkpoints]:
     """The retention schedule from checkpoint to checkpoint: prune to the counts, retrain with
     early stopping on the validation split, assess on the validation split."""
-    made_from = retention.fingerprint(entry, schedule["retention"]["q"], schedule["retrain"], params["data"],
+    made_from = retention.fingerprint(methods.implementation(key, entry), method.config, schedule["retention"]["q"], schedule["retrain"], params["data"],
                                       params["device"], seed, files=[base_model(seed), Path("stages/prune.py"),
                                                                      *Path("src/prunebench").rglob("*.py")])
     store = retention.Checkpoints(checkpoints / str(seed), made_from)
@@ -89,7 +87,7 @@ if how == "retention":  # the schedule is written before pruning starts
     method_plots.plot_retention_distribution(plan, out / "retention_distribution.png")
 
 sensitivity = pd.read_csv(SENSITIVITY)
-results, layer_ratios, diagnostics, tables, deployed, iterations = {}, {}, {}, {}, {}, []
+results, layer_ratios, diagnostics, tables, deployed, iterations, histories = {}, {}, {}, {}, {}, [], []
 for seed in tqdm(params["seeds"], desc=f"prune {key}", unit="seed"):
     seed_everything(seed)
     model, _, spec = surgery.load(base_model(seed))
@@ -108,7 +106,10 @@ for seed in tqdm(params["seeds"], desc=f"prune {key}", unit="seed"):
     else:
         model, rows, store = by_retention(model, spec, ctx, seed, plan)
         masks, choice = {}, retention.choose(rows, schedule["retention"]["tolerance"])
-        deployed[str(seed)] = choice | {"model": store.model(choice["iteration"]).as_posix()}
+        deployed_file = pruned_model(key, seed).parent / "deployed" / f"{seed}.pt"
+        save_with(deployed_file, lambda tmp: shutil.copyfile(store.model(choice["iteration"]), tmp))
+        deployed[str(seed)] = choice | {"model": deployed_file.as_posix()}
+        histories += [{"seed": seed, "iteration": t, **epoch} for t in range(1, len(rows)) for epoch in store.history(t)]
         iterations += [{"seed": seed, **row, "deployed": row["iteration"] == choice["iteration"]} for row in rows]
         extra = {"iterations": rows[-1]["iteration"], "deployed_iteration": choice["iteration"],
                  "deployed_val_accuracy": choice["val_accuracy"], "deployed_params": choice["params"]}
@@ -135,6 +136,7 @@ for name, rows in tables.items():
     method_plots.TABLE_PLOTS[name](rows, out / f"{name}.png")
 if iterations:
     write_csv(out / "iterations.csv", iterations)
+    write_csv(out / "retrain_history.csv", histories)  # every retraining epoch of every iteration
     method_plots.plot_iterations(iterations, "accuracy", out / "accuracies.png")
     method_plots.plot_iterations(iterations, "loss", out / "losses.png")
 write_json(f"metrics/pruned/{key}.json",

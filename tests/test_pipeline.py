@@ -201,18 +201,24 @@ def test_a_bad_param_stops_before_any_stage_touches_outputs(repo):
 def test_a_killed_prune_stage_resumes_at_the_unfinished_iteration(repo):
     before = pd.read_csv(repo / "results/results.csv").set_index("method").loc["interval_adjoint"]
     store = repo / "checkpoints/interval_adjoint/0"
-    shutil.rmtree(store)  # start over, and kill the stage while it retrains after pruning iteration 2
+    shutil.rmtree(store)
+    # the default box, spelled out: prune@interval_adjoint must run (else DVC restores it from its cache)
+    params = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(params.replace("interval_adjoint: {}", "interval_adjoint: {box: [0, 100]}"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
-    stage = subprocess.Popen([sys.executable, "stages/prune.py", "interval_adjoint"], cwd=repo, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while not (store / "1/result.json").exists():
-        assert stage.poll() is None, "the stage ended before it was killed"
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    repro = subprocess.Popen(["dvc", "repro", "prune@interval_adjoint"], cwd=repo, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    while not (store / "1/result.json").exists():  # then kill it while it retrains after pruning iteration 2
+        assert repro.poll() is None, "the stage ended before it was killed"
         time.sleep(0.005)
-    stage.send_signal(signal.SIGKILL)
-    stage.wait()
+    os.killpg(repro.pid, signal.SIGKILL)  # dvc and the stage it runs
+    repro.wait()
     assert sorted(p.parent.name for p in store.glob("*/result.json")) == ["0", "1"]
+    assert not (repo / "models/pruned/interval_adjoint/0.pt").exists()  # DVC removed the outputs first
     output = run(repo, "dvc", "repro").stdout
     assert "resuming at iteration 2" in output and "prune@interval_adjoint" in stages_run(output)
     after = pd.read_csv(repo / "results/results.csv").set_index("method").loc["interval_adjoint"]
     for column in ("pruned_accuracy", "pruned_params", "finetuned_accuracy", "finetuned_loss"):
         assert after[column] == before[column]  # the same as the run that was never interrupted
+    (repo / "params.yaml").write_text(params)

@@ -81,6 +81,9 @@ class Checkpoints:
         save_with(self.directory / str(t) / "history.csv", lambda tmp: frame.to_csv(tmp, index=False))
         write_json(self.directory / str(t) / "result.json", result)
 
+    def history(self, t: int) -> list[dict[str, Any]]:
+        return pd.read_csv(self.directory / str(t) / "history.csv").to_dict("records")
+
     def drop_after(self, t: int) -> None:
         """Remove iterations past t (left from a run with a larger `ratio`)."""
         for path in self.directory.iterdir():
