@@ -59,6 +59,7 @@ RESHAPES = {"flatten", "view", "reshape", "squeeze", "unsqueeze", "contiguous", 
 SHAPE_QUERIES = {"size", "dim"}
 RELUS = (F.relu, torch.relu)
 ADDS = (operator.add, torch.add)
+SUPPORTED = "supported: Linear, Conv, BatchNorm, ReLU, pooling, flatten, residual addition"
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
@@ -133,8 +134,7 @@ class Propagation:
                     raise ValueError(f"interval propagation: {target}: max pooling with dilation or ceil_mode "
                                      "is not supported")
                 return "maxpool"
-            raise ValueError(f"interval propagation: {target} ({type(module).__name__}) is not supported "
-                             "(supported: Linear, Conv, BatchNorm, ReLU, pooling, flatten, residual addition)")
+            raise ValueError(f"interval propagation: {target} ({type(module).__name__}) is not supported ({SUPPORTED})")
         if node.op == "call_method" and target in RESHAPES or node.op == "call_function" and target is torch.flatten:
             return "reshape"
         if node.op == "call_method" and target in SHAPE_QUERIES:
@@ -144,8 +144,7 @@ class Propagation:
         if node.op == "call_function" and target in ADDS:
             return "add"
         raise ValueError(f"interval propagation: operation {node.op} {getattr(target, '__name__', target)} "
-                         "is not supported (supported: Linear, Conv, BatchNorm, ReLU, pooling, flatten, "
-                         "residual addition)")
+                         f"is not supported ({SUPPORTED})")
 
     def _apply(self, node: fx.Node) -> Callable[[Tensor], Tensor]:
         """The node as a function of its (first) interval input, the other arguments fixed."""
