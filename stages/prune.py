@@ -54,9 +54,10 @@ def by_retention(model: nn.Module, spec: dict, ctx: Context, seed: int,
                  plan: list[dict]) -> tuple[nn.Module, list[dict], retention.Checkpoints]:
     """The retention schedule from checkpoint to checkpoint: prune to the counts, retrain with
     early stopping on the validation split, assess on the validation split."""
-    made_from = retention.fingerprint(methods.implementation(key, entry), method.config, schedule["retention"]["q"], schedule["retrain"], params["data"],
-                                      params["device"], seed, files=[base_model(seed), Path("stages/prune.py"),
-                                                                     *Path("src/prunebench").rglob("*.py")])
+    made_from = retention.fingerprint(methods.implementation(key, entry), method.config, schedule["retention"]["q"],
+                                      schedule["retrain"], params["data"], params["device"], seed,
+                                      files=[base_model(seed), Path("stages/prune.py"),
+                                             *Path("src/prunebench").rglob("*.py")])
     store = retention.Checkpoints(checkpoints / str(seed), made_from)
     own_seed = lambda t: seed * 1000 + t  # noqa: E731 (each iteration seeded alone: a resumed run is identical)
 
@@ -109,7 +110,8 @@ for seed in tqdm(params["seeds"], desc=f"prune {key}", unit="seed"):
         deployed_file = pruned_model(key, seed).parent / "deployed" / f"{seed}.pt"
         save_with(deployed_file, lambda tmp: shutil.copyfile(store.model(choice["iteration"]), tmp))
         deployed[str(seed)] = choice | {"model": deployed_file.as_posix()}
-        histories += [{"seed": seed, "iteration": t, **epoch} for t in range(1, len(rows)) for epoch in store.history(t)]
+        histories += [{"seed": seed, "iteration": t, **epoch}
+                      for t in range(1, len(rows)) for epoch in store.history(t)]
         iterations += [{"seed": seed, **row, "deployed": row["iteration"] == choice["iteration"]} for row in rows]
         extra = {"iterations": rows[-1]["iteration"], "deployed_iteration": choice["iteration"],
                  "deployed_val_accuracy": choice["val_accuracy"], "deployed_params": choice["params"]}

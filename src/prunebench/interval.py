@@ -208,7 +208,8 @@ class Propagation:
             f = self._apply(node)
             return [(source, Interval(_transpose(f, x.lo, adjoint.lo), _transpose(f, x.lo, adjoint.hi)))]
         linear, absolute = _linear_parts(self.modules[node.target])
-        return [(source, Interval.around(_transpose(linear, x.lo, adjoint.mid), _transpose(absolute, x.lo, adjoint.rad)))]
+        mid, rad = _transpose(linear, x.lo, adjoint.mid), _transpose(absolute, x.lo, adjoint.rad)
+        return [(source, Interval.around(mid, rad))]
 
 
 def _times(a: Interval, b: Interval) -> Interval:
