@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib import pyplot as plt
+from matplotlib.ticker import MaxNLocator
 from torch import Tensor, nn
 
 from prunebench.report import save_figure
@@ -104,9 +105,13 @@ def plot_retention(rows: list[dict], path: str | Path) -> Path:
     """Units each layer keeps per iteration of the retention schedule, and the share of all units."""
     frame = pd.DataFrame(rows).set_index("iteration")
     fig, (units, share) = plt.subplots(1, 2, figsize=(11, 4))
-    for layer in _layer_columns(frame.reset_index()):
-        units.plot(frame.index, frame[layer], marker=".", label=layer)
+    styles = ["-", "--", ":", "-."]  # layers of the same size have the same counts: keep each visible
+    for i, layer in enumerate(_layer_columns(frame.reset_index())):
+        units.plot(frame.index, frame[layer], marker="os^vD"[i % 5], linestyle=styles[i % 4], fillstyle="none",
+                   label=layer)
     units.set(xlabel="iteration", ylabel="units kept", title="Units kept per layer: max(1, round(h·q^t))")
+    for ax in (units, share):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     units.legend(fontsize="small")
     share.plot(frame.index, frame["kept_percent"], marker="o")
     share.set(xlabel="iteration", ylabel="units kept (% of all)", title="All prunable units kept", ylim=(0, 105))
