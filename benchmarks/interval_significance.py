@@ -55,7 +55,6 @@ def main() -> None:
 
     ctx = Context(batches=lambda: iter(train), device=bench.device, generator=torch.Generator().manual_seed(0))
     plan = retention.table(retention.sizes(base, shape), params["schedule"]["retention"]["q"], 6, 0.9)
-    layers = [k for k in plan[0] if k not in ("iteration", "kept_percent", "removed_fraction")]
     print("\niteration | units kept | interval_adjoint | l1_channel | random_channel (mean of 5)")
     for row in plan[1:]:
         accuracies = []
@@ -64,10 +63,10 @@ def main() -> None:
             for seed in range(repeats):
                 model = surgery.load(base_model(params["seeds"][0]))[0]
                 ctx.generator.manual_seed(seed)
-                model = prune_to_counts(model, methods.create(name, {}), {k: row[k] for k in layers}, ctx, shape)
+                model = prune_to_counts(model, methods.create(name, {}), retention.counts(row), ctx, shape)
                 total += evaluate(model, bench.val, bench.device)["accuracy"]
             accuracies.append(total / repeats)
-        print(f"{row['iteration']} | {sum(row[k] for k in layers)} | " + " | ".join(f"{a:.3f}" for a in accuracies))
+        print(f"{row['iteration']} | {sum(retention.counts(row).values())} | " + " | ".join(f"{a:.3f}" for a in accuracies))
 
 
 if __name__ == "__main__":

@@ -47,8 +47,8 @@ figures = pngs + [Path("plots/sensitivity/unstructured.png"), Path("plots/sensit
 figures += [png for key in params["methods"] for png in sorted(Path(f"plots/methods/{key}").glob("*.png"))]
 layer_ratios = {key: p["layer_ratios"] for key, p in pruned.items()}
 diagnostics = {key: report.diagnostics_means(p["diagnostics"]) for key, p in pruned.items() if p["diagnostics"]}
-write_text("results/report.md", report.markdown_report(summary, params, figures, layer_ratios, diagnostics,
-                                                               {key: pruned[key]["deployed"] for key in retained}))
+deployed = {key: pruned[key]["deployed"] for key in retained}
+write_text("results/report.md", report.markdown_report(summary, params, figures, layer_ratios, diagnostics, deployed))
 write_json("metrics/summary.json", {
     r["method"]: {k.removesuffix("_mean"): r[k] for k in ("pruned_accuracy_mean", "finetuned_accuracy_mean",
                                                           "pruned_sparsity_mean", "macs_reduction_mean",
@@ -56,5 +56,6 @@ write_json("metrics/summary.json", {
     | diagnostics.get(r["method"], {})
     for r in summary.to_dict("records")})
 print(report.table(summary))
-run = tracking.log_benchmark(params, results, summary, [RESULTS, "results/summary.csv", "results/report.md", *figures])
+run = tracking.log_benchmark(params, results, summary, [RESULTS, "results/summary.csv", "results/report.md", *figures],
+                             deployed)
 print(f"MLflow: run {run} in {tracking.tracking_uri()}")

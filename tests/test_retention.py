@@ -96,7 +96,7 @@ def test_pruning_to_counts_keeps_exactly_the_counts_of_every_group():
     layers = dict(model.named_modules())
     for group in groups:
         for name in group:  # the residual group (stem and block.conv2) shrinks together
-            size = getattr(layers[name], "out_channels", None) or layers[name].out_features
+            size = models.output_units(layers[name])
             assert size == counts[group[0]]
     assert model(torch.rand(2, 1, 8, 8)).shape == (2, 10)
 

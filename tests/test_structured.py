@@ -125,8 +125,7 @@ def test_interval_adjoint_prunes_every_model_it_can_trace(name):
     from prunebench.pruning import prune_to_counts
 
     model, ctx = model_ctx(name)
-    counts = {root: n for root, n in retention.table(retention.sizes(model, SHAPE), 0.8, 1, 0.99)[1].items()
-              if root not in ("iteration", "kept_percent", "removed_fraction")}
+    counts = retention.counts(retention.table(retention.sizes(model, SHAPE), 0.8, 1, 0.99)[1])
     method = methods.create("interval_adjoint", {})
     if name == "mobilenet_v3_large":
         with pytest.raises(ValueError, match="is not supported"):

@@ -12,6 +12,7 @@ from matplotlib import pyplot as plt
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor, nn
 
+from prunebench import retention
 from prunebench.report import save_figure
 
 def plot_weights(before: dict[str, Tensor], after: dict[str, nn.Module], method: str, path: str | Path) -> Path:
@@ -97,16 +98,12 @@ def plot_layers(rows: list[dict], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def _layer_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c not in ("iteration", "kept_percent", "removed_fraction")]
-
-
 def plot_retention(rows: list[dict], path: str | Path) -> Path:
     """Units each layer keeps per iteration of the retention schedule, and the share of all units."""
     frame = pd.DataFrame(rows).set_index("iteration")
     fig, (units, share) = plt.subplots(1, 2, figsize=(11, 4))
     styles = ["-", "--", ":", "-."]  # layers of the same size have the same counts: keep each visible
-    for i, layer in enumerate(_layer_columns(frame.reset_index())):
+    for i, layer in enumerate(retention.counts(rows[0])):
         units.plot(frame.index, frame[layer], marker="os^vD"[i % 5], linestyle=styles[i % 4], fillstyle="none",
                    label=layer)
     units.set(xlabel="iteration", ylabel="units kept", title="Units kept per layer: max(1, round(h·q^t))")
@@ -123,7 +120,7 @@ def plot_retention_distribution(rows: list[dict], path: str | Path) -> Path:
     frame = pd.DataFrame(rows).set_index("iteration")
     fig, ax = plt.subplots(figsize=(max(7.0, 2.5 + 0.4 * len(frame)), 4))
     bottom = np.zeros(len(frame))
-    for layer in _layer_columns(frame.reset_index()):
+    for layer in retention.counts(rows[0]):
         ax.bar(frame.index, frame[layer], bottom=bottom, label=layer)
         bottom += frame[layer].to_numpy()
     ax.set(xlabel="iteration", ylabel="units kept", title="Distribution of the kept units across layers")

@@ -234,6 +234,11 @@ def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
     return layers
 
 
+def output_units(module: nn.Module) -> int:
+    """How many channels or features a layer (Conv, Linear, BatchNorm) puts out."""
+    return next(getattr(module, a) for a in ("num_features", "out_channels", "out_features") if hasattr(module, a))
+
+
 def output_layer_name(model: nn.Module) -> str:
     return [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))][-1]
 

@@ -109,7 +109,7 @@ def _check_names(params: dict[str, Any]) -> None:
 
 
 def _check_methods(methods: Any) -> None:
-    from prunebench.methods import ENTRY_KEYS, METHODS, implementation
+    from prunebench.methods import ENTRY_KEYS, METHODS, implementation, schedule
 
     if not isinstance(methods, dict) or not methods:
         _fail("methods", methods, "a non-empty mapping of run name to knobs")
@@ -121,7 +121,7 @@ def _check_methods(methods: Any) -> None:
             where = f"methods.{key}.method" if entry and "method" in entry else f"methods.{key}"
             _fail(where, name, "a registered method: " + ", ".join(METHODS))
         knobs = METHODS[name].knobs
-        how = (entry or {}).get("schedule", METHODS[name].schedule)
+        how = schedule(key, entry)
         if how not in ("steps", "retention"):
             _fail(f"methods.{key}.schedule", how, "steps or retention")
         if how == "retention" and METHODS[name].unit != "channel":

@@ -90,12 +90,18 @@ def prune_step(model: nn.Module, method: Method, done: float, target: float, ctx
     ratios = method.layer_ratios(model, layers, step, ctx)
     if ratios is None and method.scope == "global":
         groups = [g for g in surgery.channel_groups(model, input_shape) if all(n in scores for n in g)]
-        ratios = global_ratios({g[0]: torch.stack([scores[n] for n in g]).mean(0) for g in groups}, step,
+        ratios = global_ratios(group_scores(groups, scores), step,
                                method.config.get("min_channels", 1), method.config.get("normalize", False),
                                method.config.get("max_ratio", 1.0))
     model = surgery.remove_channels(model, scores, step if ratios is None else ratios, input_shape,
                                     method.config.get("round_to"))
     return model, masks
+
+
+def group_scores(groups: list[list[str]], scores: dict[str, Tensor]) -> dict[str, Tensor]:
+    """One score per channel of each channel group, keyed by its root: the mean over the
+    group's layers, whose channels go together."""
+    return {group[0]: torch.stack([scores[name].detach() for name in group]).mean(0) for group in groups}
 
 
 def prune_to_counts(model: nn.Module, method: Method, counts: dict[str, int], ctx: Context,
@@ -108,9 +114,10 @@ def prune_to_counts(model: nn.Module, method: Method, counts: dict[str, int], ct
     model.eval()
     layers = prunable_layers(model)
     scores = method.scores(model, layers, ctx)
+    groups = surgery.channel_groups(model, input_shape)
     keep, removed = {}, {}
-    for group in surgery.channel_groups(model, input_shape):
-        score = torch.stack([scores[name].detach().float().cpu() for name in group]).mean(0)
+    for group, score in zip(groups, group_scores(groups, scores).values()):
+        score = score.float().cpu()
         kept = torch.zeros(len(score), dtype=torch.bool)
         kept[torch.argsort(score, descending=True, stable=True)[:counts[group[0]]]] = True
         keep |= dict.fromkeys(group, kept)

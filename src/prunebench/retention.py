@@ -20,14 +20,22 @@ from torch import nn
 from tqdm import tqdm
 
 from prunebench import surgery
+from prunebench.models import output_units
 from prunebench.io import read_json, save_with, write_json
+
+
+SUMMARY_COLUMNS = ("iteration", "kept_percent", "removed_fraction")  # of a `table` row; the rest are layers
 
 
 def sizes(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
     """h_l: the output units of each channel group (keyed by its root layer; coupled layers count once)."""
     layers = dict(model.named_modules())
-    return {group[0]: getattr(layers[group[0]], "out_channels", None) or layers[group[0]].out_features
-            for group in surgery.channel_groups(model, input_shape)}
+    return {group[0]: output_units(layers[group[0]]) for group in surgery.channel_groups(model, input_shape)}
+
+
+def counts(row: dict[str, Any]) -> dict[str, int]:
+    """The units each layer keeps in one row of `table`."""
+    return {k: v for k, v in row.items() if k not in SUMMARY_COLUMNS}
 
 
 def table(sizes: dict[str, int], q: float, max_iterations: int, ratio: float) -> list[dict[str, Any]]:
@@ -97,7 +105,6 @@ def iterate(model: nn.Module, spec: dict, rows: list[dict[str, Any]], checkpoint
             assess: Callable[[nn.Module], dict[str, float]]) -> tuple[nn.Module, list[dict[str, Any]]]:
     """Run the schedule `rows` (from `table`): iteration 0 is the unpruned model; each later one
     prunes to its counts, retrains and assesses. Returns the last model and one result per iteration."""
-    layers = [k for k in rows[0] if k not in ("iteration", "kept_percent", "removed_fraction")]
     checkpoints.drop_after(rows[-1]["iteration"])
     results = checkpoints.finished()
     if results:
@@ -108,9 +115,9 @@ def iterate(model: nn.Module, spec: dict, rows: list[dict[str, Any]], checkpoint
         t = row["iteration"]
         history = []
         if t > 0:
-            model = prune(model, t, {name: row[name] for name in layers})
+            model = prune(model, t, counts(row))
             history = retrain(model, t)
-        result = {"iteration": t, **{name: row[name] for name in layers}, "units_kept": sum(row[n] for n in layers),
+        result = {"iteration": t, **counts(row), "units_kept": sum(counts(row).values()),
                   "removed_fraction": row["removed_fraction"], "epochs": len(history), **assess(model)}
         checkpoints.save(t, model, spec, history, result)
         results.append(result)

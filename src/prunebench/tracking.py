@@ -11,7 +11,6 @@ sets DVC_ROOT to the main repository there. MLFLOW_TRACKING_URI overrides the st
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -90,8 +89,9 @@ class Logger:
 
 
 def log_benchmark(params: dict[str, Any], results: pd.DataFrame, summary: pd.DataFrame,
-                  report_files: list[Path]) -> str:
-    """Log the benchmark: parent run, base runs, method × seed runs. Returns the parent run id."""
+                  report_files: list[Path], deployed: dict[str, dict[str, dict]]) -> str:
+    """Log the benchmark: parent run, base runs, method × seed runs. Returns the parent run id.
+    `deployed`: per retention method and seed, the deployed choice (metrics/pruned/<m>.json)."""
     logger = Logger(f"{params['data']['name']}-{params['model']['name']}")
     means = {f"{r['method']}.{k}": v for r in summary.to_dict("records")
              for k, v in r.items() if k.endswith("_mean") and not k.startswith("base_")}
@@ -113,13 +113,12 @@ def log_benchmark(params: dict[str, Any], results: pd.DataFrame, summary: pd.Dat
                                "schedule": params["schedule"], "finetune": params["finetune"]}
         metrics = {k: v for k, v in row.items() if isinstance(v, (int, float)) and k not in ("seed", "ratio")}
         curves = [(curve, "epoch")]
-        iterations = Path(f"plots/methods/{key}/iterations.csv")
-        if iterations.exists():  # the retention schedule: one step per iteration, and the deployed choice
-            frame = pd.read_csv(iterations)
+        if key in deployed:  # the retention schedule: one step per iteration, and the deployed choice
+            frame = pd.read_csv(f"plots/methods/{key}/iterations.csv")
             frame = frame[frame["seed"] == row["seed"]][["iteration", "val_accuracy", "val_loss", "units_kept", "params"]]
             curves.append((frame.rename(columns=lambda c: c if c == "iteration" else f"iteration_{c}"), "iteration"))
-            deployed = json.loads(Path(f"metrics/pruned/{key}.json").read_text())["deployed"][str(row["seed"])]
-            metrics |= {f"deployed_{k}": deployed[k] for k in ("iteration", "val_accuracy", "params", "units_kept")}
+            choice = deployed[key][str(row["seed"])]
+            metrics |= {f"deployed_{k}": choice[k] for k in ("iteration", "val_accuracy", "params", "units_kept")}
         logger.run(f"{key} seed {row['seed']}", "prune+finetune", run_params, metrics, curves,
                    [Path(f"metrics/pruned/{key}.json"), Path(f"metrics/finetuned/{key}.json")], parent)
     return parent

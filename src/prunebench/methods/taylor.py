@@ -25,6 +25,7 @@ from torch.func import jvp, vmap
 
 from prunebench.hooks import capture, gated
 from prunebench.methods.base import Method
+from prunebench.models import output_units
 from prunebench.spec import boolean, integer, one_of, optional
 from prunebench.surgery import channel_groups, gate_points
 
@@ -83,7 +84,7 @@ def gate_derivatives(model: nn.Module, points: dict[str, list[str]], batches: Ba
     result = {}
     with _out_of_place(model):
         for root, group_points in points.items():
-            channels = _channels(model, group_points[0])
+            channels = output_units(dict(model.named_modules())[group_points[0]])
             total = None
             for x, y in batches:
                 x, y = x.to(device), y.to(device)
@@ -94,11 +95,6 @@ def gate_derivatives(model: nn.Module, points: dict[str, list[str]], batches: Ba
                 total = values if total is None else total + values
             result[root] = total / len(batches)
     return result
-
-
-def _channels(model: nn.Module, point: str) -> int:
-    module = dict(model.named_modules())[point]
-    return next(getattr(module, a) for a in ("num_features", "out_channels", "out_features") if hasattr(module, a))
 
 
 def taylor_estimate(derivatives: Tensor, order: int) -> Tensor:
@@ -115,7 +111,7 @@ def exact_deltas(model: nn.Module, points: dict[str, list[str]], batches: Batche
     result = {}
     for root, channels in sample.items():
         total = torch.zeros(len(channels))
-        width = _channels(model, points[root][0])
+        width = output_units(dict(model.named_modules())[points[root][0]])
         for x, y in batches:
             x, y = x.to(device), y.to(device)
             base = loss_fn(model(x), y)
