@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import torch
 
-from prunebench import data, models, params
+from prunebench import data, params
 from prunebench.train import pick_device
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +33,3 @@ def splits(default_params) -> data.Splits:
 def cpu() -> torch.device:
     return pick_device("cpu")
 
-
-def small_cnn(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return models.build(models.spec({"name": "cnn", "width": 8, "hidden": 16}, 1, 10, 8)).eval()

@@ -14,7 +14,7 @@ from PIL import Image
 from prunebench import data
 from prunebench._torchvision import import_torchvision
 
-from conftest import ROOT
+from helpers import ROOT
 
 LABELS = np.arange(100) % 10
 

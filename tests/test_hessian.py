@@ -11,8 +11,7 @@ from prunebench.models import prunable_layers
 from prunebench.pruning import mask_keeper, prune_step
 from prunebench.train import evaluate, fit
 
-from conftest import small_cnn
-from test_pruning import context
+from helpers import context, small_cnn
 
 
 def tiny_mlp() -> nn.Module:

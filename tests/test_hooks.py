@@ -3,7 +3,7 @@ import torch
 from prunebench.hooks import capture
 from prunebench.models import prunable_layers
 
-from conftest import small_cnn
+from helpers import small_cnn
 
 
 def test_capture_records_outputs_and_their_loss_gradients_then_removes_itself():

@@ -9,8 +9,7 @@ from prunebench.pruning import mask_keeper, prune_step
 from prunebench.sensitivity import allocate, channel_groups, curves_of, sweep
 from prunebench.train import fit
 
-from conftest import small_cnn
-from test_pruning import context, prunable_zero_fraction
+from helpers import context, prunable_zero_fraction, small_cnn
 
 
 def test_lamp_scores_equal_the_formula_on_a_hand_computed_tensor():

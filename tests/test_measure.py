@@ -5,8 +5,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from prunebench import measure, methods, models
 from prunebench.pruning import prune_step
 
-from conftest import small_cnn
-from test_pruning import context
+from helpers import context, small_cnn
 
 
 @pytest.mark.parametrize("name", list(models.MODELS))

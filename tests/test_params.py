@@ -7,7 +7,7 @@ import yaml
 from prunebench import params
 from prunebench.params import ParamError
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def test_default_params_are_valid(default_params):

@@ -2,20 +2,10 @@ import pytest
 import torch
 
 from prunebench import methods, models
-from prunebench.methods import Context
 from prunebench.pruning import mask_keeper, prune_step, select_weights, step_ratios
 from prunebench.train import fit
 
-from conftest import small_cnn
-
-
-def context(seed: int = 0) -> Context:
-    return Context(batches=lambda: iter(()), device=torch.device("cpu"), generator=torch.Generator().manual_seed(seed))
-
-
-def prunable_zero_fraction(model) -> float:
-    weights = [m.weight for m in models.prunable_layers(model).values()]
-    return sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+from helpers import context, prunable_zero_fraction, small_cnn
 
 
 @pytest.mark.parametrize("scope", ["layer", "global"])
@@ -46,7 +36,7 @@ def test_magnitude_removes_the_smallest_weights_of_each_layer():
 
 def test_random_is_reproducible_from_the_seed_and_differs_across_seeds():
     def masks(seed):
-        return prune_step(small_cnn(), methods.create("random", {}), 0.0, 0.5, context(seed), {}, (1, 8, 8))[1]
+        return prune_step(small_cnn(), methods.create("random", {}), 0.0, 0.5, context(seed=seed), {}, (1, 8, 8))[1]
 
     a, b, c = masks(0), masks(0), masks(1)
     assert all(torch.equal(a[k], b[k]) for k in a)

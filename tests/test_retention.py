@@ -11,12 +11,11 @@ import textwrap
 import pytest
 import torch
 
-from conftest import ROOT, small_cnn
 from prunebench import methods, models, retention, surgery
-from prunebench.interval import Interval
-from prunebench.methods import Context
 from prunebench.methods.interval_adjoint import input_box
 from prunebench.pruning import prune_to_counts
+
+from helpers import ROOT, context, small_cnn
 
 
 def test_the_retention_table_follows_the_formula():
@@ -58,10 +57,6 @@ def test_the_input_box_is_the_range_or_the_percentiles_of_each_feature():
     assert box.lo.flatten().tolist() == [0, -100] and box.hi.flatten().tolist() == [100, 0]
     box = input_box(batches, [5, 95])
     assert box.lo.flatten().tolist() == [5, -95] and box.hi.flatten().tolist() == [95, -5]
-
-
-def context(batches) -> Context:
-    return Context(batches=lambda: iter(batches), device=torch.device("cpu"), generator=torch.Generator())
 
 
 def test_significance_is_width_times_largest_adjoint_and_the_output_layer_is_never_scored():

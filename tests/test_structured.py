@@ -9,7 +9,7 @@ from prunebench.methods.kernels import patterns
 from prunebench.models import prunable_layers
 from prunebench.pruning import prune_step
 
-from test_pruning import context
+from helpers import context
 
 SHAPE = (3, 32, 32)
 STRUCTURED = ["l1_channel", "l1_channel_global", "random_channel", "slimming", "kernel", "intra_kernel"]

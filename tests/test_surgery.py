@@ -4,8 +4,7 @@ import torch
 from prunebench import methods, models, surgery
 from prunebench.pruning import prune_step
 
-from conftest import small_cnn
-from test_pruning import context
+from helpers import context, small_cnn
 
 SPEC = models.spec({"name": "cnn", "width": 8, "hidden": 16}, 1, 10, 8)
 

@@ -7,12 +7,16 @@ from torch import nn
 
 from prunebench import data, methods, models, surgery
 from prunebench.hooks import gated
-from prunebench.methods.taylor import exact_deltas, gate_derivatives, spearman, taylor_estimate
+from prunebench.methods.taylor import (
+    exact_deltas,
+    gate_derivatives,
+    spearman,
+    taylor_estimate,
+)
 from prunebench.models import prunable_layers
 from prunebench.train import fit
 
-from conftest import small_cnn
-from test_pruning import context
+from helpers import context, small_cnn
 
 
 class Polynomial(nn.Module):
