@@ -6,12 +6,12 @@ first. The output is constant, so a valid change never re-runs anything downstre
 
 import sys
 
+from prunebench import paths, schema
 from prunebench.io import write_text
 from prunebench.params import ParamError, load
-from prunebench.pipeline import PARAMS_OK
 
 try:
-    load()
+    schema.validate(load())
 except ParamError as error:
     sys.exit(str(error))
-write_text(PARAMS_OK, "params.yaml is valid\n")
+write_text(paths.PARAMS_OK, "params.yaml is valid\n")

@@ -1,14 +1,9 @@
 """Stage concatenate: one row per method × seed with the base, pruned and fine-tuned metrics."""
 
-from prunebench.io import read_json, write_csv
+from prunebench import paths, results
+from prunebench.io import write_csv
 from prunebench.params import load
-from prunebench.pipeline import RESULTS
-from prunebench.report import result_rows
 
-params = load()
-base = read_json("metrics/base.json")
-rows = []
-for key in params["methods"]:
-    rows += result_rows(key, base, read_json(f"metrics/pruned/{key}.json"), read_json(f"metrics/finetuned/{key}.json"))
-write_csv(RESULTS, rows)
-print(f"{RESULTS}: {len(rows)} rows")
+rows = results.concatenate(list(load()["methods"]))
+write_csv(paths.RESULTS, rows)
+print(f"{paths.RESULTS}: {len(rows)} rows")

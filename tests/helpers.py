@@ -18,8 +18,8 @@ def small_cnn(seed: int = 0) -> torch.nn.Module:
     return models.build(models.spec({"name": "cnn", "width": 8, "hidden": 16}, 1, 10, 8)).eval()
 
 
-def context(batches: Iterable = (), seed: int = 0, input_shape: tuple[int, ...] = ()) -> Context:
-    """A method's context on the CPU: `batches` as calibration data, randomness from `seed`."""
+def context(batches: Iterable = (), seed: int = 0, input_shape: tuple[int, ...] = (1, 8, 8)) -> Context:
+    """A method's context on the CPU: `batches` as calibration data, randomness from `seed`, digits-sized inputs."""
     batches = list(batches)
     return Context(batches=lambda: iter(batches), device=torch.device("cpu"),
                    generator=torch.Generator().manual_seed(seed), input_shape=input_shape)

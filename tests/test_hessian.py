@@ -69,17 +69,17 @@ def test_saliency_is_half_w_squared_times_the_low_rank_hessian_diagonal():
     ctx = context()
     ctx.batches = lambda: iter([(torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,)))])
     layers = prunable_layers(model)
-    scores = method.scores(model, layers, ctx)
-    v, lam = method.components["fc"], method.eigenvalues["fc"]
+    scored = method.score(model, layers, ctx)
+    v, lam = scored.state.components["fc"], scored.state.eigenvalues["fc"]
     expected = 0.5 * layers["fc"].weight.detach().square() * torch.einsum("k,k...->...", lam, v.square())
-    assert torch.allclose(scores["fc"], expected)
-    assert method.metrics["hvps"] >= 3 and len(method.tables["spectrum"]) == 3
+    assert torch.allclose(scored.scores["fc"], expected)
+    assert scored.metrics["hvps"] >= 3 and len(scored.tables["spectrum"]) == 3
 
 
-def second_order_change(method, before, after) -> float:
+def second_order_change(hessian, before, after) -> float:
     """½ δwᵀ H δw under the method's low-rank Hessian H = V Λ Vᵀ."""
-    v = torch.cat([c.flatten(1) for c in method.components.values()], dim=1)
-    lam = next(iter(method.eigenvalues.values()))
+    v = torch.cat([c.flatten(1) for c in hessian.components.values()], dim=1)
+    lam = next(iter(hessian.eigenvalues.values()))
     return 0.5 * float((lam * (v @ (after - before)).square()).sum())
 
 
@@ -88,22 +88,22 @@ def test_merging_one_weight_into_its_partner_lowers_the_second_order_loss_change
     ctx = context()
     ctx.batches = lambda: iter(batch)
     model = small_cnn()
-    method = methods.create("h", {"method": "hessian_merge", "k": 4, "batches": 1})
-    method.scores(model, prunable_layers(model), ctx)
+    knobs = {"method": "hessian_merge", "k": 4, "batches": 1}
+    scored = methods.create("h", knobs).score(model, prunable_layers(model), ctx)
+    hessian = scored.state
     name = "block.conv1"  # remove its weight with the largest low-rank curvature Σ λ v_i²
-    curvature = torch.einsum("k,k...->...", method.eigenvalues[name], method.components[name].square())
+    curvature = torch.einsum("k,k...->...", hessian.eigenvalues[name], hessian.components[name].square())
     masks = {f"{n}.weight": torch.ones_like(m.weight, dtype=torch.bool) for n, m in prunable_layers(model).items()}
     masks[f"{name}.weight"].view(-1)[curvature.argmax()] = False
     before = _flat([m.weight.detach().clone() for m in prunable_layers(model).values()])
     changes = {}
     for merge in ("none", "coupling", "half"):
         probe = copy.deepcopy(model)
-        method.config["merge"] = merge
-        method.adjust(probe, prunable_layers(probe), masks, ctx)
+        metrics = methods.create("h", knobs | {"merge": merge}).adjust(probe, prunable_layers(probe), masks, ctx, scored)
         mask_keeper(probe, masks)
         after = _flat([m.weight.detach() for m in prunable_layers(probe).values()])
-        changes[merge] = second_order_change(method, before, after)
-        assert method.metrics["merged_fraction"] == (0.0 if merge == "none" else 1.0)
+        changes[merge] = second_order_change(hessian, before, after)
+        assert metrics["merged_fraction"] == (0.0 if merge == "none" else 1.0)
     assert changes["coupling"] < changes["none"]  # w_j += w_i·H_ij/H_jj is the optimal one-partner update
     assert changes["coupling"] <= changes["half"]
 
@@ -120,7 +120,7 @@ def test_merging_recovers_accuracy_on_a_trained_model(splits, default_params):
         probe = copy.deepcopy(model)
         ctx = context()
         ctx.batches = lambda: iter(data.loader(splits.train, default_params["data"], cpu, shuffle=True, seed=1))
-        prune_step(probe, methods.create("h", {"method": "hessian_merge", "merge": merge}), 0.0, 0.7, ctx, {}, (1, 8, 8))
+        prune_step(probe, methods.create("h", {"method": "hessian_merge", "merge": merge}), 0.0, 0.7, ctx)
         losses[merge] = evaluate(probe, val, cpu)["loss"]
     assert losses["coupling"] < losses["none"]
 
@@ -130,8 +130,9 @@ def test_masks_survive_fine_tuning(splits, default_params):
     loader = data.loader(splits.train, default_params["data"], cpu, shuffle=True)
     ctx = context()
     ctx.batches = lambda: iter(loader)
-    model, masks = prune_step(small_cnn(), methods.create("h", {"method": "hessian_merge", "k": 2, "iterations": 10}),
-                              0.0, 0.6, ctx, {}, (1, 8, 8))
+    pruned = prune_step(small_cnn(), methods.create("h", {"method": "hessian_merge", "k": 2, "iterations": 10}),
+                        0.0, 0.6, ctx)
+    model, masks = pruned.model, pruned.masks
     fit(model, loader, data.loader(splits.val, default_params["data"], cpu),
         default_params["finetune"] | {"epochs": 1, "lr": 0.1}, cpu, after_step=mask_keeper(model, masks))
     params = dict(model.named_parameters())

@@ -4,9 +4,11 @@ import pytest
 import torch
 
 from prunebench import data, methods, models
+from prunebench.allocation import allocate, curves_of
 from prunebench.criteria import lamp
 from prunebench.pruning import mask_keeper, prune_step
-from prunebench.sensitivity import allocate, channel_groups, curves_of, sweep
+from prunebench.sensitivity import sweep
+from prunebench.surgery import channel_groups
 from prunebench.train import fit
 
 from helpers import context, prunable_zero_fraction, small_cnn
@@ -21,7 +23,7 @@ def test_lamp_scores_equal_the_formula_on_a_hand_computed_tensor():
 
 def test_lamp_ranks_globally_but_keeps_every_layers_largest_weight():
     model = small_cnn()
-    model, masks = prune_step(model, methods.create("lamp", {}), 0.0, 0.9, context(), {}, (1, 8, 8))
+    masks = prune_step(model, methods.create("lamp", {}), 0.0, 0.9, context()).masks
     for name, layer in models.prunable_layers(model).items():
         largest = layer.weight.detach().abs().argmax()
         assert masks[f"{name}.weight"].flatten()[largest]  # its LAMP score is 1, the maximum
@@ -31,7 +33,7 @@ def test_lamp_ranks_globally_but_keeps_every_layers_largest_weight():
 def test_magnitude_global_removes_exactly_the_requested_fraction_with_one_threshold(ratio):
     model = small_cnn()
     before = {n: m.weight.detach().abs().clone() for n, m in models.prunable_layers(model).items()}
-    model, masks = prune_step(model, methods.create("magnitude_global", {}), 0.0, ratio, context(), {}, (1, 8, 8))
+    masks = prune_step(model, methods.create("magnitude_global", {}), 0.0, ratio, context()).masks
     total = sum(w.numel() for w in before.values())
     removed = sum(int((~m).sum()) for m in masks.values())
     assert removed == round(ratio * total)
@@ -79,16 +81,15 @@ def test_sweep_covers_every_layer_and_group_and_leaves_the_model_unchanged(swept
 def test_sensitivity_guided_methods_reach_the_overall_ratio(swept, ratio):
     model, rows = swept
     ctx = context()
-    ctx.sensitivity, ctx.input_shape = [r | {"seed": 0} for r in rows], (1, 8, 8)
-    pruned, masks = prune_step(small_cnn(), methods.create("sensitivity_unstructured", {}), 0.0, ratio, ctx, {},
-                               (1, 8, 8))
+    ctx.sensitivity = [r | {"seed": 0} for r in rows]
+    pruned = prune_step(small_cnn(), methods.create("sensitivity_unstructured", {}), 0.0, ratio, ctx).model
     assert prunable_zero_fraction(pruned) == pytest.approx(ratio, abs=0.01)
     groups = channel_groups(model, (1, 8, 8))
     channels = {g[0]: models.prunable_layers(model)[g[0]].weight.shape[0] for g in groups}
     structured = methods.create("sensitivity_structured", {})
-    allocation = structured.layer_ratios(model, models.prunable_layers(model), ratio, ctx)
+    allocation = structured.layer_ratios(models.prunable_layers(model), ratio, ctx)
     assert sum(allocation[g] * c for g, c in channels.items()) / sum(channels.values()) == pytest.approx(ratio, abs=0.01)
-    pruned, _ = prune_step(small_cnn(), structured, 0.0, ratio, ctx, {}, (1, 8, 8))
+    pruned = prune_step(small_cnn(), structured, 0.0, ratio, ctx).model
     kept = sum(models.prunable_layers(pruned)[g].weight.shape[0] for g in channels)
     # physical removal keeps whole channels: within one channel per group of the allocation
     assert abs((1 - kept / sum(channels.values())) - ratio) <= len(channels) / sum(channels.values())
@@ -100,7 +101,8 @@ def test_pruned_weights_stay_zero_after_fine_tuning(swept, splits, default_param
     cpu = torch.device("cpu")
     ctx = context()
     ctx.sensitivity = rows
-    model, masks = prune_step(small_cnn(), methods.create(name, {}), 0.0, 0.6, ctx, {}, (1, 8, 8))
+    pruned = prune_step(small_cnn(), methods.create(name, {}), 0.0, 0.6, ctx)
+    model, masks = pruned.model, pruned.masks
     loader = data.loader(splits.train, default_params["data"], cpu, shuffle=True)
     fit(model, loader, data.loader(splits.val, default_params["data"], cpu),
         default_params["finetune"] | {"epochs": 1, "lr": 0.1}, cpu, after_step=mask_keeper(model, masks))

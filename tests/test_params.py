@@ -4,13 +4,14 @@ import sys
 import pytest
 import yaml
 
-from prunebench import params
+from prunebench import schema
 from prunebench.params import ParamError
 
 from helpers import ROOT
 
 
 def test_default_params_are_valid(default_params):
+    schema.validate(default_params)
     assert 0 <= default_params["ratio"] < 1
     assert set(default_params["methods"]) >= {"random", "magnitude", "l1_channel"}
 
@@ -24,10 +25,8 @@ def test_default_params_are_valid(default_params):
         (lambda p: p["methods"].update(obs={}), "methods.obs", "a registered method: random, magnitude"),
         (lambda p: p["methods"].update(ablation={"method": "nope"}), "methods.ablation.method", "l1_channel"),
         (lambda p: p["methods"]["l1_channel"].update(round_to=0), "methods.l1_channel.round_to", "integer ≥ 1"),
-        (lambda p: p["methods"]["magnitude"].update(order=2), "methods.magnitude.order", "a knob of magnitude"),
         (lambda p: p["data"].update(name="imagenet21k"), "data.name", "digits"),
         (lambda p: p["model"].update(name="gpt"), "model.name", "one of cnn, resnet20, resnet56, vgg11_bn"),
-        (lambda p: p["model"].update(depth=3), "model.depth", "width, hidden"),
         (lambda p: p["train"].update(epochs=2.5), "train.epochs", "an integer ≥ 1"),
         (lambda p: p["train"].update(lr=True), "train.lr", "a number > 0"),
         (lambda p: p.update(seeds=[1, 1]), "seeds", "distinct"),
@@ -38,16 +37,40 @@ def test_default_params_are_valid(default_params):
 def test_bad_values_name_the_key_and_what_is_allowed(cfg, edit, key, allowed):
     edit(cfg)
     with pytest.raises(ParamError) as raised:
-        params.validate(cfg)
+        schema.validate(cfg)
     message = str(raised.value)
     assert "\n" not in message
     assert message.startswith(f"params.yaml: {key} ")
     assert allowed in message
 
 
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda p: p["schedule"].update(q=0.7), "schedule.q: unknown key (did you mean schedule.retention.q?)"),
+        (lambda p: p.update(ratios=0.5), "ratios: unknown key (did you mean ratio?)"),
+        (lambda p: p["data"].update(batchsize=8), "data.batchsize: unknown key (did you mean data.batch_size?)"),
+        (lambda p: p["train"].update(epoch=3), "train.epoch: unknown key (did you mean train.epochs?)"),
+        (lambda p: p["methods"]["taylor1"].update(oder=2),
+         "methods.taylor1.oder: unknown key (did you mean methods.taylor1.order?)"),
+        (lambda p: p["methods"]["magnitude"].update(order=2),
+         "methods.magnitude.order: unknown key (expected one of method, schedule)"),
+        (lambda p: p["model"].update(widht=16), "model.widht: unknown key (did you mean model.width?)"),
+        (lambda p: p["measure"].update(colour="red"),
+         "measure.colour: unknown key (expected one of latency_batch, warmup, min_run_time)"),
+    ],
+)
+def test_an_unknown_key_is_refused_with_the_closest_known_one(cfg, edit, message):
+    """A typo must never run the defaults silently."""
+    edit(cfg)
+    with pytest.raises(ParamError) as raised:
+        schema.validate(cfg)
+    assert str(raised.value) == f"params.yaml: {message}"
+
+
 def test_method_entries_may_reuse_an_implementation(cfg):
     cfg["methods"]["l1_channel_r8"] = {"method": "l1_channel", "round_to": 8}
-    params.validate(cfg)
+    schema.validate(cfg)
 
 
 def test_check_stage_exits_nonzero_with_one_line(cfg, tmp_path):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from prunebench import methods, models
-from prunebench.pruning import mask_keeper, prune_step, select_weights, step_ratios
+from prunebench.pruning import mask_keeper, prune_in_steps, prune_step, select_weights, step_ratios
 from prunebench.train import fit
 
 from helpers import context, prunable_zero_fraction, small_cnn
@@ -27,7 +27,8 @@ def test_select_weights_removes_exactly_the_requested_fraction(scope, ratio):
 def test_magnitude_removes_the_smallest_weights_of_each_layer():
     model = small_cnn()
     original = {n: m.weight.detach().clone() for n, m in models.prunable_layers(model).items()}
-    model, masks = prune_step(model, methods.create("magnitude", {}), 0.0, 0.5, context(), {}, (1, 8, 8))
+    pruned = prune_step(model, methods.create("magnitude", {}), 0.0, 0.5, context())
+    model, masks = pruned.model, pruned.masks
     for name, weight in original.items():
         kept = masks[f"{name}.weight"]
         assert weight[~kept].abs().max() <= weight[kept].abs().min()
@@ -36,7 +37,7 @@ def test_magnitude_removes_the_smallest_weights_of_each_layer():
 
 def test_random_is_reproducible_from_the_seed_and_differs_across_seeds():
     def masks(seed):
-        return prune_step(small_cnn(), methods.create("random", {}), 0.0, 0.5, context(seed=seed), {}, (1, 8, 8))[1]
+        return prune_step(small_cnn(), methods.create("random", {}), 0.0, 0.5, context(seed=seed)).masks
 
     a, b, c = masks(0), masks(0), masks(1)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -51,7 +52,8 @@ def test_iterative_steps_reach_the_ratio_and_never_revive_a_weight():
     method = methods.create("magnitude", {})
     for target in ratios:
         previous = {k: v.clone() for k, v in masks.items()}
-        model, masks = prune_step(model, method, done, target, context(), masks, (1, 8, 8))
+        pruned = prune_step(model, method, done, target, context(), masks)
+        model, masks = pruned.model, pruned.masks
         done = target
         for key, mask in previous.items():
             assert not (mask == 0)[masks[key]].any(), "a removed weight came back"
@@ -62,7 +64,8 @@ def test_masks_stay_applied_through_training(splits, default_params, cpu):
     from prunebench import data
 
     model = small_cnn()
-    model, masks = prune_step(model, methods.create("magnitude", {}), 0.0, 0.6, context(), {}, (1, 8, 8))
+    pruned = prune_step(model, methods.create("magnitude", {}), 0.0, 0.6, context())
+    model, masks = pruned.model, pruned.masks
     before = {k: p.detach().clone() for k, p in model.named_parameters() if k in masks}
     loader = data.loader(splits.train, default_params["data"], cpu, shuffle=True)
     val = data.loader(splits.val, default_params["data"], cpu)
@@ -79,7 +82,8 @@ def test_l1_channel_physically_removes_the_weakest_filters_and_keeps_training():
     with torch.no_grad():  # make filter 3 of the first conv the weakest by far
         model.stem[0].weight[3] *= 1e-3
     kept_filter = model.stem[0].weight[5].clone()
-    model, masks = prune_step(model, methods.create("l1_channel", {}), 0.0, 0.5, context(), {}, (1, 8, 8))
+    pruned = prune_step(model, methods.create("l1_channel", {}), 0.0, 0.5, context())
+    model, masks = pruned.model, pruned.masks
     assert masks == {}
     assert model.stem[0].out_channels == 4 and model.block.conv2.out_channels == 4  # residual coupling
     assert model.fc.out_features == 8 and model.head.out_features == 10  # hidden neurons pruned, output kept
@@ -87,3 +91,23 @@ def test_l1_channel_physically_removes_the_weakest_filters_and_keeps_training():
     out = model.train()(torch.randn(4, 1, 8, 8))
     out.sum().backward()
     assert out.shape == (4, 10)
+
+
+def test_the_step_schedule_retrains_between_steps_and_reaches_the_ratio():
+    calls = []
+
+    def retrain(model, masks, step):
+        calls.append((step, prunable_zero_fraction(model)))
+        with torch.no_grad():  # as training would, move every weight; the masks put the pruned ones back to zero
+            for param in model.parameters():
+                param.add_(0.01)
+        mask_keeper(model, masks)
+        return model
+
+    pruned = prune_in_steps(small_cnn(), methods.create("magnitude", {}), 0.875, 3, context(), retrain)
+    assert [step for step, _ in calls] == [1, 2]  # between steps, not after the last
+    assert [round(zeros, 2) for _, zeros in calls] == [0.5, 0.75]  # each step keeps half of what is left
+    assert prunable_zero_fraction(pruned.model) == pytest.approx(0.875, abs=0.01)
+    channels = prune_in_steps(small_cnn(), methods.create("l1_channel", {}), 0.75, 2, context(),
+                              lambda model, masks, step: model)
+    assert channels.masks == {} and channels.model.stem[0].out_channels == 2  # 8 → 4 → 2: half of what is left

@@ -3,6 +3,7 @@ deployment rule."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import torch
 
 from prunebench import methods, models, retention, surgery
 from prunebench.methods.interval_adjoint import input_box
-from prunebench.pruning import prune_to_counts
+from prunebench.pruning import prune_step, prune_to_counts
 
 from helpers import ROOT, context, small_cnn
 
@@ -64,7 +65,7 @@ def test_significance_is_width_times_largest_adjoint_and_the_output_layer_is_nev
     x = torch.rand(20, 1, 2, 2)
     method = methods.create("interval_adjoint", {})
     layers = models.prunable_layers(model)
-    scores = method.scores(model, layers, context([(x, None)]))
+    scores = method.score(model, layers, context([(x, None)], input_shape=(1, 2, 2))).scores
     assert list(scores) == ["1", "3"] and scores["1"].shape == (6,) and scores["3"].shape == (4,)
     # by hand for the last hidden layer: its adjoint is exactly the column sums of the output weights
     # wherever the ReLU is surely active, so its significance is width × |column sum| there
@@ -87,7 +88,7 @@ def test_pruning_to_counts_keeps_exactly_the_counts_of_every_group():
     groups = surgery.channel_groups(model, (1, 8, 8))
     counts = {group[0]: max(1, len(group) * 2 - 1) for group in groups}
     batches = [(torch.rand(16, 1, 8, 8), None)]
-    model = prune_to_counts(model, method, counts, context(batches), (1, 8, 8))
+    model = prune_to_counts(model, method, counts, context(batches)).model
     layers = dict(model.named_modules())
     for group in groups:
         for name in group:  # the residual group (stem and block.conv2) shrinks together
@@ -101,24 +102,28 @@ def test_pruning_to_counts_keeps_the_highest_scoring_channels():
     norms = model[1].weight.abs().sum(1)
     best = set(torch.argsort(norms, descending=True)[:3].tolist())
     kept_rows = {tuple(model[1].weight[i].tolist()) for i in best}
-    model = prune_to_counts(model, methods.create("l1_channel", {}), {"1": 3, "3": 4}, context([]), (1, 2, 2))
+    model = prune_to_counts(model, methods.create("l1_channel", {}), {"1": 3, "3": 4},
+                            context([], input_shape=(1, 2, 2))).model
     assert {tuple(row.tolist()) for row in model[1].weight} == kept_rows and model[3].in_features == 3
 
 
 def test_bias_compensation_keeps_the_output_at_a_point_box():
     """With a box of one point the intervals are exact values, so folding the removed neurons'
-    contributions into the next bias must leave the output at that point unchanged."""
+    contributions into the next bias must leave the output at that point unchanged, on either schedule."""
     torch.manual_seed(0)
-    model = models.build(models.spec({"name": "mlp", "hidden": [16, 8]}, 1, 4, 3)).eval()
+    original = models.build(models.spec({"name": "mlp", "hidden": [16, 8]}, 1, 4, 3)).eval()
     x = torch.rand(1, 1, 3, 3)
-    before = model(x)
+    before = original(x)
+    ctx = context([(x, None)], input_shape=(1, 3, 3))
     method = methods.create("interval_adjoint", {"bias_compensation": True})
-    shrunk = prune_to_counts(model, method, {"1": 9, "3": 8}, context([(x, None)]), (1, 3, 3))
+    shrunk = prune_to_counts(copy.deepcopy(original), method, {"1": 9, "3": 8}, ctx).model
     assert shrunk[1].out_features == 9
     assert torch.allclose(shrunk(x), before, atol=1e-5)
-    plain = prune_to_counts(models.build(models.spec({"name": "mlp", "hidden": [16, 8]}, 1, 4, 3)).eval(),
-                            methods.create("interval_adjoint", {}), {"1": 9, "3": 8}, context([(x, None)]), (1, 3, 3))
+    plain = prune_to_counts(copy.deepcopy(original), methods.create("interval_adjoint", {}), {"1": 9, "3": 8}, ctx).model
     assert not torch.allclose(plain(x), before, atol=1e-3)  # without compensation the output moves
+    one_shot = prune_step(copy.deepcopy(original), method, 0.0, 0.25, ctx).model  # the step schedule: 16 → 12, 8 → 6
+    assert (one_shot[1].out_features, one_shot[3].out_features) == (12, 6)
+    assert torch.allclose(one_shot(x), before, atol=1e-5)
 
 
 RUN = textwrap.dedent("""
@@ -135,10 +140,11 @@ RUN = textwrap.dedent("""
     model = models.build(spec)
     x, y = torch.rand(64, 1, 4, 4), torch.randint(0, 4, (64,))
     method = methods.create("interval_adjoint", {})
-    ctx = Context(batches=lambda: iter([(x, y)]), device=torch.device("cpu"), generator=torch.Generator())
+    ctx = Context(batches=lambda: iter([(x, y)]), device=torch.device("cpu"), generator=torch.Generator(),
+                  input_shape=(1, 4, 4))
 
     def prune(model, t, counts):
-        return prune_to_counts(model, method, counts, ctx, (1, 4, 4))
+        return prune_to_counts(model, method, counts, ctx).model
 
     def retrain(model, t):
         if t == kill_at:
@@ -193,7 +199,8 @@ def test_checkpoints_made_from_other_inputs_are_not_reused(tmp_path):
 
 
 def test_the_retention_schedule_needs_a_channel_method(cfg):
-    from prunebench.params import ParamError, validate
+    from prunebench.params import ParamError
+    from prunebench.schema import validate
 
     cfg["methods"] = {"magnitude": {"schedule": "retention"}}
     with pytest.raises(ParamError, match=r"methods.magnitude.schedule = 'retention': expected steps \(magnitude"):

@@ -11,7 +11,8 @@ SPEC = models.spec({"name": "cnn", "width": 8, "hidden": 16}, 1, 10, 8)
 
 @pytest.mark.parametrize("method", ["l1_channel", "magnitude"])
 def test_save_load_round_trip_gives_identical_outputs(tmp_path, method):
-    model, masks = prune_step(small_cnn(), methods.create(method, {}), 0.0, 0.5, context(), {}, (1, 8, 8))
+    pruned = prune_step(small_cnn(), methods.create(method, {}), 0.0, 0.5, context())
+    model, masks = pruned.model, pruned.masks
     surgery.save(tmp_path / "m.pt", model, SPEC, masks)
     loaded, loaded_masks, spec = surgery.load(tmp_path / "m.pt")
     x = torch.randn(5, 1, 8, 8)

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def table(_: argparse.Namespace) -> int:
     """Print the comparison table of the last `dvc repro`."""
     import pandas as pd
 
+    from prunebench.paths import SUMMARY
     from prunebench.report import table as render
 
-    path = Path("results/summary.csv")
-    if not path.exists():
-        sys.exit(f"{path} is missing: run the pipeline first (make run, or dvc repro)")
-    print(render(pd.read_csv(path)))
+    if not SUMMARY.exists():
+        sys.exit(f"{SUMMARY} is missing: run the pipeline first (make run, or dvc repro)")
+    print(render(pd.read_csv(SUMMARY)))
     return 0
 
 

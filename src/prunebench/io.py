@@ -40,16 +40,36 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Write dict rows; the columns are the union of keys in first-seen order."""
+def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: Iterable[str] = ()) -> None:
+    """Write dict rows; the columns are `columns` (the header even of no rows), then the other
+    keys of the rows in first-seen order."""
     rows = list(rows)
-    columns: dict[str, None] = {}
+    columns = dict.fromkeys(columns)
     for row in rows:
         columns.update(dict.fromkeys(row))
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(columns))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def read_csv(path: str | Path) -> list[dict[str, Any]]:
+    """Rows as `write_csv` wrote them, with numbers as int or float, True/False as bool and empty as None."""
+    with open(path, newline="") as f:
+        return [{k: _value(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _value(text: str) -> Any:
+    if text in ("True", "False"):
+        return text == "True"
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def save_with(path: str | Path, save: Callable[[Path], None]) -> None:

@@ -9,11 +9,10 @@ is why measured latency stands next to it.
 from __future__ import annotations
 
 import copy
-import statistics
-import time
 
 import torch
 from torch import nn
+from torch.utils import benchmark
 
 
 def count_params(model: nn.Module) -> int:
@@ -65,30 +64,31 @@ def per_layer(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, dict[
             for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
 
 
+def layer_rows(base: dict[str, dict[str, float]], pruned: dict[str, dict[str, float]],
+               layers: list[str]) -> list[dict[str, float | str]]:
+    """The per-layer cost table of `layers`: base_macs, base_nonzeros, pruned_macs, pruned_nonzeros (`per_layer`)."""
+    return [{"layer": name, **{f"base_{k}": v for k, v in base[name].items()},
+             **{f"pruned_{k}": v for k, v in pruned[name].items()}} for name in layers]
+
+
 def sparse_macs(model: nn.Module, per_layer: dict[str, float]) -> float:
     """Total MACs with each weighted layer's MACs scaled by the density of its weight."""
     return sum(sparse_layer_macs(model, per_layer).values())
 
 
 @torch.no_grad()
-def latency_ms(model: nn.Module, input_shape: tuple[int, ...], batch: int, warmup: int, repeats: int,
+def latency_ms(model: nn.Module, input_shape: tuple[int, ...], batch: int, warmup: int, min_run_time: float,
                device: torch.device) -> float:
-    """Median wall time of one forward pass over a batch, after untimed warm-up passes."""
+    """Median wall time of one forward pass over a batch (torch.utils.benchmark, which
+    synchronises CUDA), after `warmup` untimed passes, on the stage's threads."""
     model.eval()
     x = torch.randn(batch, *input_shape, device=device)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        model(x)
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(x)
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    timer = benchmark.Timer("model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
+    if warmup:
+        timer.timeit(warmup)
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1000
 
 
 def profile(model: nn.Module, input_shape: tuple[int, ...], cfg: dict, device: torch.device) -> dict[str, float]:
@@ -99,5 +99,5 @@ def profile(model: nn.Module, input_shape: tuple[int, ...], cfg: dict, device: t
         "nonzeros": count_nonzero(model),
         "macs": sum(per_layer.values()),
         "macs_sparse": sparse_macs(model, per_layer),
-        "latency_ms": latency_ms(model, input_shape, cfg["latency_batch"], cfg["warmup"], cfg["repeats"], device),
+        "latency_ms": latency_ms(model, input_shape, cfg["latency_batch"], cfg["warmup"], cfg["min_run_time"], device),
     }

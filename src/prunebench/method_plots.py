@@ -13,7 +13,8 @@ from matplotlib.ticker import MaxNLocator
 from torch import Tensor, nn
 
 from prunebench import retention
-from prunebench.report import save_figure
+from prunebench.figures import save_figure
+
 
 def plot_weights(before: dict[str, Tensor], after: dict[str, nn.Module], method: str, path: str | Path) -> Path:
     """Histogram of all prunable weights of the base model and of the nonzero ones left."""
@@ -136,7 +137,8 @@ def plot_iterations(rows: list[dict], metric: str, path: str | Path) -> Path:
     for seed, group in frame.groupby("seed"):
         line, = ax.plot(group["iteration"], group[f"val_{metric}"], marker=".", label=f"seed {seed}")
         chosen = group[group["deployed"]]
-        ax.plot(chosen["iteration"], chosen[f"val_{metric}"], "o", markersize=12, fillstyle="none", color=line.get_color())
+        ax.plot(chosen["iteration"], chosen[f"val_{metric}"], "o", markersize=12, fillstyle="none",
+                color=line.get_color())
     first = frame[frame["seed"] == frame["seed"].iloc[0]]
     ax.set_xticks(first["iteration"], [f"{t}\n{u}" for t, u in zip(first["iteration"], first["units_kept"])])
     ax.set(xlabel="iteration\nunits kept", ylabel=f"validation {metric}",

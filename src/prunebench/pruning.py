@@ -1,10 +1,17 @@
-"""Shared pruning machinery: turn a method's scores into masks (weights) or removed channels,
-keep masks applied, and reach the target ratio in one or several steps."""
+"""Shared pruning machinery: turn what a method found into masks (weights) or removed channels,
+keep masks applied, and reach the target in one or several steps.
+
+Channels take one path whatever the method: the method's scores become a count of channels to
+keep per channel group (the same fraction of every group, the method's own per-group ratios, or
+one ranking of all groups), the highest-scoring channels of each group are kept, and
+`surgery.remove_indices` removes the rest through torch-pruning's dependency graph.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -13,9 +20,19 @@ from prunebench import surgery
 from prunebench.models import prunable_layers
 
 if TYPE_CHECKING:
-    from prunebench.methods import Context, Method
+    from prunebench.methods import Context, Method, Scored
 
 Masks = dict[str, Tensor]  # parameter name -> bool tensor, True = keep
+
+
+@dataclass
+class Pruned:
+    """A pruned model and how it came about."""
+
+    model: nn.Module
+    masks: Masks = field(default_factory=dict)  # unstructured pruning: the zeros to keep through training
+    metrics: dict[str, Any] = field(default_factory=dict)  # the method's report: its last scoring, and adjust's
+    tables: dict[str, list[dict]] = field(default_factory=dict)  # the last scoring's tables
 
 
 def step_ratios(ratio: float, iterations: int) -> list[float]:
@@ -72,65 +89,57 @@ def mask_keeper(model: nn.Module, masks: Masks) -> Callable[[], None]:
     return apply
 
 
-def prune_step(model: nn.Module, method: Method, done: float, target: float, ctx: Context,
-               masks: Masks, input_shape: tuple[int, ...]) -> tuple[nn.Module, Masks]:
-    """Prune from the cumulative fraction `done` to `target` (of the original units)."""
-    model.eval()  # tracing the graph must not update BatchNorm statistics
+def prune_weights(model: nn.Module, method: Method, scored: Scored, target: float, ctx: Context,
+                  masks: Masks) -> tuple[Masks, dict[str, Any]]:
+    """Masks removing `target` of the original weights (never reviving one of `masks`), applied
+    after the method's `adjust`; and what `adjust` reported."""
     layers = prunable_layers(model)
-    scores = method.scores(model, layers, ctx)
-    if method.unit == "weight":
-        ratios = method.layer_ratios(model, layers, target, ctx) or target
-        masks = select_weights(layers, scores, ratios, method.scope, masks)
-        method.adjust(model, layers, masks, ctx)
-        mask_keeper(model, masks)
-        return model, masks
-    if masks:
-        raise ValueError("channel pruning of a model with weight masks is not supported")
-    step = 1 - (1 - target) / (1 - done)  # of the channels still there
-    ratios = method.layer_ratios(model, layers, step, ctx)
-    if ratios is None and method.scope == "global":
-        groups = [g for g in surgery.channel_groups(model, input_shape) if all(n in scores for n in g)]
-        ratios = global_ratios(group_scores(groups, scores), step,
-                               method.config.get("min_channels", 1), method.config.get("normalize", False),
-                               method.config.get("max_ratio", 1.0))
-    model = surgery.remove_channels(model, scores, step if ratios is None else ratios, input_shape,
-                                    method.config.get("round_to"))
-    return model, masks
+    chosen = method.weight_masks(layers, scored, target, ctx)
+    if chosen is None:
+        chosen = select_weights(layers, scored.scores, method.layer_ratios(layers, target, ctx) or target,
+                                method.scope, masks)
+    metrics = method.adjust(model, layers, chosen, ctx, scored)
+    mask_keeper(model, chosen)
+    return chosen, metrics
 
 
 def group_scores(groups: list[list[str]], scores: dict[str, Tensor]) -> dict[str, Tensor]:
-    """One score per channel of each channel group, keyed by its root: the mean over the
-    group's layers, whose channels go together."""
-    return {group[0]: torch.stack([scores[name].detach() for name in group]).mean(0) for group in groups}
+    """One score per channel of each channel group whose layers are all scored, keyed by its
+    root: the mean over the group's layers, whose channels go together."""
+    return {group[0]: torch.stack([scores[name].detach().float().cpu() for name in group]).mean(0)
+            for group in groups if all(name in scores for name in group)}
 
 
-def prune_to_counts(model: nn.Module, method: Method, counts: dict[str, int], ctx: Context,
-                    input_shape: tuple[int, ...]) -> nn.Module:
-    """Keep the `counts[root]` highest-scoring output channels of each channel group (keyed by
-    its root layer; a group's score is the mean over its layers) and physically remove the rest.
-    The method's `adjust` sees the keep-mask of every layer first."""
-    if method.unit != "channel":
-        raise ValueError(f"{type(method).__name__} prunes weights; the retention schedule counts channels")
-    model.eval()
-    layers = prunable_layers(model)
-    scores = method.scores(model, layers, ctx)
-    groups = surgery.channel_groups(model, input_shape)
-    keep, removed = {}, {}
-    for group, score in zip(groups, group_scores(groups, scores).values()):
-        score = score.float().cpu()
-        kept = torch.zeros(len(score), dtype=torch.bool)
-        kept[torch.argsort(score, descending=True, stable=True)[:counts[group[0]]]] = True
-        keep |= dict.fromkeys(group, kept)
-        removed[group[0]] = (~kept).nonzero().flatten().tolist()
-    method.adjust(model, layers, keep, ctx)
-    return surgery.remove_indices(model, removed, input_shape)
+def keep_counts(model: nn.Module, method: Method, scores: dict[str, Tensor], fraction: float,
+                ctx: Context) -> dict[str, int]:
+    """Channels each scored group keeps when `fraction` of them go: the method's own per-group
+    ratios, or one ranking of all groups ("global" scope, with the method's `RankingKnobs`), or
+    the same fraction of every group. `scores` are `group_scores`. A group keeps int(C·(1 − r))
+    channels (torch-pruning's rule), at least one, rounded down to a multiple of `round_to`."""
+    ratios = method.layer_ratios(prunable_layers(model), fraction, ctx)
+    if ratios is None and method.scope == "global":
+        knobs = method.knobs
+        removed = global_removals(scores, fraction, knobs.min_channels, knobs.normalize, knobs.max_ratio)
+        kept = {root: len(s) - removed[root] for root, s in scores.items()}
+    else:
+        ratios = ratios if ratios is not None else dict.fromkeys(scores, fraction)
+        kept = {root: kept_count(len(s), ratios.get(root, 0.0)) for root, s in scores.items()}
+    step = method.knobs.round_to
+    if step:
+        kept = {root: max(min(step, len(scores[root])), k - k % step) for root, k in kept.items()}
+    return kept
 
 
-def global_ratios(scores: dict[str, Tensor], ratio: float, min_channels: int = 1,
-                  normalize: bool = False, max_ratio: float = 1.0) -> dict[str, float]:
-    """Per-group ratios from one ranking of all groups' channel scores (keyed by group root):
-    the lowest `ratio` of all channels go, but every group keeps `min_channels` and loses at
-    most `max_ratio`. `normalize` divides each group's scores by their L2 norm first, so that
+def kept_count(channels: int, ratio: float) -> int:
+    """Channels a group keeps when it loses `ratio` of them: int(C·(1 − r)), torch-pruning's rule, at least one."""
+    return max(1, int(channels * (1 - ratio)))
+
+
+def global_removals(scores: dict[str, Tensor], ratio: float, min_channels: int = 1,
+                    normalize: bool = False, max_ratio: float = 1.0) -> dict[str, int]:
+    """Channels each group loses under one ranking of all groups' channel scores (keyed by group
+    root): the lowest `ratio` of all channels go, but every group keeps `min_channels` and loses
+    at most `max_ratio`. `normalize` divides each group's scores by their L2 norm first, so that
     layers of different scale compete fairly (Molchanov et al., ICLR 2017)."""
     if normalize:
         scores = {g: s / s.norm().clamp_min(1e-12) for g, s in scores.items()}
@@ -143,11 +152,79 @@ def global_ratios(scores: dict[str, Tensor], ratio: float, min_channels: int = 1
     counts = dict.fromkeys(scores, 0)
     for _, group in sorted(pool, key=lambda item: item[0])[:removed]:
         counts[group] += 1
-    # torch-pruning keeps int(C·(1 - r)) channels: half a channel of slack makes that exactly C - k
-    return {g: (k - 0.5) / len(scores[g]) if k else 0.0 for g, k in counts.items()}
+    return counts
+
+
+def remove_channels(model: nn.Module, method: Method, scored: Scored, counts: dict[str, int],
+                    ctx: Context) -> tuple[nn.Module, dict[str, Any]]:
+    """Keep the `counts[root]` highest-scoring output channels of each channel group (keyed by
+    its root layer; ties keep the earlier channel) and physically remove the rest; groups not in
+    `counts` stay whole. The method's `adjust` sees the keep-mask of every layer first."""
+    if method.unit != "channel":
+        raise ValueError(f"{type(method).__name__} prunes weights, not channels")
+    keep, removed = choose_channels(surgery.channel_groups(model, ctx.input_shape), scored.scores, counts)
+    metrics = method.adjust(model, prunable_layers(model), keep, ctx, scored)
+    return surgery.remove_indices(model, removed, ctx.input_shape), metrics
+
+
+def choose_channels(groups: list[list[str]], scores: dict[str, Tensor],
+                    counts: dict[str, int]) -> tuple[Masks, dict[str, list[int]]]:
+    """The `counts[root]` highest-scoring channels of each group in `counts` (ties keep the earlier
+    channel): a keep-mask per layer, and the removed channels per group root (`surgery.remove_indices`)."""
+    by_group = group_scores(groups, scores)
+    keep, removed = {}, {}
+    for group in groups:
+        root = group[0]
+        if root not in counts:
+            continue
+        kept = torch.zeros(len(by_group[root]), dtype=torch.bool)
+        kept[torch.argsort(by_group[root], descending=True, stable=True)[:counts[root]]] = True
+        keep |= dict.fromkeys(group, kept)
+        removed[root] = (~kept).nonzero().flatten().tolist()
+    return keep, removed
+
+
+def prune_to_counts(model: nn.Module, method: Method, counts: dict[str, int], ctx: Context) -> Pruned:
+    """Score the model and keep `counts[root]` channels of each group (the retention schedule)."""
+    model.eval()  # tracing the graph must not update BatchNorm statistics
+    scored = method.score(model, prunable_layers(model), ctx)
+    model, metrics = remove_channels(model, method, scored, counts, ctx)
+    return Pruned(model, {}, scored.metrics | metrics, scored.tables)
+
+
+def prune_step(model: nn.Module, method: Method, done: float, target: float, ctx: Context,
+               masks: Masks | None = None) -> Pruned:
+    """Score the model and prune from the cumulative fraction `done` to `target` (of the original units)."""
+    masks = masks or {}
+    model.eval()
+    scored = method.score(model, prunable_layers(model), ctx)
+    if method.unit == "weight":
+        masks, metrics = prune_weights(model, method, scored, target, ctx, masks)
+        return Pruned(model, masks, scored.metrics | metrics, scored.tables)
+    if masks:
+        raise ValueError("channel pruning of a model with weight masks is not supported")
+    groups = surgery.channel_groups(model, ctx.input_shape)
+    counts = keep_counts(model, method, group_scores(groups, scored.scores), 1 - (1 - target) / (1 - done), ctx)
+    model, metrics = remove_channels(model, method, scored, counts, ctx)
+    return Pruned(model, {}, scored.metrics | metrics, scored.tables)
+
+
+def prune_in_steps(model: nn.Module, method: Method, ratio: float, iterations: int, ctx: Context,
+                   retrain: Callable[[nn.Module, Masks, int], nn.Module]) -> Pruned:
+    """The step schedule: `iterations` steps to `ratio`, each keeping the same fraction of what
+    is left, with `retrain(model, masks, step)` between steps (not after the last)."""
+    pruned, done = Pruned(model), 0.0
+    targets = step_ratios(ratio, iterations)
+    for step, target in enumerate(targets, start=1):
+        pruned = prune_step(pruned.model, method, done, target, ctx, pruned.masks)
+        done = target
+        if step < len(targets):
+            pruned.model = retrain(pruned.model, pruned.masks, step)
+    return pruned
 
 
 def layer_sparsity(base: dict[str, Tensor], layers: dict[str, nn.Module]) -> dict[str, float]:
     """Achieved fraction of each layer's original weights that are zero or removed."""
     return {name: 1 - int(torch.count_nonzero(layers[name].weight)) / weight.numel()
             for name, weight in base.items()}
+

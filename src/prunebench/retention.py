@@ -15,14 +15,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from torch import nn
 from tqdm import tqdm
 
 from prunebench import surgery
+from prunebench.io import read_csv, read_json, write_csv, write_json
 from prunebench.models import output_units
-from prunebench.io import read_json, save_with, write_json
-
+from prunebench.train import EPOCH_COLUMNS
 
 SUMMARY_COLUMNS = ("iteration", "kept_percent", "removed_fraction")  # of a `table` row; the rest are layers
 
@@ -85,12 +84,11 @@ class Checkpoints:
 
     def save(self, t: int, model: nn.Module, spec: dict, history: list[dict], result: dict[str, Any]) -> None:
         surgery.save(self.model(t), model, spec)
-        frame = pd.DataFrame(history, columns=["epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy"])
-        save_with(self.directory / str(t) / "history.csv", lambda tmp: frame.to_csv(tmp, index=False))
+        write_csv(self.directory / str(t) / "history.csv", history, EPOCH_COLUMNS)
         write_json(self.directory / str(t) / "result.json", result)
 
     def history(self, t: int) -> list[dict[str, Any]]:
-        return pd.read_csv(self.directory / str(t) / "history.csv").to_dict("records")
+        return read_csv(self.directory / str(t) / "history.csv")
 
     def drop_after(self, t: int) -> None:
         """Remove iterations past t (left from a run with a larger `ratio`)."""

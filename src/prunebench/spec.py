@@ -22,7 +22,8 @@ def _is_number(v: Any) -> bool:
 
 
 def integer(lo: int | None = None) -> Check:
-    return Check(lambda v: _is_int(v) and (lo is None or v >= lo), "an integer" + (f" ≥ {lo}" if lo is not None else ""))
+    return Check(lambda v: _is_int(v) and (lo is None or v >= lo),
+                 "an integer" + (f" ≥ {lo}" if lo is not None else ""))
 
 
 def number(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> Check:

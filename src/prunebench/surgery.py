@@ -25,50 +25,6 @@ SIZE_ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_featu
 OUT_CHANNEL_FNS = (tp.pruner.function.prune_conv_out_channels, tp.pruner.function.prune_linear_out_channels)
 
 
-class ScoreImportance(tp.importance.Importance):
-    """Feeds a method's per-channel scores to torch-pruning: a group's score for a channel is
-    the mean over the coupled layers whose output channels the group removes."""
-
-    def __init__(self, scores: dict[nn.Module, Tensor]):
-        self.scores = scores
-
-    @torch.no_grad()
-    def __call__(self, group) -> Tensor | None:
-        total, count = None, 0
-        for i, (dep, idxs) in enumerate(group):
-            score = self.scores.get(dep.layer)
-            if score is None or dep.pruning_fn not in OUT_CHANNEL_FNS:
-                continue
-            root_idxs = torch.tensor(group[i].root_idxs)
-            total = torch.zeros(int(root_idxs.max()) + 1) if total is None else total
-            total.scatter_add_(0, root_idxs, score.detach().float().cpu()[idxs])
-            count += 1
-        return None if total is None else total / count
-
-
-def remove_channels(model: nn.Module, scores: dict[str, Tensor], ratio: float | dict[str, float],
-                    input_shape: tuple[int, ...], round_to: int | None = None) -> nn.Module:
-    """Remove the lowest-scoring `ratio` of the output channels of every scored layer; a dict
-    gives channel-group roots their own ratio and leaves every other group alone. The output
-    layer is never pruned."""
-    per_layer = ratio if isinstance(ratio, dict) else {}
-    if not per_layer and (isinstance(ratio, dict) or ratio <= 0):
-        return model
-    modules = dict(model.named_modules())
-    device = next(model.parameters()).device
-    pruner = tp.pruner.MetaPruner(
-        model,
-        torch.zeros(1, *input_shape, device=device),
-        importance=ScoreImportance({modules[name]: s for name, s in scores.items()}),
-        pruning_ratio=0.0 if per_layer else ratio,
-        pruning_ratio_dict={modules[name]: r for name, r in per_layer.items()} or None,
-        ignored_layers=[modules[models.output_layer_name(model)]],
-        round_to=round_to,
-    )
-    pruner.step()
-    return model
-
-
 def remove_indices(model: nn.Module, removed: dict[str, list[int]], input_shape: tuple[int, ...]) -> nn.Module:
     """Remove exactly the given output channels of each channel group, keyed by the group's
     root layer; torch-pruning removes the same channels from every coupled layer."""

@@ -20,6 +20,9 @@ from typing import Any
 
 import pandas as pd
 
+from prunebench import paths
+from prunebench.results import flatten
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # a benchmark should not phone home
 
 
@@ -29,16 +32,6 @@ def repo_root() -> Path:
 
 def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat |= flatten(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def git_commit() -> str:
@@ -59,7 +52,8 @@ class Logger:
         if found is not None:
             self.experiment_id = found.experiment_id
         else:
-            location = None if os.environ.get("MLFLOW_TRACKING_URI") else (repo_root() / "mlartifacts" / experiment).as_uri()
+            local = (repo_root() / "mlartifacts" / experiment).as_uri()
+            location = None if os.environ.get("MLFLOW_TRACKING_URI") else local
             self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
         self.tags = {"dvc_exp": os.environ.get("DVC_EXP_NAME", "workspace"), "git_commit": git_commit()}
 
@@ -88,37 +82,38 @@ class Logger:
         return run_id
 
 
-def log_benchmark(params: dict[str, Any], results: pd.DataFrame, summary: pd.DataFrame,
-                  report_files: list[Path], deployed: dict[str, dict[str, dict]]) -> str:
+def log_benchmark(params: dict[str, Any], results: pd.DataFrame, summary: pd.DataFrame, report_files: list[Path],
+                  train_curves: pd.DataFrame, finetune_curves: pd.DataFrame, iterations: pd.DataFrame,
+                  deployed: dict[str, dict[str, dict]]) -> str:
     """Log the benchmark: parent run, base runs, method × seed runs. Returns the parent run id.
-    `deployed`: per retention method and seed, the deployed choice (metrics/pruned/<m>.json)."""
+    The frames are what the compare stage read: the base training curves (per seed), the
+    fine-tuning curves and the retention iterations (per method and seed), and per retention
+    method and seed the deployed choice."""
     logger = Logger(f"{params['data']['name']}-{params['model']['name']}")
     means = {f"{r['method']}.{k}": v for r in summary.to_dict("records")
              for k, v in r.items() if k.endswith("_mean") and not k.startswith("base_")}
     parent = logger.run("benchmark", "compare", params, means, artifacts=report_files)
     shared = {k: params[k] for k in ("data", "model", "device")}
-    train_curves = pd.read_csv("plots/train/curves.csv")
     for seed in params["seeds"]:
         base = results[results["seed"] == seed].iloc[0]
         curve = train_curves[train_curves["seed"] == seed].drop(columns=["seed", "lr"])
         logger.run(f"base seed {seed}", "train", shared | {"train": params["train"], "seed": seed},
                    {k.removeprefix("base_"): base[k] for k in base.index if k.startswith("base_")},
-                   [(curve, "epoch")], [Path("plots/train/curves.csv")], parent)
+                   [(curve, "epoch")], [paths.TRAIN_CURVES], parent)
     for row in results.to_dict("records"):
-        key = row["method"]
-        curve = pd.read_csv(f"plots/finetune/{key}.csv")
-        curve = curve[curve["seed"] == row["seed"]].drop(columns=["seed", "lr"])
-        run_params = shared | {"ratio": params["ratio"], "seed": row["seed"], "method": key,
+        key, seed = row["method"], row["seed"]
+        curve = finetune_curves[(finetune_curves["method"] == key) & (finetune_curves["seed"] == seed)]
+        run_params = shared | {"ratio": params["ratio"], "seed": seed, "method": key,
                                "implementation": row["implementation"], "knobs": params["methods"][key] or {},
                                "schedule": params["schedule"], "finetune": params["finetune"]}
         metrics = {k: v for k, v in row.items() if isinstance(v, (int, float)) and k not in ("seed", "ratio")}
-        curves = [(curve, "epoch")]
+        curves = [(curve.drop(columns=["method", "seed", "lr"]), "epoch")]
         if key in deployed:  # the retention schedule: one step per iteration, and the deployed choice
-            frame = pd.read_csv(f"plots/methods/{key}/iterations.csv")
-            frame = frame[frame["seed"] == row["seed"]][["iteration", "val_accuracy", "val_loss", "units_kept", "params"]]
+            frame = iterations[(iterations["method"] == key) & (iterations["seed"] == seed)]
+            frame = frame[["iteration", "val_accuracy", "val_loss", "units_kept", "params"]]
             curves.append((frame.rename(columns=lambda c: c if c == "iteration" else f"iteration_{c}"), "iteration"))
-            choice = deployed[key][str(row["seed"])]
+            choice = deployed[key][str(seed)]
             metrics |= {f"deployed_{k}": choice[k] for k in ("iteration", "val_accuracy", "params", "units_kept")}
-        logger.run(f"{key} seed {row['seed']}", "prune+finetune", run_params, metrics, curves,
-                   [Path(f"metrics/pruned/{key}.json"), Path(f"metrics/finetuned/{key}.json")], parent)
+        logger.run(f"{key} seed {seed}", "prune+finetune", run_params, metrics, curves,
+                   [paths.pruned_metrics(key), paths.finetuned_metrics(key)], parent)
     return parent

@@ -17,6 +17,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+EPOCH_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")  # a `fit` record
+
 
 def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
@@ -111,10 +113,8 @@ def fit(
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         val = evaluate(model, val_loader, device)
-        history.append(
-            {"epoch": epoch, "lr": lr, "train_loss": loss_sum / count, "train_accuracy": correct / count,
-             "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
-        )
+        history.append(dict(zip(EPOCH_COLUMNS, (epoch, lr, loss_sum / count, correct / count, val["loss"],
+                                                val["accuracy"]))))
         bar.set_postfix(loss=f"{val['loss']:.3f}", acc=f"{val['accuracy']:.3f}")
         if val["loss"] < best_loss:
             best_loss, best_state, since_best = val["loss"], copy.deepcopy(model.state_dict()), 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prunebench.methods.base import Context, Method
+from prunebench.methods.base import Context, Method, Scored
 from prunebench.methods.channels import L1ChannelGlobal, RandomChannel, Slimming
 from prunebench.methods.hessian_merge import HessianMerge
 from prunebench.methods.interval_adjoint import IntervalAdjoint
@@ -48,8 +48,9 @@ def schedule(key: str, entry: dict[str, Any] | None) -> str:
 
 
 def create(key: str, entry: dict[str, Any] | None) -> Method:
-    knobs = {k: v for k, v in (entry or {}).items() if k not in ENTRY_KEYS}
-    return METHODS[implementation(key, entry)](**knobs)
+    """The method behind a `methods` entry, with the entry's knobs over the defaults."""
+    cls = METHODS[implementation(key, entry)]
+    return cls(cls.Knobs(**{k: v for k, v in (entry or {}).items() if k not in ENTRY_KEYS}))
 
 
-__all__ = ["METHODS", "Context", "Method", "create", "implementation", "schedule"]
+__all__ = ["METHODS", "Context", "Method", "Scored", "create", "implementation", "schedule"]

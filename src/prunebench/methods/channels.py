@@ -2,38 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import islice
 
 import torch
 from torch import nn
 
-from prunebench.methods.base import Method
+from prunebench.methods.base import ChannelKnobs, Method, RankingKnobs, Scored, knob
 from prunebench.methods.l1_channel import L1Channel
-from prunebench.spec import boolean, integer, number, optional
+from prunebench.spec import boolean, integer, number
 from prunebench.surgery import channel_groups, gate_points
-
-GLOBAL_KNOBS = {
-    "normalize": (True, boolean()),  # divide each layer's scores by their L2 norm before ranking
-    "min_channels": (1, integer(1)),  # channels every layer keeps
-    "max_ratio": (0.9, number(0, 1)),  # the largest fraction of one layer that may go
-    "round_to": (None, optional(integer(1))),
-}
 
 
 class RandomChannel(Method):
     """Random output channels, the same fraction in every layer: the structured baseline."""
 
     unit = "channel"
+    Knobs = ChannelKnobs
 
-    def scores(self, model, layers, ctx):
-        return {name: torch.rand(m.weight.shape[0], generator=ctx.generator) for name, m in layers.items()}
+    def score(self, model, layers, ctx):
+        return Scored({name: torch.rand(m.weight.shape[0], generator=ctx.generator) for name, m in layers.items()})
 
 
 class L1ChannelGlobal(L1Channel):
     """Filter L1 norms ranked over all layers at once (Li et al.'s global variant)."""
 
     scope = "global"
-    knobs = GLOBAL_KNOBS
+
+    @dataclass(frozen=True)
+    class Knobs(RankingKnobs):
+        max_ratio: float = knob(0.9, number(0, 1))
 
 
 class Slimming(Method):
@@ -44,28 +42,30 @@ class Slimming(Method):
 
     unit = "channel"
     scope = "global"
-    knobs = GLOBAL_KNOBS | {
-        "normalize": (False, boolean()),  # γ are already on one scale
-        "sparsity": (0.0, number(0, 1)),  # L1 coefficient on the BN scales (0 = no sparsity training)
-        "sparsity_epochs": (1, integer(0)),
-        "sparsity_batches": (20, integer(1)),  # batches per sparsity epoch
-        "lr": (0.01, number(0, 10)),
-    }
 
-    def scores(self, model, layers, ctx):
-        cfg = self.config
+    @dataclass(frozen=True)
+    class Knobs(RankingKnobs):
+        normalize: bool = knob(False, boolean())  # γ are already on one scale
+        max_ratio: float = knob(0.9, number(0, 1))
+        sparsity: float = knob(0.0, number(0, 1))  # L1 coefficient on the BN scales (0 = no sparsity training)
+        sparsity_epochs: int = knob(1, integer(0))
+        sparsity_batches: int = knob(20, integer(1))  # batches per sparsity epoch
+        lr: float = knob(0.01, number(0, 10))
+
+    def score(self, model, layers, ctx):
+        cfg = self.knobs
         modules = dict(model.named_modules())
         norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
         if not norms:
             raise ValueError("slimming ranks channels by BatchNorm scales, and this model has no BatchNorm")
-        if cfg["sparsity"] > 0 and cfg["sparsity_epochs"] > 0:
-            optimizer = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=0.9)
+        if cfg.sparsity > 0 and cfg.sparsity_epochs > 0:
+            optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
             model.train()
-            for _ in range(cfg["sparsity_epochs"]):
-                for x, y in islice(ctx.batches(), cfg["sparsity_batches"]):
+            for _ in range(cfg.sparsity_epochs):
+                for x, y in islice(ctx.batches(), cfg.sparsity_batches):
                     x, y = x.to(ctx.device), y.to(ctx.device)
                     loss = nn.functional.cross_entropy(model(x), y)
-                    loss = loss + cfg["sparsity"] * sum(bn.weight.abs().sum() for bn in norms)
+                    loss = loss + cfg.sparsity * sum(bn.weight.abs().sum() for bn in norms)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -77,6 +77,5 @@ class Slimming(Method):
             if bns:
                 gamma = torch.stack([bn.weight.detach().abs().cpu() for bn in bns]).mean(0)
                 scores |= {name: gamma for name in group}
-        self.metrics = {"bn_scales_below_1e-2": float(torch.cat([bn.weight.detach().abs().cpu() for bn in norms]).lt(1e-2)
-                                                      .float().mean())} if norms else {}
-        return scores
+        below = torch.cat([bn.weight.detach().abs().cpu() for bn in norms]).lt(1e-2).float().mean()
+        return Scored(scores, metrics={"bn_scales_below_1e-2": float(below)})

@@ -17,10 +17,10 @@ from torch import Tensor, fx, nn
 
 from prunebench import interval
 from prunebench.interval import Interval, Propagation
-from prunebench.methods.base import Context, Method
+from prunebench.methods.base import ChannelKnobs, Context, Method, Scored, knob
 from prunebench.spec import Check, boolean
 
-PERCENTILES = Check(lambda v: isinstance(v, list) and len(v) == 2 and all(isinstance(p, (int, float))
+PERCENTILES = Check(lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(p, (int, float))
                                                                          and not isinstance(p, bool) for p in v)
                     and 0 <= v[0] < v[1] <= 100, "two percentiles [low, high] with 0 ≤ low < high ≤ 100")
 # what may lie between a layer and the Linear layer that reads its units, for bias compensation:
@@ -38,11 +38,17 @@ class Feed:
     inputs_mid: Tensor  # (in_features,)
 
 
-def input_box(batches, percentiles: list[float]) -> Interval:
+def input_box(batches, percentiles: tuple[float, float]) -> Interval:
     """Per-feature [low, high] percentiles of every input tensor of the training split
-    (nearest rank; [0, 100] is the exact minimum and maximum), shaped (1, *input)."""
-    inputs = torch.cat([x.double() for x, _ in batches])
-    ranked = inputs.sort(0).values
+    (nearest rank; [0, 100] is the exact minimum and maximum, taken batch by batch), shaped (1, *input)."""
+    if tuple(percentiles) == (0, 100):
+        lo = hi = None
+        for x, _ in batches:
+            x = x.double()
+            lo = x.amin(0) if lo is None else torch.minimum(lo, x.amin(0))
+            hi = x.amax(0) if hi is None else torch.maximum(hi, x.amax(0))
+        return Interval(lo.unsqueeze(0), hi.unsqueeze(0))
+    ranked = torch.cat([x.double() for x, _ in batches]).sort(0).values
     lo, hi = (ranked[round(p / 100 * (len(ranked) - 1))] for p in percentiles)
     return Interval(lo.unsqueeze(0), hi.unsqueeze(0))
 
@@ -71,39 +77,37 @@ def feed(graph: fx.GraphModule, node: fx.Node, found: Propagation) -> Feed | Non
 class IntervalAdjoint(Method):
     unit = "channel"
     schedule = "retention"
-    knobs = {
-        "box": ([0, 100], PERCENTILES),  # the input box: these percentiles of each input feature
-        "bias_compensation": (False, boolean()),  # fold a removed unit's mid-range contribution into the next bias
-    }
 
-    def __init__(self, **overrides):
-        super().__init__(**overrides)
-        self._box: Interval | None = None  # the training split is the same for every seed and iteration
-        self._feeds: dict[str, Feed] = {}
+    @dataclass(frozen=True)
+    class Knobs(ChannelKnobs):
+        box: tuple[float, float] = knob((0, 100), PERCENTILES)  # input box: these percentiles of each input feature
+        bias_compensation: bool = knob(False, boolean())  # fold a removed unit's mid-range contribution into next bias
 
-    def scores(self, model: nn.Module, layers: dict[str, nn.Module], ctx: Context) -> dict[str, Tensor]:
-        if self._box is None:
-            self._box = input_box(ctx.batches(), self.config["box"])
+    def score(self, model: nn.Module, layers: dict[str, nn.Module], ctx: Context) -> Scored:
+        """Significance of every unit; the state is where each layer's units feed (for `adjust`)."""
+        box = input_box(ctx.batches(), self.knobs.box)
         graph = interval.trace(model)
-        box = Interval(self._box.lo.to(ctx.device), self._box.hi.to(ctx.device))
-        found = Propagation(graph, box)
+        found = Propagation(graph, Interval(box.lo.to(ctx.device), box.hi.to(ctx.device)))
         nodes = interval.layer_nodes(graph, list(layers))
-        self._feeds = {name: f for name, node in nodes.items() if (f := feed(graph, node, found)) is not None}
-        return {name: significance(found, node).float() for name, node in nodes.items()}
+        feeds = {name: f for name, node in nodes.items() if (f := feed(graph, node, found)) is not None}
+        return Scored({name: significance(found, node).float() for name, node in nodes.items()}, state=feeds)
 
     @torch.no_grad()
-    def adjust(self, model: nn.Module, layers: dict[str, nn.Module], masks: dict[str, Tensor], ctx: Context) -> None:
+    def adjust(self, model: nn.Module, layers: dict[str, nn.Module], keep: dict[str, Tensor], ctx: Context,
+               scored: Scored) -> dict[str, float]:
         """Bias compensation: consumer.bias += W[:, inputs of unit j] · mid-range of those inputs,
         for every removed unit j, so that the removed unit's average contribution stays."""
-        if not self.config["bias_compensation"]:
-            return
+        if not self.knobs.bias_compensation:
+            return {}
         modules = dict(model.named_modules())
-        for name, keep in masks.items():
-            feed_ = self._feeds.get(name)
+        feeds: dict[str, Feed] = scored.state
+        for name, kept in keep.items():
+            feed_ = feeds.get(name)
             consumer = modules[feed_.consumer] if feed_ else None
-            if consumer is None or consumer.bias is None or not (~keep).any():
+            if consumer is None or consumer.bias is None or not (~kept).any():
                 continue
-            per_unit = consumer.in_features // len(keep)
-            inputs = (~keep).repeat_interleave(per_unit).to(consumer.weight.device)
+            per_unit = consumer.in_features // len(kept)
+            inputs = (~kept).repeat_interleave(per_unit).to(consumer.weight.device)
             mid = feed_.inputs_mid.to(consumer.weight)
             consumer.bias += consumer.weight[:, inputs] @ mid[inputs]
+        return {}

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from prunebench.criteria import weight_magnitude
-from prunebench.methods.base import Method
+from prunebench.methods.base import Method, Scored
 from prunebench.methods.magnitude import Magnitude
 
 
@@ -22,9 +22,9 @@ class Kernel(Method):
 
     unit = "weight"
 
-    def scores(self, model, layers, ctx):
-        return {name: m.weight.detach().abs().flatten(2).sum(2) if m.weight.dim() > 2 else weight_magnitude(m)
-                for name, m in layers.items()}
+    def score(self, model, layers, ctx):
+        return Scored({name: m.weight.detach().abs().flatten(2).sum(2) if m.weight.dim() > 2 else weight_magnitude(m)
+                       for name, m in layers.items()})
 
 
 def patterns(keep: int) -> Tensor:
@@ -53,18 +53,26 @@ class IntraKernel(Magnitude):
     pattern that preserves the most of its L2 norm. Other layers are left dense, so the
     achieved sparsity is lower than `ratio`."""
 
-    def layer_ratios(self, model, layers, target, ctx):
-        keep = max(1, round(9 * (1 - target)))
+    def weight_masks(self, layers, scored, target, ctx):
+        keep = kept_per_kernel(target)
         library = patterns(keep)
-        self.metrics = {"kept_per_kernel": keep, "library_patterns": len(library)}
-        self._choice = {}
+        masks = {}
         for name, layer in layers.items():
+            weight = layer.weight.detach()
             if isinstance(layer, nn.Conv2d) and tuple(layer.kernel_size) == (3, 3):
-                energy = layer.weight.detach().cpu().reshape(-1, 9).square() @ library.T  # [kernels, P]
-                self._choice[name] = library[energy.argmax(1)].reshape(layer.weight.shape).bool()
-        return {name: (1 - keep / 9) if name in self._choice else 0.0 for name in layers}
+                energy = weight.cpu().reshape(-1, 9).square() @ library.T  # [kernels, P]
+                masks[f"{name}.weight"] = library[energy.argmax(1)].reshape(weight.shape).bool()
+            else:
+                masks[f"{name}.weight"] = torch.ones(weight.shape, dtype=torch.bool)
+        return masks
 
-    def adjust(self, model, layers, masks, ctx) -> None:
-        """Replace the magnitude selection inside each 3×3 conv by the chosen patterns."""
-        for name, pattern in self._choice.items():
-            masks[f"{name}.weight"].copy_(pattern)
+    def adjust(self, model, layers, keep, ctx, scored):
+        """What the patterns were: the weights each 3×3 kernel keeps, and how many patterns of that size exist."""
+        kept = [int(mask.reshape(-1, 9)[0].sum()) for name, mask in keep.items()
+                if mask.dim() == 4 and mask.shape[-2:] == (3, 3)]
+        return {"kept_per_kernel": kept[0], "library_patterns": len(patterns(kept[0]))} if kept else {}
+
+
+def kept_per_kernel(target: float) -> int:
+    """The weights of a 3×3 kernel that `target` leaves, at least one."""
+    return max(1, round(9 * (1 - target)))

@@ -4,13 +4,12 @@ filters have the smallest L1 norm are physically removed."""
 from __future__ import annotations
 
 from prunebench.criteria import filter_l1
-from prunebench.methods.base import Method
-from prunebench.spec import integer, optional
+from prunebench.methods.base import ChannelKnobs, Method, Scored
 
 
 class L1Channel(Method):
     unit = "channel"
-    knobs = {"round_to": (None, optional(integer(1)))}
+    Knobs = ChannelKnobs
 
-    def scores(self, model, layers, ctx):
-        return {name: filter_l1(m) for name, m in layers.items()}
+    def score(self, model, layers, ctx):
+        return Scored({name: filter_l1(m) for name, m in layers.items()})

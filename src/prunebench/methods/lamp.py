@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from prunebench.criteria import lamp
-from prunebench.methods.base import Method
+from prunebench.methods.base import Method, Scored
 
 
 class Lamp(Method):
     unit = "weight"
     scope = "global"
 
-    def scores(self, model, layers, ctx):
-        return {name: lamp(m.weight) for name, m in layers.items()}
+    def score(self, model, layers, ctx):
+        return Scored({name: lamp(m.weight) for name, m in layers.items()})

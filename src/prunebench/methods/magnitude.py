@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from prunebench.criteria import weight_magnitude
-from prunebench.methods.base import Method
+from prunebench.methods.base import Method, Scored
 
 
 class Magnitude(Method):
     unit = "weight"
 
-    def scores(self, model, layers, ctx):
-        return {name: weight_magnitude(m) for name, m in layers.items()}
+    def score(self, model, layers, ctx):
+        return Scored({name: weight_magnitude(m) for name, m in layers.items()})
 
 
 class GlobalMagnitude(Magnitude):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from prunebench.methods.base import Method
+from prunebench.methods.base import Method, Scored
 
 
 class RandomWeights(Method):
     unit = "weight"
 
-    def scores(self, model, layers, ctx):
-        return {name: torch.rand(m.weight.shape, generator=ctx.generator) for name, m in layers.items()}
+    def score(self, model, layers, ctx):
+        return Scored({name: torch.rand(m.weight.shape, generator=ctx.generator) for name, m in layers.items()})

@@ -1,18 +1,18 @@
 """Sensitivity-guided layer-wise pruning: per-layer ratios allocated from the sensitivity
 stage's curves so that the overall fraction removed equals `ratio`, spending the budget where
-the measured accuracy drop per unit removed is smallest (`prunebench.sensitivity.allocate`)."""
+the measured accuracy drop per unit removed is smallest (`prunebench.allocation.allocate`)."""
 
 from __future__ import annotations
 
+from prunebench.allocation import allocate, curves_of
 from prunebench.methods.l1_channel import L1Channel
 from prunebench.methods.magnitude import Magnitude
-from prunebench.sensitivity import allocate, curves_of
 
 
 class SensitivityUnstructured(Magnitude):
     """Magnitude pruning inside each layer, at the layer's allocated ratio."""
 
-    def layer_ratios(self, model, layers, target, ctx):
+    def layer_ratios(self, layers, target, ctx):
         return allocate(curves_of(ctx.sensitivity, "unstructured"),
                         {name: m.weight.numel() for name, m in layers.items()}, target)
 
@@ -20,9 +20,7 @@ class SensitivityUnstructured(Magnitude):
 class SensitivityStructured(L1Channel):
     """L1 filter pruning of each channel group at its allocated ratio, physically removed."""
 
-    knobs = {}
-
-    def layer_ratios(self, model, layers, target, ctx):
+    def layer_ratios(self, layers, target, ctx):
         curves = curves_of(ctx.sensitivity, "structured")
         sizes = {label: layers[label.split("+")[0]].weight.shape[0] for label in curves}
         return {label.split("+")[0]: r for label, r in allocate(curves, sizes, target).items()}

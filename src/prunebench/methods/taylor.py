@@ -6,7 +6,9 @@ the loss change is ΔL_c = L(m_c = 0) − L(m_c = 1), whose Taylor estimate of o
 Σ_{j=1..k} (−1)^j / j! · ∂^j L / ∂m_c^j. The derivatives are exact: nested forward-mode
 automatic differentiation (torch.func.jvp) along each gate direction, vmapped over a group's
 channels (in chunks of `chunk_size`), averaged over `batches` calibration batches, model in
-eval mode. Channels are ranked globally by |estimate|.
+eval mode, the loss functionalised (`torch.func.functionalize`) so that in-place operations in
+the model (ReLU(inplace=True), torchvision's `out += identity`) do not write into forward-mode
+tangents. Channels are ranked globally by |estimate|.
 
 Published "higher-order" variants used squared-gradient proxies instead; here the fidelity of
 each order is measured against the exact ΔL (zero the gate, evaluate) on a sample of channels.
@@ -15,16 +17,17 @@ each order is measured against the exact ΔL (zero the gate, evaluate) on a samp
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import islice
 
 import torch
+from scipy.stats import spearmanr
 from torch import Tensor, nn
-from torch.func import jvp, vmap
+from torch.func import functionalize, jvp, vmap
 
 from prunebench.hooks import capture, gated
-from prunebench.methods.base import Method
+from prunebench.methods.base import Method, RankingKnobs, Scored, knob
 from prunebench.models import output_units
 from prunebench.spec import boolean, integer, one_of, optional
 from prunebench.surgery import channel_groups, gate_points
@@ -41,38 +44,13 @@ def _derivatives(f: Callable[[Tensor], Tensor], s: Tensor, v: Tensor, k: int) ->
     return primal + (tangent[-1],)
 
 
-_AUGMENTED = {"__iadd__": torch.Tensor.add, "__isub__": torch.Tensor.sub, "__imul__": torch.Tensor.mul,
-              "__itruediv__": torch.Tensor.div}
-
-
-@contextmanager
-def _out_of_place(model: nn.Module) -> Iterator[None]:
-    """Run the model without in-place writes: forward-mode AD cannot write into the zero
-    tangents of values that do not depend on the gate. In-place activations are switched off,
-    and `a += b` (e.g. torchvision's residual `out += identity`) rebinds `a` to a new tensor,
-    which is what Python does with the value `__iadd__` returns anyway."""
-    switched = [m for m in model.modules() if getattr(m, "inplace", False) is True]
-    saved = {name: getattr(torch.Tensor, name) for name in _AUGMENTED}
-    for module in switched:
-        module.inplace = False
-    for name, op in _AUGMENTED.items():
-        setattr(torch.Tensor, name, op)
-    try:
-        yield
-    finally:
-        for module in switched:
-            module.inplace = True
-        for name, op in saved.items():
-            setattr(torch.Tensor, name, op)
-
-
 def _loss(model: nn.Module, root: str, points: list[str], x: Tensor, y: Tensor, loss_fn: Loss):
-    """The loss as a function of the deviation s of one group's gates from 1."""
+    """The loss as a function of the deviation s of one group's gates from 1, without in-place writes."""
     def loss(s: Tensor) -> Tensor:
         with gated(model, {root: points}, {root: 1 + s}):
             return loss_fn(model(x), y)
 
-    return loss
+    return functionalize(loss)
 
 
 def gate_derivatives(model: nn.Module, points: dict[str, list[str]], batches: Batches, order: int,
@@ -82,18 +60,17 @@ def gate_derivatives(model: nn.Module, points: dict[str, list[str]], batches: Ba
     model.eval()
     device = next(model.parameters()).device
     result = {}
-    with _out_of_place(model):
-        for root, group_points in points.items():
-            channels = output_units(dict(model.named_modules())[group_points[0]])
-            total = None
-            for x, y in batches:
-                x, y = x.to(device), y.to(device)
-                loss = _loss(model, root, group_points, x, y, loss_fn)
-                zero = torch.zeros(channels, device=device)
-                along = vmap(lambda v: torch.stack(_derivatives(loss, zero, v, order)[1:]), chunk_size=chunk_size)
-                values = along(torch.eye(channels, device=device)).T.detach()
-                total = values if total is None else total + values
-            result[root] = total / len(batches)
+    for root, group_points in points.items():
+        channels = output_units(dict(model.named_modules())[group_points[0]])
+        total = None
+        for x, y in batches:
+            x, y = x.to(device), y.to(device)
+            loss = _loss(model, root, group_points, x, y, loss_fn)
+            zero = torch.zeros(channels, device=device)
+            along = vmap(lambda v: torch.stack(_derivatives(loss, zero, v, order)[1:]), chunk_size=chunk_size)
+            values = along(torch.eye(channels, device=device)).T.detach()
+            total = values if total is None else total + values
+        result[root] = total / len(batches)
     return result
 
 
@@ -160,51 +137,39 @@ def fidelity(model: nn.Module, points: dict[str, list[str]], batches: Batches, d
 
 def spearman(a: Tensor, b: Tensor) -> float:
     """Spearman rank correlation (average ranks for ties)."""
-    def ranks(x: Tensor) -> Tensor:
-        order = torch.argsort(x)
-        r = torch.empty_like(x, dtype=torch.float64)
-        r[order] = torch.arange(len(x), dtype=torch.float64)
-        for value in torch.unique(x):
-            tied = x == value
-            r[tied] = r[tied].mean()
-        return r
-
-    ra, rb = ranks(a.double()), ranks(b.double())
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    return float((ra * rb).sum() / (ra.norm() * rb.norm()).clamp_min(1e-12))
+    return float(spearmanr(a.double().numpy(), b.double().numpy()).statistic)
 
 
 class Taylor(Method):
     unit = "channel"
     scope = "global"
-    knobs = {
-        "order": (1, one_of(1, 2, 3)),
-        "batches": (4, integer(1)),  # calibration batches from the training split
-        "normalize": (True, boolean()),  # divide each layer's scores by their L2 norm before ranking
-        "min_channels": (1, integer(1)),  # channels every layer keeps
-        "gradient_flow": (False, boolean()),  # weight scores by sigmoid of the standardised gradient norm
-        "fidelity_channels": (0, integer(0)),  # channels sampled for the exact-ΔL oracle (0 = off)
-        "chunk_size": (16, optional(integer(1))),  # channels per vmap call (null = a whole layer)
-        "round_to": (None, optional(integer(1))),
-    }
 
-    def scores(self, model, layers, ctx):
-        cfg = self.config
+    @dataclass(frozen=True)
+    class Knobs(RankingKnobs):
+        order: int = knob(1, one_of(1, 2, 3))
+        batches: int = knob(4, integer(1))  # calibration batches from the training split
+        gradient_flow: bool = knob(False, boolean())  # weight scores by sigmoid of the standardised gradient norm
+        fidelity_channels: int = knob(0, integer(0))  # channels sampled for the exact-ΔL oracle (0 = off)
+        chunk_size: int | None = knob(16, optional(integer(1)))  # channels per vmap call (null = a whole layer)
+
+    def score(self, model, layers, ctx):
+        cfg = self.knobs
         points = gate_points(model, ctx.input_shape)
-        batches = list(islice(ctx.batches(), cfg["batches"]))
-        orders = 3 if cfg["fidelity_channels"] else cfg["order"]
-        derivatives = gate_derivatives(model, points, batches, orders, chunk_size=cfg["chunk_size"])
-        estimates = {root: taylor_estimate(d, cfg["order"]) for root, d in derivatives.items()}
+        batches = list(islice(ctx.batches(), cfg.batches))
+        orders = 3 if cfg.fidelity_channels else cfg.order
+        derivatives = gate_derivatives(model, points, batches, orders, chunk_size=cfg.chunk_size)
+        estimates = {root: taylor_estimate(d, cfg.order) for root, d in derivatives.items()}
         scores = {root: e.abs().cpu() for root, e in estimates.items()}
         norms = channel_gradient_norms(model, points, batches)
-        if cfg["gradient_flow"]:
+        if cfg.gradient_flow:
             scores = {root: s * torch.sigmoid((norms[root] - norms[root].mean()) / norms[root].std().clamp_min(1e-12))
                       for root, s in scores.items()}
-        self.tables = {"gradient_flow": [{"layer": root, "channel": c, "gradient_norm": float(n)}
-                                         for root, values in norms.items() for c, n in enumerate(values)]}
-        self.metrics = {}
-        if cfg["fidelity_channels"]:
-            rhos, self.tables["fidelity"] = fidelity(model, points, batches, derivatives, cfg["fidelity_channels"],
-                                                     ctx.generator)
-            self.metrics = {"taylor_fidelity": rhos}
-        return {name: scores[group[0]] for group in channel_groups(model, ctx.input_shape) for name in group}
+        tables = {"gradient_flow": [{"layer": root, "channel": c, "gradient_norm": float(n)}
+                                    for root, values in norms.items() for c, n in enumerate(values)]}
+        metrics = {}
+        if cfg.fidelity_channels:
+            rhos, tables["fidelity"] = fidelity(model, points, batches, derivatives, cfg.fidelity_channels,
+                                                ctx.generator)
+            metrics = {"taylor_fidelity": rhos}
+        scores = {name: scores[group[0]] for group in channel_groups(model, ctx.input_shape) for name in group}
+        return Scored(scores, metrics, tables)

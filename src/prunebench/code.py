@@ -1,0 +1,87 @@
+"""Which source files a stage runs: its script and the prunebench modules it imports, transitively.
+
+One rule for what makes a result stale: DVC re-runs a stage when one of its deps changes, so
+every stage's deps in dvc.yaml must cover this closure (tests/test_wiring.py checks it), and the
+resume caches outside DVC (checkpoints/) are fingerprinted with the same files.
+
+Imports are read from the source (ast), at any depth (an import inside a function still runs);
+imports under `if TYPE_CHECKING:` never run and are left out.
+"""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+PACKAGE = "prunebench"
+SOURCE = Path(__file__).resolve().parent  # src/prunebench
+
+
+def module_file(name: str) -> Path | None:
+    """The file of a prunebench module (`prunebench.methods` → methods/__init__.py), if it exists."""
+    if name != PACKAGE and not name.startswith(PACKAGE + "."):
+        return None
+    path = SOURCE.joinpath(*name.split(".")[1:])
+    for candidate in (path / "__init__.py", path.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node but those under `if TYPE_CHECKING:`."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            test = getattr(child, "test", None) if isinstance(child, ast.If) else None
+            if test is not None and "TYPE_CHECKING" in ast.unparse(test):
+                todo += child.orelse
+                continue
+            todo.append(child)
+
+
+@cache
+def imports(path: Path) -> frozenset[str]:
+    """The prunebench modules a file names in its imports."""
+    found: set[str] = set()
+    for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found |= {name for name in names if module_file(name) is not None}
+    return frozenset(found)
+
+
+def _with_packages(names: frozenset[str]) -> set[str]:
+    """Importing a module runs the __init__ of every package above it."""
+    return {".".join(name.split(".")[:i]) for name in names for i in range(1, name.count(".") + 2)}
+
+
+def graph() -> dict[str, frozenset[str]]:
+    """Every prunebench module and the prunebench modules it names in its imports (an import
+    cycle is a cycle here; a package running its submodules' __init__ is not)."""
+    modules = {}
+    for path in sorted(SOURCE.rglob("*.py")):
+        parts = path.relative_to(SOURCE).with_suffix("").parts
+        name = ".".join((PACKAGE, *(parts[:-1] if parts[-1] == "__init__" else parts)))
+        modules[name] = imports(path) - {name}
+    return modules
+
+
+def closure(script: str | Path) -> list[Path]:
+    """The script and every prunebench module file it runs, sorted."""
+    script = Path(script).resolve()
+    seen: set[str] = set()
+    todo = _with_packages(imports(script))
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo |= _with_packages(imports(module_file(name))) - seen
+    return sorted({script} | {module_file(name) for name in seen})
