@@ -1,0 +1,24 @@
+"""Every benchmark script imports and runs end to end in its smoke mode (tiny sizes): a benchmark
+that no longer matches the library fails here, not when someone next measures by hand."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from helpers import ROOT
+
+BENCHMARKS = sorted((ROOT / "benchmarks").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.stem)
+def test_a_benchmark_runs_in_smoke_mode(path, capsys):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--smoke"])
+    output = capsys.readouterr().out
+    expected = {"hessian_solver": "| resnet20 8×8 (random weights) |", "taylor_scoring": "| default cnn (digits) | 3 |",
+                "structured_latency": "speed-up / MACs reduction =", "interval_significance": "\n1 | "}[path.stem]
+    assert expected in output
