@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         bench = Workbench.open(params.load())
         model = surgery.load(paths.base_model(0))[0]
-        loader = iter(bench.train_loader(0))
+        loader = iter(bench.train_batches(0))
         batches = [next(loader), next(loader)]
     print(measure("default cnn (digits, trained)", model, batches, k, iterations))
     torch.manual_seed(0)

@@ -16,6 +16,7 @@ import torch
 
 from prunebench import interval, methods, models, paths, retention, surgery
 from prunebench.interval import Interval, Propagation
+from prunebench.layouts import counts
 from prunebench.methods import Context
 from prunebench.methods.interval_adjoint import input_box
 from prunebench.params import load
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         params = load()
         bench = Workbench.open(params)
         base = surgery.load(paths.base_model(params["seeds"][0]))[0]
-        train, val, device, q, size = bench.train_loader(0), bench.val, bench.device, \
+        train, val, device, q, size = bench.train_batches(0), bench.val, bench.device, \
             params["schedule"]["retention"]["q"], 32
     shape = tuple(next(iter(train))[0].shape[1:])
     seconds, mean_widths = widths(base.eval(), input_box(iter(train), (0, 100)))
@@ -64,7 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     print("resnet56 (random weights, box [-2, 2]): interval pass "
           f"{seconds:.2f} s; mean width at " + ", ".join(f"{n} {deep_widths[n]:.3g}" for n in shown))
 
-    plan = retention.table(retention.sizes(base, shape), q, 2 if args.smoke else 6, 0.9)
+    sizes = surgery.group_sizes(base, shape)
+    units = sum(sizes.values())
+    plan = retention.table(sizes, q, 2 if args.smoke else 6, lambda counts: sum(counts.values()) / units, 0.1)
     print("\niteration | units kept | interval_adjoint | l1_channel | random_channel (mean of 5)")
     for row in plan[1:]:
         accuracies = []
@@ -74,10 +77,10 @@ def main(argv: list[str] | None = None) -> None:
                 ctx = Context(batches=lambda: iter(train), device=device, generator=torch.Generator().manual_seed(seed),
                               input_shape=shape)
                 model = surgery.load(paths.base_model(0))[0] if not args.smoke else models.build(spec).eval()
-                model = prune_to_counts(model, methods.create(name, {}), retention.counts(row), ctx).model
+                model = prune_to_counts(model, methods.create(name, {}), counts(row), ctx).model
                 total += evaluate(model, val, device)["accuracy"]
             accuracies.append(total / repeats)
-        kept = sum(retention.counts(row).values())
+        kept = sum(counts(row).values())
         print(f"{row['iteration']} | {kept} | " + " | ".join(f"{a:.3f}" for a in accuracies))
 
 

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         bench = Workbench.open(params.load())
         model = surgery.load(paths.base_model(0))[0].eval()
-        loader = iter(bench.train_loader(0))
+        loader = iter(bench.train_batches(0))
         batches = [next(loader), next(loader)]
     shape = tuple(batches[0][0].shape[1:])
     points = surgery.gate_points(model, shape)

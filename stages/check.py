@@ -1,13 +1,16 @@
-"""Stage check: validate params.yaml before any stage that owns outputs starts.
+"""Stage check: validate params.yaml, and record the code each stage runs, before any stage that
+owns outputs starts.
 
 DVC deletes a stage's outputs before running it, so a bad value must stop the pipeline here,
-first. The output is constant, so a valid change never re-runs anything downstream by itself.
+first. The params output is constant, so a valid change never re-runs anything downstream by
+itself; a stage's code manifest changes exactly when a file it runs does (`prunebench.code`).
 """
 
 import sys
+from pathlib import Path
 
-from prunebench import paths, schema
-from prunebench.io import write_text
+from prunebench import code, paths, schema
+from prunebench.io import write_json, write_text
 from prunebench.params import ParamError, load
 
 try:
@@ -15,3 +18,6 @@ try:
 except ParamError as error:
     sys.exit(str(error))
 write_text(paths.PARAMS_OK, "params.yaml is valid\n")
+for script in sorted(Path(__file__).parent.glob("*.py")):
+    if script.name != Path(__file__).name:
+        write_json(paths.code_manifest(script.stem), code.manifest(script))

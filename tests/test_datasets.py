@@ -13,6 +13,7 @@ from PIL import Image
 
 from prunebench import data
 from prunebench._torchvision import import_torchvision
+from prunebench.batches import batches
 
 from helpers import ROOT
 
@@ -87,10 +88,10 @@ def test_each_loader_prepares_a_split_and_yields_normalised_batches(tmp_path, no
     assert split["num_classes"] == classes and "data" not in split  # indices, never the images
     splits = data.load(split, cfg["data"])
     assert splits.input_shape == shape and splits.num_classes == classes
-    x, y = next(iter(data.loader(splits.test, cfg["data"], torch.device("cpu"))))
+    x, y = next(iter(batches(splits.test, splits, cfg["data"], torch.device("cpu"))))
     assert x.shape == (8, *shape) and y.max() < classes
     assert abs(float(x.mean())) < 1.5  # normalised with the data set's constants
-    x_train, _ = next(iter(data.loader(splits.train, cfg["data"], torch.device("cpu"), shuffle=True)))
+    x_train, _ = next(iter(batches(splits.train, splits, cfg["data"], torch.device("cpu"), train=True)))
     assert x_train.shape == (8, *shape)
 
 

@@ -5,7 +5,8 @@ import copy
 import torch
 from torch import nn
 
-from prunebench import data, methods
+from prunebench import methods
+from prunebench.batches import batches
 from prunebench.hessian import HessianOperator, _flat, _split, top_eigenpairs
 from prunebench.models import prunable_layers
 from prunebench.pruning import mask_keeper, prune_step
@@ -112,14 +113,14 @@ def test_merging_recovers_accuracy_on_a_trained_model(splits, default_params):
     cpu = torch.device("cpu")
     torch.manual_seed(0)
     model = small_cnn()
-    loader = data.loader(splits.train, default_params["data"], cpu, shuffle=True, seed=0)
-    val = data.loader(splits.val, default_params["data"], cpu)
+    loader = batches(splits.train, splits, default_params["data"], cpu, train=True, seed=0)
+    val = batches(splits.val, splits, default_params["data"], cpu)
     fit(model, loader, val, default_params["train"] | {"epochs": 6}, cpu)
     losses = {}
     for merge in ("none", "coupling"):
         probe = copy.deepcopy(model)
         ctx = context()
-        ctx.batches = lambda: iter(data.loader(splits.train, default_params["data"], cpu, shuffle=True, seed=1))
+        ctx.batches = lambda: iter(batches(splits.train, splits, default_params["data"], cpu, train=True, seed=1))
         prune_step(probe, methods.create("h", {"method": "hessian_merge", "merge": merge}), 0.0, 0.7, ctx)
         losses[merge] = evaluate(probe, val, cpu)["loss"]
     assert losses["coupling"] < losses["none"]
@@ -127,13 +128,13 @@ def test_merging_recovers_accuracy_on_a_trained_model(splits, default_params):
 
 def test_masks_survive_fine_tuning(splits, default_params):
     cpu = torch.device("cpu")
-    loader = data.loader(splits.train, default_params["data"], cpu, shuffle=True)
+    loader = batches(splits.train, splits, default_params["data"], cpu, train=True)
     ctx = context()
     ctx.batches = lambda: iter(loader)
     pruned = prune_step(small_cnn(), methods.create("h", {"method": "hessian_merge", "k": 2, "iterations": 10}),
                         0.0, 0.6, ctx)
     model, masks = pruned.model, pruned.masks
-    fit(model, loader, data.loader(splits.val, default_params["data"], cpu),
+    fit(model, loader, batches(splits.val, splits, default_params["data"], cpu),
         default_params["finetune"] | {"epochs": 1, "lr": 0.1}, cpu, after_step=mask_keeper(model, masks))
     params = dict(model.named_parameters())
     assert all(torch.all(params[k][~m] == 0) for k, m in masks.items())

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from prunebench import data, methods, models
+from prunebench import methods, models
 from prunebench.allocation import allocate, curves_of
+from prunebench.batches import batches
 from prunebench.criteria import lamp
 from prunebench.pruning import mask_keeper, prune_step
 from prunebench.sensitivity import sweep
@@ -60,7 +61,7 @@ def test_allocation_hits_the_overall_ratio_and_spends_it_where_the_drop_is_small
 def swept(splits, default_params):
     cpu = torch.device("cpu")
     model = small_cnn()
-    val = data.loader(splits.val, default_params["data"], cpu)
+    val = batches(splits.val, splits, default_params["data"], cpu)
     return model, sweep(model, val, [0.25, 0.5, 0.75], cpu, (1, 8, 8))
 
 
@@ -103,8 +104,8 @@ def test_pruned_weights_stay_zero_after_fine_tuning(swept, splits, default_param
     ctx.sensitivity = rows
     pruned = prune_step(small_cnn(), methods.create(name, {}), 0.0, 0.6, ctx)
     model, masks = pruned.model, pruned.masks
-    loader = data.loader(splits.train, default_params["data"], cpu, shuffle=True)
-    fit(model, loader, data.loader(splits.val, default_params["data"], cpu),
+    loader = batches(splits.train, splits, default_params["data"], cpu, train=True)
+    fit(model, loader, batches(splits.val, splits, default_params["data"], cpu),
         default_params["finetune"] | {"epochs": 1, "lr": 0.1}, cpu, after_step=mask_keeper(model, masks))
     assert prunable_zero_fraction(model) == pytest.approx(0.6, abs=0.01)
     params = dict(model.named_parameters())

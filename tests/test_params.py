@@ -10,18 +10,29 @@ from prunebench.params import ParamError
 from helpers import ROOT
 
 
-def test_default_params_are_valid(default_params):
+def test_default_params_are_valid_and_run_every_system_at_five_points(default_params):
     schema.validate(default_params)
-    assert 0 <= default_params["ratio"] < 1
-    assert set(default_params["methods"]) >= {"random", "magnitude", "l1_channel"}
+    assert default_params["budget"] == "macs" and len(default_params["ratio"]) >= 5
+    assert [round(1 / (1 - r)) for r in default_params["ratio"]] == [2, 4, 8, 16, 32]
+    implementations = {(entry or {}).get("method", key) for key, entry in default_params["methods"].items()}
+    assert implementations >= {"random", "random_channel", "magnitude", "lamp", "l1_channel", "l1_channel_global",
+                               "slimming", "kernel", "intra_kernel", "sensitivity_unstructured",
+                               "sensitivity_structured", "taylor", "hessian_merge", "interval_adjoint"}
+    assert {entry.get("order") for entry in default_params["methods"].values() if entry and entry.get("method") ==
+            "taylor"} == {1, 2, 3}
 
 
 @pytest.mark.parametrize(
     ("edit", "key", "allowed"),
     [
-        (lambda p: p.update(ratio=1.0), "ratio", "[0, 1)"),
-        (lambda p: p.update(ratio=-0.1), "ratio", "[0, 1)"),
+        (lambda p: p.update(ratio=1.0), "ratio", "(0, 1)"),
+        (lambda p: p.update(ratio=-0.1), "ratio", "(0, 1)"),
         (lambda p: p.update(ratio="half"), "ratio", "a number"),
+        (lambda p: p.update(ratio=[0.5, 1.5]), "ratio", "a non-empty list, each a number in (0, 1)"),
+        (lambda p: p.update(ratio=[0.5, 0.5]), "ratio", "distinct operating points"),
+        (lambda p: p.update(budget="flops"), "budget", "one of macs, params, units"),
+        (lambda p: p.update(recalibrate=-1), "recalibrate", "an integer ≥ 0"),
+        (lambda p: p.update(workers=0), "workers", "null or an integer ≥ 1"),
         (lambda p: p["methods"].update(obs={}), "methods.obs", "a registered method: random, magnitude"),
         (lambda p: p["methods"].update(ablation={"method": "nope"}), "methods.ablation.method", "l1_channel"),
         (lambda p: p["methods"]["l1_channel"].update(round_to=0), "methods.l1_channel.round_to", "integer ≥ 1"),
@@ -79,5 +90,6 @@ def test_check_stage_exits_nonzero_with_one_line(cfg, tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "stages/check.py")], cwd=tmp_path,
                           capture_output=True, text=True)
     assert done.returncode != 0
-    assert done.stderr.strip() == "params.yaml: ratio = 1.5: expected a number in [0, 1)"
+    assert done.stderr.strip() == ("params.yaml: ratio = 1.5: expected a number in (0, 1), or a non-empty list, "
+                                   "each a number in (0, 1)")
     assert not (tmp_path / "checks").exists()

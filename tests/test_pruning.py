@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from prunebench import methods, models
-from prunebench.pruning import mask_keeper, prune_in_steps, prune_step, select_weights, step_ratios
+from prunebench.batches import batches
+from prunebench.budget import ChannelCost, WeightCost
+from prunebench.pruning import mask_keeper, prune_in_steps, prune_step, select_weights
 from prunebench.train import fit
 
 from helpers import context, prunable_zero_fraction, small_cnn
@@ -45,12 +47,9 @@ def test_random_is_reproducible_from_the_seed_and_differs_across_seeds():
 
 
 def test_iterative_steps_reach_the_ratio_and_never_revive_a_weight():
-    assert step_ratios(0.5, 1) == [0.5]
-    ratios = step_ratios(0.75, 2)
-    assert ratios[0] == pytest.approx(0.5) and ratios[1] == pytest.approx(0.75)
     model, masks, done = small_cnn(), {}, 0.0
     method = methods.create("magnitude", {})
-    for target in ratios:
+    for target in (0.5, 0.75):
         previous = {k: v.clone() for k, v in masks.items()}
         pruned = prune_step(model, method, done, target, context(), masks)
         model, masks = pruned.model, pruned.masks
@@ -61,14 +60,13 @@ def test_iterative_steps_reach_the_ratio_and_never_revive_a_weight():
 
 
 def test_masks_stay_applied_through_training(splits, default_params, cpu):
-    from prunebench import data
 
     model = small_cnn()
     pruned = prune_step(model, methods.create("magnitude", {}), 0.0, 0.6, context())
     model, masks = pruned.model, pruned.masks
     before = {k: p.detach().clone() for k, p in model.named_parameters() if k in masks}
-    loader = data.loader(splits.train, default_params["data"], cpu, shuffle=True)
-    val = data.loader(splits.val, default_params["data"], cpu)
+    loader = batches(splits.train, splits, default_params["data"], cpu, train=True)
+    val = batches(splits.val, splits, default_params["data"], cpu)
     fit(model, loader, val, default_params["finetune"] | {"epochs": 2, "lr": 0.1}, cpu,
         after_step=mask_keeper(model, masks))
     params = dict(model.named_parameters())
@@ -104,10 +102,18 @@ def test_the_step_schedule_retrains_between_steps_and_reaches_the_ratio():
         mask_keeper(model, masks)
         return model
 
-    pruned = prune_in_steps(small_cnn(), methods.create("magnitude", {}), 0.875, 3, context(), retrain)
+    model = small_cnn()
+    cost = WeightCost(model, (1, 8, 8))
+    pruned, choice = prune_in_steps(model, methods.create("magnitude", {}), context(),
+                                    lambda masks: cost(masks).kept(cost.base, "units"), 0.125, 3, retrain)
     assert [step for step, _ in calls] == [1, 2]  # between steps, not after the last
     assert [round(zeros, 2) for _, zeros in calls] == [0.5, 0.75]  # each step keeps half of what is left
     assert prunable_zero_fraction(pruned.model) == pytest.approx(0.875, abs=0.01)
-    channels = prune_in_steps(small_cnn(), methods.create("l1_channel", {}), 0.75, 2, context(),
-                              lambda model, masks, step: model)
-    assert channels.masks == {} and channels.model.stem[0].out_channels == 2  # 8 → 4 → 2: half of what is left
+    assert choice.reached and choice.kept == pytest.approx(0.125, abs=1e-4)
+    model = small_cnn()
+    channels = ChannelCost(model, (1, 8, 8))
+    pruned, choice = prune_in_steps(model, methods.create("l1_channel", {}), context(),
+                                    lambda counts: channels(counts).kept(channels.base, "units"), 0.25, 2,
+                                    lambda model, masks, step: model)
+    assert pruned.masks == {} and pruned.model.stem[0].out_channels == 2  # 8 → 4 → 2: half of what is left
+    assert choice.kept == 0.25

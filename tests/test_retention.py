@@ -13,15 +13,22 @@ import pytest
 import torch
 
 from prunebench import methods, models, retention, surgery
+from prunebench.budget import ChannelCost
 from prunebench.methods.interval_adjoint import input_box
 from prunebench.pruning import prune_step, prune_to_counts
 
 from helpers import ROOT, context, small_cnn
 
 
+def units(sizes: dict[str, int]):
+    """The share of units a plan row keeps: the "units" budget."""
+    return lambda counts: sum(counts.values()) / sum(sizes.values())
+
+
 def test_the_retention_table_follows_the_formula():
     # the original configuration: hidden layers of 256 and 64 neurons, q = 0.8
-    rows = retention.table({"fc1": 256, "fc2": 64}, q=0.8, max_iterations=30, ratio=0.5)
+    sizes = {"fc1": 256, "fc2": 64}
+    rows = retention.table(sizes, q=0.8, max_iterations=30, kept=units(sizes), target=0.5)
     assert [(r["fc1"], r["fc2"]) for r in rows] == [(256, 64), (205, 51), (164, 41), (131, 33), (105, 26)]
     assert rows[3]["removed_fraction"] == pytest.approx(1 - 164 / 320) and rows[3]["removed_fraction"] < 0.5
     assert rows[-1]["removed_fraction"] == pytest.approx(1 - 131 / 320) and rows[-1]["kept_percent"] == pytest.approx(40.9375)
@@ -29,15 +36,31 @@ def test_the_retention_table_follows_the_formula():
 
 def test_the_mlp_on_mnist_has_the_original_schedule(default_params):
     mlp = models.build(models.spec({"name": "mlp"}, 1, 10, 28))  # 784-256-64-10
-    assert retention.sizes(mlp, (1, 28, 28)) == {"1": 256, "3": 64}
+    assert surgery.group_sizes(mlp, (1, 28, 28)) == {"1": 256, "3": 64}
     assert default_params["schedule"]["retention"]["q"] == 0.8
 
 
 def test_the_retention_table_keeps_one_unit_and_stops_at_the_limits():
-    rows = retention.table({"a": 3, "b": 10}, q=0.1, max_iterations=30, ratio=0.99)
+    rows = retention.table({"a": 3, "b": 10}, q=0.1, max_iterations=30, kept=units({"a": 3, "b": 10}), target=0.01)
     assert [(r["a"], r["b"]) for r in rows] == [(3, 10), (1, 1)]  # round(0.3) = 0 → 1; then nothing is left to remove
-    assert len(retention.table({"a": 100}, q=0.99, max_iterations=5, ratio=0.9)) == 6  # iterations 0..5
-    assert len(retention.table({"a": 100}, q=0.8, max_iterations=30, ratio=0.0)) == 1  # only the unpruned model
+    assert len(retention.table({"a": 100}, q=0.99, max_iterations=5, kept=units({"a": 100}), target=0.1)) == 6  # 0..5
+    assert len(retention.table({"a": 100}, q=0.8, max_iterations=30, kept=units({"a": 100}), target=1.0)) == 1
+
+
+def test_under_a_macs_budget_the_table_stops_at_the_deepest_point_and_each_point_takes_the_first_reaching_it():
+    mlp = models.build(models.spec({"name": "mlp"}, 1, 10, 28))  # 784-256-64-10
+    cost = ChannelCost(mlp, (1, 28, 28))
+    kept = lambda counts: cost(counts).kept(cost.base, "macs")  # noqa: E731
+    rows = retention.table(cost.sizes, 0.8, 30, kept, target=1 / 8)
+    assert rows[-1]["budget_kept"] <= 1 / 8 < rows[-2]["budget_kept"]  # stops at the first reaching 8×
+    assert [r["budget_kept"] for r in rows] == sorted((r["budget_kept"] for r in rows), reverse=True)
+    # MACs fall faster than units: 784·h1 + h1·h2 + h2·10, each hidden layer shrinking by q per iteration
+    h1, h2 = retention.counts(rows[2]).values()
+    assert rows[2]["budget_kept"] == pytest.approx((784 * h1 + h1 * h2 + h2 * 10) / (784 * 256 + 256 * 64 + 640),
+                                                   rel=1e-3)
+    two = retention.first_reaching(rows, 0.5)
+    assert two["budget_kept"] <= 0.5 and rows[two["iteration"] - 1]["budget_kept"] > 0.5
+    assert retention.first_reaching(rows, 1e-6) == rows[-1]  # out of reach: the last
 
 
 def test_the_deployed_model_is_the_smallest_within_tolerance():
@@ -130,7 +153,7 @@ RUN = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
     import torch
-    from prunebench import methods, models, retention
+    from prunebench import methods, models, resume, retention
     from prunebench.methods import Context
     from prunebench.pruning import prune_to_counts
 
@@ -162,8 +185,9 @@ RUN = textwrap.dedent("""
             loss = torch.nn.functional.cross_entropy(model(x), y).item()
         return {"val_accuracy": 1 / (1 + loss), "val_loss": loss, "params": sum(p.numel() for p in model.parameters())}
 
-    rows = retention.table({"1": 32, "3": 16}, q=0.7, max_iterations=30, ratio=0.8)
-    store = retention.Checkpoints(directory, retention.fingerprint("test"))
+    rows = retention.table({"1": 32, "3": 16}, q=0.7, max_iterations=30,
+                           kept=lambda counts: sum(counts.values()) / 48, target=0.2)
+    store = retention.Checkpoints(directory, resume.fingerprint("test"))
     _, results = retention.iterate(model, spec, rows, store, prune, retrain, assess)
     print("RESULTS", [r["val_loss"] for r in results])
 """)

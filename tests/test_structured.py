@@ -119,10 +119,12 @@ def test_interval_adjoint_prunes_every_model_it_can_trace(name):
     """One iteration of the retention schedule; a model with an operation interval arithmetic
     does not cover (mobilenet_v3_large: hardswish, squeeze-excitation) stops with its name."""
     from prunebench import retention
+    from prunebench.layouts import counts as counts_of
     from prunebench.pruning import prune_to_counts
 
     model, ctx = model_ctx(name)
-    counts = retention.counts(retention.table(retention.sizes(model, SHAPE), 0.8, 1, 0.99)[1])
+    sizes = surgery.group_sizes(model, SHAPE)
+    counts = counts_of(retention.table(sizes, 0.8, 1, lambda c: sum(c.values()) / sum(sizes.values()), 0.01)[1])
     method = methods.create("interval_adjoint", {})
     if name == "mobilenet_v3_large":
         with pytest.raises(ValueError, match="is not supported"):
@@ -130,4 +132,4 @@ def test_interval_adjoint_prunes_every_model_it_can_trace(name):
         return
     pruned = prune_to_counts(model, method, counts, ctx).model
     assert pruned(torch.randn(2, *SHAPE)).shape == (2, 10)
-    assert retention.sizes(pruned, SHAPE) == counts
+    assert surgery.group_sizes(pruned, SHAPE) == counts

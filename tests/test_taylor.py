@@ -5,7 +5,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from prunebench import data, methods, models, surgery
+from prunebench import methods, models, surgery
+from prunebench.batches import batches
 from prunebench.hooks import gated
 from prunebench.methods import Scored
 from prunebench.methods.taylor import (
@@ -92,8 +93,8 @@ def trained(splits, default_params):
     cpu = torch.device("cpu")
     torch.manual_seed(0)
     model = models.build(models.spec({"name": "cnn", "width": 16, "hidden": 32}, 1, 10, 8))
-    loader = data.loader(splits.train, default_params["data"], cpu, shuffle=True)
-    fit(model, loader, data.loader(splits.val, default_params["data"], cpu), default_params["train"] | {"epochs": 3}, cpu)
+    loader = batches(splits.train, splits, default_params["data"], cpu, train=True)
+    fit(model, loader, batches(splits.val, splits, default_params["data"], cpu), default_params["train"] | {"epochs": 3}, cpu)
     return model.eval(), loader
 
 

@@ -1,10 +1,14 @@
-"""The DVC wiring cannot drift from the code: every stage's deps are exactly the source files its
-script runs, the modules import no cycle, and every output dvc.yaml declares is named in paths.py."""
+"""The DVC wiring cannot drift from the code: every stage depends on its code manifest, which is
+exactly the source files its script runs with their hashes; the modules import no cycle; and every
+output dvc.yaml declares is named in paths.py."""
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,7 @@ from prunebench import code, paths
 from helpers import ROOT
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+STAGES = [name for name in DVC if name != "check"]
 
 
 def stage_body(stage: dict) -> dict:
@@ -22,26 +27,41 @@ def stage_body(stage: dict) -> dict:
     return stage.get("do", stage)
 
 
-def code_deps(stage: dict) -> set[Path]:
-    """The source files a stage's deps cover (a folder covers every .py file below it)."""
-    covered = set()
-    for dep in stage["deps"]:
-        path = ROOT / dep
-        if dep.startswith(("src/", "stages/")):
-            covered |= set(path.rglob("*.py")) if path.is_dir() else {path}
-    return covered
-
-
-@pytest.mark.parametrize("name", list(DVC))
-def test_a_stage_depends_on_exactly_the_code_it_runs(name):
+@pytest.mark.parametrize("name", STAGES)
+def test_a_stage_depends_on_its_code_manifest_and_on_no_code_file_directly(name):
     stage = stage_body(DVC[name])
-    script = ROOT / stage["cmd"].split()[1]
-    runs = set(code.closure(script))
-    declared = code_deps(stage)
-    missing = sorted(p.relative_to(ROOT).as_posix() for p in runs - declared)
-    assert not missing, f"{name}: dvc.yaml misses deps on {missing}"
-    assert not declared - runs, f"{name}: dvc.yaml deps on code it never imports: " \
-                                f"{sorted(p.relative_to(ROOT) for p in declared - runs)}"
+    assert stage["cmd"].split()[1] == f"stages/{name}.py"
+    assert paths.code_manifest(name).as_posix() in stage["deps"]
+    assert not [dep for dep in stage["deps"] if dep.startswith(("src/", "stages/"))]
+
+
+def test_the_check_stage_writes_every_stage_manifest_and_reruns_on_any_code_change():
+    check = DVC["check"]
+    assert {"src/prunebench", "stages"} <= set(check["deps"])
+    assert set(check["outs"]) == {paths.PARAMS_OK.as_posix()} | {paths.code_manifest(s).as_posix() for s in STAGES}
+    assert {p.stem for p in (ROOT / "stages").glob("*.py")} == {"check", *STAGES}
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_a_manifest_holds_exactly_the_files_the_stage_runs_with_their_hashes(name):
+    script = ROOT / "stages" / f"{name}.py"
+    manifest = code.manifest(script)
+    files = {ROOT / ("src/" + path if path.startswith("prunebench/") else path) for path in manifest}
+    assert files == set(code.closure(script))
+    assert all(manifest[path] == hashlib.sha256((ROOT / ("src/" + path if path.startswith("prunebench/") else path))
+                                                .read_bytes()).hexdigest() for path in manifest)
+
+
+def test_the_check_stage_writes_the_manifests(tmp_path):
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    done = subprocess.run([sys.executable, str(ROOT / "stages/check.py")], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for name in STAGES:
+        assert yaml.safe_load((tmp_path / paths.code_manifest(name)).read_text()) == \
+            code.manifest(ROOT / "stages" / f"{name}.py")
+    assert "prunebench/methods/taylor.py" in code.manifest(ROOT / "stages/prune.py")
+    assert "prunebench/methods/taylor.py" not in code.manifest(ROOT / "stages/finetune.py")  # editing it spares finetune
+    assert "prunebench/figures.py" not in code.manifest(ROOT / "stages/prune.py")
 
 
 def test_the_closure_follows_imports_inside_functions_and_packages(tmp_path):
@@ -82,8 +102,9 @@ def test_no_test_module_imports_another():
 
 
 def named_paths() -> set[str]:
-    """Every path paths.py names: its constants, and its functions of one method ("${key}")."""
-    named = set()
+    """Every path paths.py names: its constants, its functions of one method ("${key}"), and the
+    stages' code manifests."""
+    named = {paths.code_manifest(stage).as_posix() for stage in STAGES}
     for value in vars(paths).values():
         if isinstance(value, Path):
             named.add(value.as_posix())

@@ -7,15 +7,16 @@ import sys
 
 
 def table(_: argparse.Namespace) -> int:
-    """Print the comparison table of the last `dvc repro`."""
+    """Print the winner-per-budget table of the last `dvc repro`."""
     import pandas as pd
 
-    from prunebench.paths import SUMMARY
-    from prunebench.report import table as render
+    from prunebench.params import load
+    from prunebench.paths import WINNERS
+    from prunebench.report import winner_table
 
-    if not SUMMARY.exists():
-        sys.exit(f"{SUMMARY} is missing: run the pipeline first (make run, or dvc repro)")
-    print(render(pd.read_csv(SUMMARY)))
+    if not WINNERS.exists():
+        sys.exit(f"{WINNERS} is missing: run the pipeline first (make run, or dvc repro)")
+    print(winner_table(pd.read_csv(WINNERS), load()["budget"]))
     return 0
 
 

@@ -1,8 +1,10 @@
 """Which source files a stage runs: its script and the prunebench modules it imports, transitively.
 
-One rule for what makes a result stale: DVC re-runs a stage when one of its deps changes, so
-every stage's deps in dvc.yaml must cover this closure (tests/test_wiring.py checks it), and the
-resume caches outside DVC (checkpoints/) are fingerprinted with the same files.
+One rule for what makes a result stale: the check stage writes each stage's manifest (every file
+of that closure with the hash of its content, `manifest`), each stage depends on its manifest in
+dvc.yaml, so DVC re-runs exactly the stages whose code changed; and the resume caches outside DVC
+(checkpoints/) are fingerprinted with the same manifest. One dependency per stage instead of its
+files keeps dvc.lock small, which DVC re-reads and rewrites after every stage.
 
 Imports are read from the source (ast), at any depth (an import inside a function still runs);
 imports under `if TYPE_CHECKING:` never run and are left out.
@@ -11,6 +13,7 @@ imports under `if TYPE_CHECKING:` never run and are left out.
 from __future__ import annotations
 
 import ast
+import hashlib
 from functools import cache
 from pathlib import Path
 
@@ -85,3 +88,12 @@ def closure(script: str | Path) -> list[Path]:
             seen.add(name)
             todo |= _with_packages(imports(module_file(name))) - seen
     return sorted({script} | {module_file(name) for name in seen})
+
+
+def manifest(script: str | Path) -> dict[str, str]:
+    """Every file the stage script runs, named from the package's parent folder (src/ in a
+    checkout: "prunebench/..."; "stages/..." for the script), with the SHA-256 of its content."""
+    script = Path(script).resolve()
+    names = {path: (f"stages/{path.name}" if path == script else path.relative_to(SOURCE.parent).as_posix())
+             for path in closure(script)}
+    return {names[path]: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(names, key=names.get)}

@@ -1,42 +1,71 @@
-"""Data set registry, the fixed train/validation/test split, and the loaders.
+"""Data set registry, the fixed train/validation/test split, and the data of each part.
 
 The data stage writes a split record (plain JSON: which examples go where, and the
-normalisation measured on the training part); every later stage rebuilds the same tensors
-from it. The test split is never used for any choice: early stopping, sensitivity and
-calibration all use the training or validation split.
+normalisation); every later stage rebuilds the same parts from it. Data sets that fit in
+memory (digits, MNIST, FashionMNIST, CIFAR-10/100) come back as tensors, uint8 as stored,
+which `prunebench.batches` normalises and augments batch by batch on the device; ImageFolder
+comes back as torchvision data sets with their transforms, for a DataLoader with workers. The
+test split is never used for any choice: early stopping, sensitivity and calibration all use
+the training or validation split.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+if TYPE_CHECKING:  # the data stage decides the split without torch (seconds to import)
+    import torch
+    from torch.utils.data import Dataset
 
 Split = dict[str, Any]  # plain JSON: indices and normalisation, never the images
 
 
 @dataclass(frozen=True)
+class Images:
+    """One part of an in-memory data set: images as stored, [N, C, H, W] (uint8 where the source
+    is), and labels [N]."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device) -> Images:
+        return Images(self.images.to(device), self.labels.to(device))
+
+
+@dataclass(frozen=True)
 class Splits:
-    train: Dataset
-    val: Dataset
-    test: Dataset
+    train: Images | Dataset
+    val: Images | Dataset
+    test: Images | Dataset
     in_channels: int
     num_classes: int
     image_size: int
+    scale: float = 255.0  # stored value of full intensity: images / scale lie in [0, 1]
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    augment: str | None = None  # "crop_flip": pad by 4, random crop, horizontal flip (training only)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return (self.in_channels, self.image_size, self.image_size)
 
+    @property
+    def in_memory(self) -> bool:
+        return isinstance(self.train, Images)
+
 
 @dataclass(frozen=True)
 class DataSource:
-    """`prepare(cfg)` decides the split; `load(split, cfg)` rebuilds the data sets from it."""
+    """`prepare(cfg)` decides the split; `load(split, cfg)` rebuilds the data from it."""
 
     prepare: Callable[[dict], Split]
     load: Callable[[Split, dict], Splits]
@@ -58,36 +87,35 @@ def stratified_split(labels: np.ndarray, cfg: dict) -> dict[str, list[int]]:
 
 
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
+    """scikit-learn's digits, read from the file the package ships (importing scikit-learn costs
+    seconds per stage): 1,797 images of 8×8 intensities 0..16, as uint8, and their labels."""
+    package = Path(importlib.util.find_spec("sklearn").origin).parent
+    table = np.loadtxt(package / "datasets" / "data" / "digits.csv.gz", delimiter=",")
+    return table[:, :-1].astype(np.uint8).reshape(-1, 1, 8, 8), table[:, -1].astype(np.int64)
 
-    images, labels = load_digits(return_X_y=True)
-    return (images / 16.0).astype(np.float32).reshape(-1, 1, 8, 8), labels.astype(np.int64)
+
+DIGITS_SCALE = 16.0
 
 
 def _prepare_digits(cfg: dict) -> Split:
     images, labels = _digits_arrays()
     split = stratified_split(labels, cfg)
-    train = images[split["train"]]
-    return {
-        "dataset": "digits",
-        **split,
-        "mean": [float(train.mean())],
-        "std": [float(train.std())],
-        "in_channels": 1,
-        "num_classes": 10,
-        "image_size": 8,
-    }
+    train = images[split["train"]] / DIGITS_SCALE
+    return {"dataset": "digits", **split, "mean": [float(train.mean())], "std": [float(train.std())],
+            "in_channels": 1, "num_classes": 10, "image_size": 8}
 
 
 def _load_digits(split: Split, cfg: dict) -> Splits:
-    images, labels = _digits_arrays()
-    images = (images - split["mean"][0]) / split["std"][0]
+    import torch
 
-    def part(name: str) -> TensorDataset:
-        idx = split[name]
-        return TensorDataset(torch.from_numpy(images[idx]), torch.from_numpy(labels[idx]))
+    images, labels = (torch.from_numpy(a) for a in _digits_arrays())
 
-    return Splits(part("train"), part("val"), part("test"), 1, 10, 8)
+    def part(name: str) -> Images:
+        index = torch.tensor(split[name])
+        return Images(images[index], labels[index])
+
+    return Splits(part("train"), part("val"), part("test"), 1, 10, 8, DIGITS_SCALE, tuple(split["mean"]),
+                  tuple(split["std"]))
 
 
 class DataMissing(FileNotFoundError):
@@ -137,6 +165,19 @@ class Torchvision:
                 "num_classes": len(getattr(train, "classes", [])) or self.num_classes, "image_size": image}
 
     def load(self, split: Split, cfg: dict) -> Splits:
+        shape = (split["in_channels"], split["num_classes"], split["image_size"])
+        if self.name == "imagefolder":
+            return self._load_files(split, cfg, shape)
+        import torch
+
+        train, test = _tensors(self._open(cfg, True)), _tensors(self._open(cfg, False))
+        fit, val = (Images(train.images[torch.tensor(split[k])], train.labels[torch.tensor(split[k])])
+                    for k in ("train", "val"))
+        augment = "crop_flip" if self.name.startswith("cifar") else None
+        return Splits(fit, val, test, *shape, 255.0, tuple(split["mean"]), tuple(split["std"]), augment)
+
+    def _load_files(self, split: Split, cfg: dict, shape: tuple[int, int, int]) -> Splits:
+        """ImageFolder: decoded per example by DataLoader workers, with torchvision's transforms."""
         from torch.utils.data import Subset
 
         from prunebench._torchvision import import_torchvision
@@ -144,17 +185,21 @@ class Torchvision:
         t = import_torchvision().transforms
         size = split["image_size"]
         normalize = [t.ToTensor(), t.Normalize(split["mean"], split["std"])]
-        if self.name == "imagefolder":
-            augment = [t.RandomResizedCrop(size), t.RandomHorizontalFlip()]
-            plain = [t.Resize(int(size * 8 / 7)), t.CenterCrop(size)]
-        elif self.name.startswith("cifar"):
-            augment, plain = [t.RandomCrop(size, padding=4), t.RandomHorizontalFlip()], []
-        else:
-            augment, plain = [], []
+        augment = [t.RandomResizedCrop(size), t.RandomHorizontalFlip()]
+        plain = [t.Resize(int(size * 8 / 7)), t.CenterCrop(size)]
         train = Subset(self._open(cfg, True, t.Compose(augment + normalize)), split["train"])
         val = Subset(self._open(cfg, True, t.Compose(plain + normalize)), split["val"])
         test = self._open(cfg, False, t.Compose(plain + normalize))
-        return Splits(train, val, test, split["in_channels"], split["num_classes"], size)
+        return Splits(train, val, test, *shape, 1.0, tuple(split["mean"]), tuple(split["std"]))
+
+
+def _tensors(dataset) -> Images:
+    """A torchvision MNIST- or CIFAR-style data set's arrays: uint8 images as [N, C, H, W]."""
+    import torch
+
+    images = torch.as_tensor(np.asarray(dataset.data))
+    images = images.unsqueeze(1) if images.dim() == 3 else images.permute(0, 3, 1, 2)
+    return Images(images.contiguous(), torch.as_tensor(np.asarray(dataset.targets), dtype=torch.int64))
 
 
 DATASETS: dict[str, DataSource | Torchvision] = {
@@ -182,16 +227,3 @@ def load(split: Split, cfg: dict) -> Splits:
 
 def split_sizes(split: Split) -> dict[str, int]:
     return {name: len(split[name]) for name in ("train", "val", "test")}
-
-
-def loader(dataset: Dataset, cfg: dict, device: torch.device, shuffle: bool = False, seed: int = 0) -> DataLoader:
-    """Shuffled loaders draw their order from `seed`, so a run is repeatable."""
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(
-        dataset,
-        batch_size=cfg["batch_size"],
-        shuffle=shuffle,
-        generator=generator,
-        num_workers=cfg["num_workers"],
-        pin_memory=device.type == "cuda",
-    )

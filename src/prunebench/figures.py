@@ -1,5 +1,6 @@
-"""The comparison's figures as PNG files (matplotlib, no display): accuracy, cost, trade-off,
-training curves and layer sensitivity."""
+"""The comparison's figures as PNG files (matplotlib, no display): the trade-off curves over the
+operating points, measured speed-up against MACs, training curves and layer sensitivity.
+Legends sit outside the axes and no label is written on the data, so nothing overlaps."""
 
 from __future__ import annotations
 
@@ -11,73 +12,164 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 
 from prunebench.io import save_with  # noqa: E402
 
+MARKERS = "os^vDP*Xhp<>"
+
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
-    fig.tight_layout()
-    save_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    save_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     plt.close(fig)
     return Path(path)
 
 
-def plot_accuracy(summary: pd.DataFrame, path: str | Path) -> Path:
-    """Test accuracy and loss per method after pruning and after fine-tuning, base as a line."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.5 * len(summary) + 1.5), sharey=True)
-    y = range(len(summary))
-    panels = ((axes[0], "accuracy", 100, "test accuracy (%)"), (axes[1], "loss", 1, "test loss"))
-    for ax, metric, scale, label in panels:
-        for offset, phase in ((-0.2, "pruned"), (0.2, "finetuned")):
-            ax.barh([i + offset for i in y], summary[f"{phase}_{metric}_mean"] * scale, height=0.4,
-                    xerr=summary[f"{phase}_{metric}_std"].fillna(0) * scale,
-                    label=phase.replace("finetuned", "fine-tuned"))
-        ax.axvline(summary[f"base_{metric}_mean"].iloc[0] * scale, color="black", linestyle="--", label="base")
-        ax.set_xlabel(label)
-    axes[1].set_xscale("log")
-    axes[0].set_yticks(list(y), summary["method"])
-    axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+def styles(methods: list[str]) -> dict[str, dict]:
+    """A colour, marker and line style per method, distinct for up to 20 × 12 methods."""
+    colours = plt.get_cmap("tab20").colors
+    return {m: {"color": colours[i % 20], "marker": MARKERS[i % len(MARKERS)], "linestyle": "-" if i < 10 else "--"}
+            for i, m in enumerate(methods)}
+
+
+def _log2_axis(axis) -> None:
+    axis.set_major_locator(LogLocator(base=2))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+
+
+def pareto(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """The points no other point beats on both `x` and `y` (larger is better on both), by `x`."""
+    ordered = points.sort_values([x, y], ascending=[False, False])
+    front = ordered[ordered[y] > ordered[y].cummax().shift(fill_value=-np.inf)]
+    return front.sort_values(x)
+
+
+def plot_tradeoff(summary: pd.DataFrame, budget: str, base_accuracy: float, path: str | Path) -> Path:
+    """Accuracy against the reduction of the budget (log₂), per method: mean over seeds with a
+    ± std band, after pruning (BatchNorm recalibrated) and after fine-tuning; hollow markers miss
+    their target; the black steps are the Pareto front over every method and point."""
+    methods = list(dict.fromkeys(summary["method"]))
+    look = styles(methods)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), sharex=True)
+    for ax, phase, title in ((axes[0], "recalibrated", "after pruning (BatchNorm recalibrated)"),
+                             (axes[1], "finetuned", "after fine-tuning")):
+        for method in methods:
+            rows = summary[summary["method"] == method].sort_values("reduction_mean")
+            x, mean = rows["reduction_mean"], rows[f"{phase}_accuracy_mean"] * 100
+            std = rows[f"{phase}_accuracy_std"].fillna(0) * 100
+            style = look[method]
+            ax.plot(x, mean, color=style["color"], linestyle=style["linestyle"], label=method)
+            ax.fill_between(x, mean - std, mean + std, color=style["color"], alpha=0.12, linewidth=0)
+            for reached, face in ((True, style["color"]), (False, "none")):
+                chosen = rows["reached"] == reached
+                ax.scatter(x[chosen], mean[chosen], marker=style["marker"], facecolors=face, edgecolors=style["color"],
+                           s=28, zorder=3)
+        ax.axhline(base_accuracy * 100, color="black", linestyle=":", linewidth=1, label="base model")
+        front = pareto(summary[summary["reached"]], "reduction_mean", f"{phase}_accuracy_mean")
+        ax.step(front["reduction_mean"], front[f"{phase}_accuracy_mean"] * 100, where="post", color="black",
+                linewidth=1.2, alpha=0.7, label="Pareto front")
+        ax.set_xscale("log", base=2)
+        _log2_axis(ax.xaxis)
+        ax.set(xlabel=f"{budget} reduction (achieved, mean over seeds)", ylabel="test accuracy (%)", title=title)
+        ax.grid(alpha=0.3)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     return save_figure(fig, path)
 
 
-def plot_tradeoff(summary: pd.DataFrame, path: str | Path) -> Path:
-    """Fine-tuned accuracy against sparsity-aware MACs: up and to the left is better."""
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for r in summary.itertuples():
-        ax.errorbar(r.finetuned_macs_sparse_mean, r.finetuned_accuracy_mean * 100,
-                    yerr=0 if pd.isna(r.finetuned_accuracy_std) else r.finetuned_accuracy_std * 100, fmt="o", capsize=3)
-        ax.annotate(r.method, (r.finetuned_macs_sparse_mean, r.finetuned_accuracy_mean * 100),
-                    textcoords="offset points", xytext=(5, 5))
-    first = summary.iloc[0]
-    ax.plot(first.base_macs_sparse_mean, first.base_accuracy_mean * 100, "k*", markersize=12, label="base")
-    ax.set_xlabel("MACs per example (sparsity-aware)")
-    ax.set_ylabel("test accuracy after fine-tuning (%)")
-    ax.legend()
+def plot_speedup(summary: pd.DataFrame, path: str | Path) -> Path:
+    """Measured latency speed-up against the MACs reduction, per method: structured pruning
+    follows the diagonal at best; masks keep dense kernels, so unstructured pruning stays at 1×."""
+    methods = list(dict.fromkeys(summary["method"]))
+    look = styles(methods)
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for method in methods:
+        rows = summary[summary["method"] == method].sort_values("macs_reduction_mean")
+        style = look[method]
+        ax.plot(rows["macs_reduction_mean"], rows["speedup_mean"], marker=style["marker"], color=style["color"],
+                linestyle=style["linestyle"], markersize=5, label=method)
+    top = max(summary["macs_reduction_mean"].max(), 2)
+    ax.plot([1, top], [1, top], color="black", linestyle=":", linewidth=1, label="speed-up = MACs reduction")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    _log2_axis(ax.xaxis)
+    _log2_axis(ax.yaxis)
+    ax.set(xlabel="MACs reduction (sparsity-aware)", ylabel="measured latency speed-up",
+           title="What the MACs buy: measured speed-up")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     return save_figure(fig, path)
 
 
-def plot_cost(summary: pd.DataFrame, path: str | Path) -> Path:
-    """MACs, nonzero parameters and measured latency per method, relative to the base model."""
-    fig, axes = plt.subplots(1, 3, figsize=(12, 0.45 * len(summary) + 1.8), sharey=True)
-    for ax, metric, label in zip(axes, ("macs_sparse", "nonzeros", "latency_ms"),
-                                 ("MACs (sparse)", "nonzero parameters", "latency (ms)")):
-        ax.barh(summary["method"], summary[f"finetuned_{metric}_mean"])
-        ax.axvline(summary[f"base_{metric}_mean"].iloc[0], color="black", linestyle="--", label="base")
-        ax.set_xlabel(label)
-    axes[0].legend()
+def _grid(count: int, width: float = 3.4, height: float = 2.6):
+    """A grid of small panels, four across, the spare ones hidden."""
+    rows = -(-count // 4)
+    fig, axes = plt.subplots(rows, min(4, count), figsize=(width * min(4, count), height * rows + 0.6), squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return fig, axes.flat
+
+
+def plot_layers(layers: pd.DataFrame, path: str | Path) -> Path:
+    """Where each method spends the budget: per layer, the share of its MACs (sparsity-aware) kept
+    at each point, mean over seeds; a panel per method."""
+    methods = list(dict.fromkeys(layers["method"]))
+    names = list(dict.fromkeys(layers["layer"]))
+    ratios = sorted(layers["ratio"].unique())
+    mean = layers.groupby(["method", "ratio", "layer"])[["base_macs", "pruned_macs"]].mean()
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(ratios)))
+    fig, axes = _grid(len(methods))
+    x, width = np.arange(len(names)), 0.8 / len(ratios)
+    for ax, method in zip(axes, methods):
+        for i, ratio in enumerate(ratios):
+            at = mean.loc[(method, ratio)].reindex(names)
+            ax.bar(x - 0.4 + width * (i + 0.5), at["pruned_macs"] / at["base_macs"], width=width, color=colours[i],
+                   label=f"ratio {ratio:g}")
+        ax.set_xticks(x, names, rotation=45, ha="right", fontsize="x-small")
+        ax.set(title=method, ylim=(0, 1.05))
+        ax.tick_params(axis="y", labelsize="x-small")
+    fig.suptitle("Share of each layer's MACs kept (sparsity-aware), per point")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small")
     return save_figure(fig, path)
 
 
-def plot_curves(curves: pd.DataFrame, by: str, path: str | Path, title: str) -> Path:
-    """Validation accuracy and loss per epoch, one line per value of `by` (mean over seeds)."""
-    fig, (acc, loss) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, group in curves.groupby(by, sort=False):
-        mean = group.groupby("epoch")[["val_accuracy", "val_loss"]].mean()
-        acc.plot(mean.index, mean["val_accuracy"] * 100, marker=".", label=str(name))
-        loss.plot(mean.index, mean["val_loss"], marker=".", label=str(name))
-    acc.set(xlabel="epoch", ylabel="validation accuracy (%)", title=title)
-    loss.set(xlabel="epoch", ylabel="validation loss", title=title)
-    acc.legend()
+def plot_weights(histograms: pd.DataFrame, path: str | Path) -> Path:
+    """The distribution of the nonzero prunable weights, base model and each point (first seed),
+    as each model's share of its nonzero weights per bin; a panel per method."""
+    methods = list(dict.fromkeys(histograms["method"]))
+    fig, axes = _grid(len(methods))
+    for ax, method in zip(axes, methods):
+        for model, rows in histograms[histograms["method"] == method].groupby("model", sort=False):
+            share = rows["count"] / max(rows["count"].sum(), 1)
+            ax.stairs(share, [*rows["left"], rows["right"].iloc[-1]],
+                      label="base" if model == "base" else f"ratio {model}", fill=model == "base",
+                      alpha=0.35 if model == "base" else 1.0)
+        ax.set_title(method)
+        ax.tick_params(labelsize="x-small")
+    fig.suptitle("Nonzero prunable weights: base (filled) and after pruning at each point (share per bin)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small")
+    return save_figure(fig, path)
+
+
+def plot_curves(curves: pd.DataFrame, by: str, path: str | Path, title: str, panels: str | None = None) -> Path:
+    """Validation accuracy per epoch, one line per value of `by` (mean over seeds), one panel per
+    value of `panels` (e.g. each operating point)."""
+    groups = list(curves.groupby(panels, sort=True)) if panels else [(None, curves)]
+    names = list(dict.fromkeys(curves[by].astype(str)))
+    look = styles(names)
+    fig, axes = plt.subplots(1, len(groups), figsize=(3.6 * len(groups) + 1.5, 3.8), sharey=True, squeeze=False)
+    for ax, (panel, frame) in zip(axes[0], groups):
+        for name, group in frame.groupby(frame[by].astype(str), sort=False):
+            mean = group.groupby("epoch")["val_accuracy"].mean()
+            style = look[name]
+            ax.plot(mean.index, mean * 100, color=style["color"], linestyle=style["linestyle"], label=name)
+        ax.set(xlabel="epoch", title=title if panel is None else f"{title}: {panels} {panel:g}")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("validation accuracy (%)")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     return save_figure(fig, path)
 
 
@@ -96,7 +188,7 @@ def plot_sensitivity(rows: list[dict], path: str | Path) -> Path:
         ax.plot(table.columns, accuracy * 100, marker=".", label=layer)
     ax.set(xlabel="fraction of the layer's weights removed (magnitude)", ylabel="validation accuracy (%)",
            title="Layer sensitivity, unstructured (mean over seeds)")
-    ax.legend(fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     return save_figure(fig, path)
 
 

@@ -57,18 +57,16 @@ def sparse_layer_macs(model: nn.Module, per_layer: dict[str, float]) -> dict[str
     return scaled
 
 
-def per_layer(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, dict[str, float]]:
-    """Sparsity-aware MACs and nonzero weights of every Conv/Linear layer."""
-    macs = sparse_layer_macs(model, layer_macs(model, input_shape))
-    return {name: {"macs": macs[name], "nonzeros": int(torch.count_nonzero(m.weight))}
-            for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
-
-
-def layer_rows(base: dict[str, dict[str, float]], pruned: dict[str, dict[str, float]],
-               layers: list[str]) -> list[dict[str, float | str]]:
-    """The per-layer cost table of `layers`: base_macs, base_nonzeros, pruned_macs, pruned_nonzeros (`per_layer`)."""
-    return [{"layer": name, **{f"base_{k}": v for k, v in base[name].items()},
-             **{f"pruned_{k}": v for k, v in pruned[name].items()}} for name in layers]
+def costs(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Size and MACs from one thop pass: totals (params, nonzeros, macs, macs_sparse), and per
+    Conv/Linear layer its sparsity-aware MACs and nonzero weights."""
+    dense = layer_macs(model, input_shape)
+    sparse = sparse_layer_macs(model, dense)
+    layers = {name: {"macs": sparse[name], "nonzeros": int(torch.count_nonzero(m.weight))}
+              for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    totals = {"params": count_params(model), "nonzeros": count_nonzero(model), "macs": sum(dense.values()),
+              "macs_sparse": sum(sparse.values())}
+    return totals, layers
 
 
 def sparse_macs(model: nn.Module, per_layer: dict[str, float]) -> float:
@@ -92,12 +90,10 @@ def latency_ms(model: nn.Module, input_shape: tuple[int, ...], batch: int, warmu
 
 
 def profile(model: nn.Module, input_shape: tuple[int, ...], cfg: dict, device: torch.device) -> dict[str, float]:
-    """Size and cost of a model; `cfg` is the params.yaml `measure` section."""
-    per_layer = layer_macs(model, input_shape)
-    return {
-        "params": count_params(model),
-        "nonzeros": count_nonzero(model),
-        "macs": sum(per_layer.values()),
-        "macs_sparse": sparse_macs(model, per_layer),
-        "latency_ms": latency_ms(model, input_shape, cfg["latency_batch"], cfg["warmup"], cfg["min_run_time"], device),
-    }
+    """Size, MACs and latency of a model; `cfg` is the params.yaml `measure` section."""
+    return costs(model, input_shape)[0] | {"latency_ms": latency(model, input_shape, cfg, device)}
+
+
+def latency(model: nn.Module, input_shape: tuple[int, ...], cfg: dict, device: torch.device) -> float:
+    """`latency_ms` with the params.yaml `measure` settings."""
+    return latency_ms(model, input_shape, cfg["latency_batch"], cfg["warmup"], cfg["min_run_time"], device)

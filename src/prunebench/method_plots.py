@@ -1,5 +1,6 @@
-"""Plots of one method's run (written by the prune stage into plots/methods/<key>/): weights
-and per-layer cost before and after, the method's own diagnostics, and the retention schedule."""
+"""Figures of one method's run, drawn by the compare stage from the tables the prune stage wrote
+(plots/methods/<key>/): the method's own diagnostics and the retention schedule. What every
+method has (per-layer cost, weights) is drawn for all methods at once (`figures`)."""
 
 from __future__ import annotations
 
@@ -7,37 +8,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from matplotlib import pyplot as plt
 from matplotlib.ticker import MaxNLocator
-from torch import Tensor, nn
 
-from prunebench import retention
 from prunebench.figures import save_figure
-
-
-def plot_weights(before: dict[str, Tensor], after: dict[str, nn.Module], method: str, path: str | Path) -> Path:
-    """Histogram of all prunable weights of the base model and of the nonzero ones left."""
-    old = torch.cat([w.flatten() for w in before.values()]).numpy()
-    new = torch.cat([m.weight.detach().cpu().flatten() for m in after.values()])
-    new = new[new != 0].numpy()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    bins = np.linspace(old.min(), old.max(), 121)
-    ax.hist(old, bins=bins, alpha=0.5, label=f"base ({len(old):,})")
-    ax.hist(new, bins=bins, alpha=0.7, label=f"after {method} ({len(new):,} nonzero)")
-    ax.set(xlabel="weight value", ylabel="count", title=f"Prunable weights before and after {method}")
-    ax.legend()
-    return save_figure(fig, path)
+from prunebench.layouts import counts
 
 
 def plot_fidelity(rows: list[dict], path: str | Path) -> Path:
     """Each Taylor order's estimate against the exact loss change, with Spearman's ρ."""
-    from prunebench.methods.taylor import spearman
-
     frame = pd.DataFrame(rows)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
     for ax, order in zip(axes, (1, 2, 3)):
-        rho = spearman(torch.tensor(frame[f"order{order}"].to_numpy()), torch.tensor(frame["exact"].to_numpy()))
+        rho = frame[f"order{order}"].corr(frame["exact"], method="spearman")
         ax.scatter(frame[f"order{order}"], frame["exact"], s=8, alpha=0.6)
         low, high = frame[["exact", f"order{order}"]].min().min(), frame[["exact", f"order{order}"]].max().max()
         ax.plot([low, high], [low, high], "k--", linewidth=0.8)
@@ -82,29 +65,12 @@ def plot_eigenvector_distribution(rows: list[dict], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_layers(rows: list[dict], path: str | Path) -> Path:
-    """Per-layer MACs (sparsity-aware) and nonzero parameters, base model against pruned."""
-    frame = pd.DataFrame(rows)
-    x = np.arange(len(frame))
-    fig, axes = plt.subplots(1, 2, figsize=(3 + 1.6 * len(frame), 4))
-    for ax, metric, label in ((axes[0], "macs", "MACs per example (sparsity-aware)"),
-                              (axes[1], "nonzeros", "nonzero parameters")):
-        ax.bar(x - 0.2, frame[f"base_{metric}"], width=0.4, label="base")
-        ax.bar(x + 0.2, frame[f"pruned_{metric}"], width=0.4, label="pruned")
-        ax.set_xticks(x, frame["layer"], rotation=30, ha="right")
-        ax.set(ylabel=label)
-    axes[0].set_title("Per-layer MACs before and after pruning")
-    axes[1].set_title("Parameter distribution per layer")
-    axes[0].legend()
-    return save_figure(fig, path)
-
-
 def plot_retention(rows: list[dict], path: str | Path) -> Path:
     """Units each layer keeps per iteration of the retention schedule, and the share of all units."""
     frame = pd.DataFrame(rows).set_index("iteration")
     fig, (units, share) = plt.subplots(1, 2, figsize=(11, 4))
     styles = ["-", "--", ":", "-."]  # layers of the same size have the same counts: keep each visible
-    for i, layer in enumerate(retention.counts(rows[0])):
+    for i, layer in enumerate(counts(rows[0])):
         units.plot(frame.index, frame[layer], marker="os^vD"[i % 5], linestyle=styles[i % 4], fillstyle="none",
                    label=layer)
     units.set(xlabel="iteration", ylabel="units kept", title="Units kept per layer: max(1, round(h·q^t))")
@@ -121,7 +87,7 @@ def plot_retention_distribution(rows: list[dict], path: str | Path) -> Path:
     frame = pd.DataFrame(rows).set_index("iteration")
     fig, ax = plt.subplots(figsize=(max(7.0, 2.5 + 0.4 * len(frame)), 4))
     bottom = np.zeros(len(frame))
-    for layer in retention.counts(rows[0]):
+    for layer in counts(rows[0]):
         ax.bar(frame.index, frame[layer], bottom=bottom, label=layer)
         bottom += frame[layer].to_numpy()
     ax.set(xlabel="iteration", ylabel="units kept", title="Distribution of the kept units across layers")

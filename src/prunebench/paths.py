@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 PARAMS_OK = Path("checks/params.ok")
+CODE = Path("checks/code")  # per stage, the files it runs and their hashes: its code dependency
 
 SPLIT = Path("data/prepared/split.json")
 DATA_METRICS = Path("metrics/data.json")
 
 BASE_MODELS = Path("models/base")
-BASE_METRICS = Path("metrics/base.json")
+BASE_METRICS = Path("metrics/base.json")  # the mean over seeds, for `dvc exp show`
+BASE_RESULTS = Path("results/base.csv")  # one row per seed
 TRAIN_CURVES = Path("plots/train/curves.csv")
 
 SENSITIVITY_PLOTS = Path("plots/sensitivity")
@@ -20,7 +22,9 @@ SENSITIVITY_UNSTRUCTURED = SENSITIVITY_PLOTS / "unstructured.png"
 SENSITIVITY_STRUCTURED = SENSITIVITY_PLOTS / "structured.png"
 
 RESULTS = Path("results/results.csv")
-SUMMARY = Path("results/summary.csv")
+PREDICTIONS = Path("results/predictions.npz")
+SUMMARY = Path("results/summary.csv")  # mean ± std per method × point
+WINNERS = Path("results/winners.csv")  # per point: every method that reached it, best first, tied or not
 REPORT = Path("results/report.md")
 SUMMARY_METRICS = Path("metrics/summary.json")
 COMPARE_PLOTS = Path("plots/compare")
@@ -28,16 +32,25 @@ COMPARE_PLOTS = Path("plots/compare")
 CHECKPOINTS = Path("checkpoints")  # resume caches: neither DVC outputs nor in git
 
 
+def code_manifest(stage: str) -> Path:
+    return CODE / f"{stage}.json"
+
+
 def base_model(seed: int) -> Path:
     return BASE_MODELS / f"{seed}.pt"
+
+
+def point_name(ratio: float) -> str:
+    """An operating point as a file name: the requested ratio, e.g. "0.875"."""
+    return f"{ratio:g}"
 
 
 def pruned_models(method: str) -> Path:
     return Path("models/pruned") / method
 
 
-def pruned_model(method: str, seed: int) -> Path:
-    return pruned_models(method) / f"{seed}.pt"
+def pruned_model(method: str, ratio: float, seed: int) -> Path:
+    return pruned_models(method) / point_name(ratio) / f"{seed}.pt"
 
 
 def deployed_model(method: str, seed: int) -> Path:
@@ -45,18 +58,29 @@ def deployed_model(method: str, seed: int) -> Path:
     return pruned_models(method) / "deployed" / f"{seed}.pt"
 
 
-def pruned_metrics(method: str) -> Path:
-    return Path("metrics/pruned") / f"{method}.json"
+def pruned_results(method: str) -> Path:
+    """One row per point × seed: the budget met, accuracy after pruning and after recalibration, cost."""
+    return Path("results/pruned") / f"{method}.csv"
+
+
+def pruned_predictions(method: str) -> Path:
+    """Which test examples each pruned and recalibrated model gets right (for paired statistics)."""
+    return Path("results/pruned") / f"{method}.npz"
 
 
 def method_plots(method: str) -> Path:
-    """The method's own tables and figures: weights, per-layer cost, diagnostics, iterations."""
+    """The method's own tables: weights, per-layer cost, its diagnostics, the retention iterations."""
     return Path("plots/methods") / method
 
 
 def method_layers(method: str) -> Path:
-    """Per-layer MACs and nonzero weights before and after pruning (first seed)."""
+    """Per-layer MACs, nonzero weights and fraction removed, per point and seed."""
     return method_plots(method) / "layers.csv"
+
+
+def method_weights(method: str) -> Path:
+    """Histogram of the nonzero prunable weights, base model and each point (first seed)."""
+    return method_plots(method) / "weights.csv"
 
 
 def method_iterations(method: str) -> Path:
@@ -68,17 +92,34 @@ def finetuned_models(method: str) -> Path:
     return Path("models/finetuned") / method
 
 
-def finetuned_model(method: str, seed: int) -> Path:
-    return finetuned_models(method) / f"{seed}.pt"
+def finetuned_model(method: str, ratio: float, seed: int) -> Path:
+    return finetuned_models(method) / point_name(ratio) / f"{seed}.pt"
 
 
-def finetuned_metrics(method: str) -> Path:
-    return Path("metrics/finetuned") / f"{method}.json"
+def finetuned_results(method: str) -> Path:
+    return Path("results/finetuned") / f"{method}.csv"
+
+
+def finetuned_predictions(method: str) -> Path:
+    return Path("results/finetuned") / f"{method}.npz"
 
 
 def finetune_curves(method: str) -> Path:
     return Path("plots/finetune") / f"{method}.csv"
 
 
+def method_figures(method: str) -> Path:
+    """The compare stage's figures of one method's run."""
+    return COMPARE_PLOTS / "methods" / method
+
+
 def retention_checkpoints(method: str, seed: int) -> Path:
-    return CHECKPOINTS / method / str(seed)
+    return CHECKPOINTS / "retention" / method / str(seed)
+
+
+def training_checkpoints(seed: int) -> Path:
+    return CHECKPOINTS / "train" / str(seed)
+
+
+def finetune_checkpoints(method: str, ratio: float, seed: int) -> Path:
+    return CHECKPOINTS / "finetune" / method / point_name(ratio) / str(seed)

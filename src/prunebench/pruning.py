@@ -17,12 +17,14 @@ import torch
 from torch import Tensor, nn
 
 from prunebench import surgery
+from prunebench.budget import Choice, search
 from prunebench.models import prunable_layers
 
 if TYPE_CHECKING:
     from prunebench.methods import Context, Method, Scored
 
 Masks = dict[str, Tensor]  # parameter name -> bool tensor, True = keep
+Selection = Masks | dict[str, int]  # weights: keep-masks; channels: the channels each group keeps
 
 
 @dataclass
@@ -35,43 +37,51 @@ class Pruned:
     tables: dict[str, list[dict]] = field(default_factory=dict)  # the last scoring's tables
 
 
-def step_ratios(ratio: float, iterations: int) -> list[float]:
-    """Cumulative fraction removed after each step; every step keeps the same fraction
-    (1 - ratio)^(1/N) of the units still there, and the last one reaches `ratio`."""
-    return [1 - (1 - ratio) ** (t / iterations) for t in range(1, iterations + 1)]
+class WeightRanking:
+    """The order in which scores remove weights, per layer and over all layers, sorted once so that
+    masks for many fractions (the budget search) cost no sort. Weights already masked (`masks`)
+    go first, so iterative pruning never revives one."""
+
+    def __init__(self, layers: dict[str, nn.Module], scores: dict[str, Tensor], masks: Masks):
+        self.layers, self.shapes = layers, {name: scores[name].shape for name in layers}
+        flat = []
+        for name in layers:
+            s = scores[name].detach().float().cpu().flatten().clone()
+            previous = masks.get(f"{name}.weight")
+            if previous is not None:  # coarser scores (e.g. one per kernel): a unit is gone when all of it is
+                s[~previous.reshape(*scores[name].shape, -1).any(-1).flatten()] = -torch.inf
+            flat.append(s)
+        self.sizes = [len(s) for s in flat]
+        self.per_layer = {name: torch.argsort(s, stable=True) for name, s in zip(layers, flat)}
+        self.overall = torch.argsort(torch.cat(flat), stable=True)
+
+    def masks(self, ratio: float | dict[str, float], scope: str) -> Masks:
+        """Keep-masks removing exactly round(ratio · n) weights, the lowest-scoring ones, per layer
+        (scope "layer"; `ratio` may give each layer its own) or over all layers together ("global")."""
+        if scope == "global":
+            keep = _keep_lowest_out(self.overall, round(ratio * len(self.overall))).split(self.sizes)
+        else:
+            per_layer = ratio if isinstance(ratio, dict) else dict.fromkeys(self.layers, ratio)
+            keep = [_keep_lowest_out(order, round(per_layer[name] * len(order)))
+                    for name, order in self.per_layer.items()]
+        masks = {}
+        for (name, layer), k in zip(self.layers.items(), keep):  # a coarser score covers the weight's trailing dims
+            shape = self.shapes[name]
+            unit = k.reshape(*shape, *[1] * (layer.weight.dim() - len(shape)))
+            masks[f"{name}.weight"] = unit.expand_as(layer.weight).clone()
+        return masks
+
+
+def _keep_lowest_out(order: Tensor, removed: int) -> Tensor:
+    keep = torch.ones(len(order), dtype=torch.bool)
+    keep[order[:removed]] = False
+    return keep
 
 
 def select_weights(layers: dict[str, nn.Module], scores: dict[str, Tensor], ratio: float | dict[str, float],
                    scope: str, masks: Masks) -> Masks:
-    """Keep-masks removing exactly round(ratio · n) weights, the lowest-scoring ones, per layer
-    (scope "layer"; `ratio` may give each layer its own) or over all prunable weights together
-    ("global"). Weights already masked are removed first, so iterative pruning never revives one."""
-    names = list(layers)
-    flat = []
-    for name in names:
-        s = scores[name].detach().float().cpu().flatten().clone()
-        previous = masks.get(f"{name}.weight")
-        if previous is not None:  # coarser scores (e.g. one per kernel): a unit is gone when all of it is
-            s[~previous.reshape(*scores[name].shape, -1).any(-1).flatten()] = -torch.inf
-        flat.append(s)
-    if scope == "global":
-        keep = _keep_top(torch.cat(flat), ratio).split([len(s) for s in flat])
-    else:
-        per_layer = ratio if isinstance(ratio, dict) else dict.fromkeys(names, ratio)
-        keep = [_keep_top(s, per_layer[name]) for name, s in zip(names, flat)]
-    masks = {}
-    for name, k in zip(names, keep):  # a coarser score covers the weight's trailing dims
-        weight = layers[name].weight
-        unit = k.reshape(*scores[name].shape, *[1] * (weight.dim() - scores[name].dim()))
-        masks[f"{name}.weight"] = unit.expand_as(weight).clone()
-    return masks
-
-
-def _keep_top(scores: Tensor, ratio: float) -> Tensor:
-    removed = round(ratio * scores.numel())
-    keep = torch.ones_like(scores, dtype=torch.bool)
-    keep[torch.argsort(scores, stable=True)[:removed]] = False
-    return keep
+    """Keep-masks removing exactly round(ratio · n) of the lowest-scoring weights (`WeightRanking`)."""
+    return WeightRanking(layers, scores, masks).masks(ratio, scope)
 
 
 def mask_keeper(model: nn.Module, masks: Masks) -> Callable[[], None]:
@@ -87,20 +97,6 @@ def mask_keeper(model: nn.Module, masks: Masks) -> Callable[[], None]:
 
     apply()
     return apply
-
-
-def prune_weights(model: nn.Module, method: Method, scored: Scored, target: float, ctx: Context,
-                  masks: Masks) -> tuple[Masks, dict[str, Any]]:
-    """Masks removing `target` of the original weights (never reviving one of `masks`), applied
-    after the method's `adjust`; and what `adjust` reported."""
-    layers = prunable_layers(model)
-    chosen = method.weight_masks(layers, scored, target, ctx)
-    if chosen is None:
-        chosen = select_weights(layers, scored.scores, method.layer_ratios(layers, target, ctx) or target,
-                                method.scope, masks)
-    metrics = method.adjust(model, layers, chosen, ctx, scored)
-    mask_keeper(model, chosen)
-    return chosen, metrics
 
 
 def group_scores(groups: list[list[str]], scores: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -184,43 +180,79 @@ def choose_channels(groups: list[list[str]], scores: dict[str, Tensor],
     return keep, removed
 
 
+def selector(model: nn.Module, method: Method, scored: Scored, ctx: Context,
+             masks: Masks | None = None) -> Callable[[float], Selection]:
+    """What the method keeps when `fraction` of its units go: keep-masks over the original weights
+    (never reviving one of `masks`), or the channels each group keeps (of the current model)."""
+    if method.unit == "weight":
+        layers = prunable_layers(model)
+        ranking = WeightRanking(layers, scored.scores, masks or {})
+
+        def weights(fraction: float) -> Masks:
+            chosen = method.weight_masks(layers, scored, fraction, ctx)
+            return chosen if chosen is not None else \
+                ranking.masks(method.layer_ratios(layers, fraction, ctx) or fraction, method.scope)
+
+        return weights
+    if masks:
+        raise ValueError("channel pruning of a model with weight masks is not supported")
+    scores = group_scores(surgery.channel_groups(model, ctx.input_shape), scored.scores)
+    return lambda fraction: keep_counts(model, method, scores, fraction, ctx)
+
+
+def apply_selection(model: nn.Module, method: Method, scored: Scored, selection: Selection, ctx: Context) -> Pruned:
+    """Prune `model` (in place, for weights) to the selection, after the method's `adjust`."""
+    if method.unit == "weight":
+        metrics = method.adjust(model, prunable_layers(model), selection, ctx, scored)
+        mask_keeper(model, selection)
+        return Pruned(model, selection, scored.metrics | metrics, scored.tables)
+    model, metrics = remove_channels(model, method, scored, selection, ctx)
+    return Pruned(model, {}, scored.metrics | metrics, scored.tables)
+
+
+def unit_count(model: nn.Module, method: Method, ctx: Context) -> int:
+    """How many units the method chooses among: prunable weights, or channels of the channel groups."""
+    if method.unit == "weight":
+        return sum(layer.weight.numel() for layer in prunable_layers(model).values())
+    return sum(surgery.group_sizes(model, ctx.input_shape).values())
+
+
 def prune_to_counts(model: nn.Module, method: Method, counts: dict[str, int], ctx: Context) -> Pruned:
     """Score the model and keep `counts[root]` channels of each group (the retention schedule)."""
     model.eval()  # tracing the graph must not update BatchNorm statistics
     scored = method.score(model, prunable_layers(model), ctx)
-    model, metrics = remove_channels(model, method, scored, counts, ctx)
-    return Pruned(model, {}, scored.metrics | metrics, scored.tables)
+    return apply_selection(model, method, scored, counts, ctx)
 
 
 def prune_step(model: nn.Module, method: Method, done: float, target: float, ctx: Context,
                masks: Masks | None = None) -> Pruned:
-    """Score the model and prune from the cumulative fraction `done` to `target` (of the original units)."""
-    masks = masks or {}
+    """Score the model and prune from the cumulative fraction `done` to `target` of the original
+    units (weights: of all prunable weights; channels: of each group's, or of all by one ranking)."""
     model.eval()
     scored = method.score(model, prunable_layers(model), ctx)
-    if method.unit == "weight":
-        masks, metrics = prune_weights(model, method, scored, target, ctx, masks)
-        return Pruned(model, masks, scored.metrics | metrics, scored.tables)
-    if masks:
-        raise ValueError("channel pruning of a model with weight masks is not supported")
-    groups = surgery.channel_groups(model, ctx.input_shape)
-    counts = keep_counts(model, method, group_scores(groups, scored.scores), 1 - (1 - target) / (1 - done), ctx)
-    model, metrics = remove_channels(model, method, scored, counts, ctx)
-    return Pruned(model, {}, scored.metrics | metrics, scored.tables)
+    fraction = target if method.unit == "weight" else 1 - (1 - target) / (1 - done)
+    return apply_selection(model, method, scored, selector(model, method, scored, ctx, masks)(fraction), ctx)
 
 
-def prune_in_steps(model: nn.Module, method: Method, ratio: float, iterations: int, ctx: Context,
-                   retrain: Callable[[nn.Module, Masks, int], nn.Module]) -> Pruned:
-    """The step schedule: `iterations` steps to `ratio`, each keeping the same fraction of what
-    is left, with `retrain(model, masks, step)` between steps (not after the last)."""
-    pruned, done = Pruned(model), 0.0
-    targets = step_ratios(ratio, iterations)
-    for step, target in enumerate(targets, start=1):
-        pruned = prune_step(pruned.model, method, done, target, ctx, pruned.masks)
-        done = target
-        if step < len(targets):
+def prune_in_steps(model: nn.Module, method: Method, ctx: Context, kept: Callable[[Selection], float],
+                   target: float, iterations: int, retrain: Callable[[nn.Module, Masks, int], nn.Module],
+                   scored: Scored | None = None) -> tuple[Pruned, Choice]:
+    """The step schedule: `iterations` steps down to `target`, the fraction of the budget kept
+    (`kept` of a selection, `budget.search`); step t keeps target^(t/N), i.e. every step the same
+    fraction of what is left, with `retrain(model, masks, step)` between steps (not after the
+    last). `scored` may carry the first step's scoring of this model, done once for many targets."""
+    pruned = Pruned(model)
+    units = unit_count(model, method, ctx)
+    for step in range(1, iterations + 1):
+        model.eval()
+        if scored is None or step > 1:
+            scored = method.score(pruned.model, prunable_layers(pruned.model), ctx)
+        select = selector(pruned.model, method, scored, ctx, pruned.masks)
+        choice = search(select, kept, target ** (step / iterations), units)
+        pruned = apply_selection(pruned.model, method, scored, choice.selection, ctx)
+        if step < iterations:
             pruned.model = retrain(pruned.model, pruned.masks, step)
-    return pruned
+    return pruned, choice
 
 
 def layer_sparsity(base: dict[str, Tensor], layers: dict[str, nn.Module]) -> dict[str, float]:

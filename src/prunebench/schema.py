@@ -13,10 +13,12 @@ import inspect
 from typing import Any
 
 from prunebench import spec
+from prunebench.budget import BUDGETS
 from prunebench.params import ParamError
 from prunebench.spec import Check
 
 LOOP = {  # every training loop (train, finetune, schedule.retrain) has these
+    "compile": spec.boolean(),
     "lr": spec.positive(),
     "momentum": spec.number(0, 1, hi_open=True),
     "weight_decay": spec.number(0, 1),
@@ -24,9 +26,11 @@ LOOP = {  # every training loop (train, finetune, schedule.retrain) has these
 }
 
 SCHEMA: dict[str, Check | dict] = {
-    "ratio": spec.number(0, 1, hi_open=True),
+    "budget": spec.one_of(*BUDGETS),
+    "ratio": spec.number_or_list(spec.number(0, 1, lo_open=True, hi_open=True)),
     "seeds": spec.list_of(spec.integer(0)),
     "device": spec.one_of("auto", "cpu", "cuda"),
+    "workers": spec.optional(spec.integer(1)),
     "data": {
         "name": spec.string(),  # checked against the registry below
         "root": spec.string(),
@@ -48,7 +52,9 @@ SCHEMA: dict[str, Check | dict] = {
                       "tolerance": spec.number(0, 1)},
         "retrain": {"epochs": spec.integer(0), **LOOP},
     },
+    "recalibrate": spec.integer(0),
     "measure": {"latency_batch": spec.integer(1), "warmup": spec.integer(0), "min_run_time": spec.positive()},
+    "stats": {"confidence": spec.number(0, 1, lo_open=True, hi_open=True), "resamples": spec.integer(100)},
     "methods": {},  # run name → knobs, checked below
 }
 
@@ -64,6 +70,9 @@ def validate(params: dict[str, Any]) -> None:
     _check_methods(params["methods"])
     if len(set(params["seeds"])) != len(params["seeds"]):
         fail("seeds", params["seeds"], "distinct seeds")
+    ratios = params["ratio"] if isinstance(params["ratio"], list) else [params["ratio"]]
+    if len(set(ratios)) != len(ratios):
+        fail("ratio", params["ratio"], "distinct operating points")
     if params["data"]["val_fraction"] + params["data"]["test_fraction"] >= 1:
         fail("data.val_fraction + data.test_fraction", None, "a sum below 1")
 

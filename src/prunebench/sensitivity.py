@@ -14,13 +14,13 @@ import copy
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from prunebench import figures, paths
 from prunebench.criteria import filter_l1
 from prunebench.io import write_csv
 from prunebench.models import prunable_layers
 from prunebench.pipeline import Workbench
+from prunebench.progress import bar
 from prunebench.pruning import choose_channels, kept_count, select_weights
 from prunebench.surgery import channel_groups, load, remove_indices
 from prunebench.train import evaluate, prepare_model
@@ -35,7 +35,7 @@ def sweep(model: nn.Module, loader: DataLoader, ratios: list[float], device: tor
     layers = prunable_layers(model)
     groups = channel_groups(model, input_shape)
     rows = []
-    progress = tqdm(total=(len(layers) + len(groups)) * len(ratios), desc="sensitivity", unit="eval")
+    progress = bar(total=(len(layers) + len(groups)) * len(ratios), desc="sensitivity", unit="eval")
     for name, layer in layers.items():
         original = layer.weight.detach().clone()
         rows.append({"layer": name, "kind": "unstructured", "ratio": 0.0, **base})
@@ -65,11 +65,13 @@ def sweep_base_models(params: dict) -> None:
     """The sensitivity stage: the sweep on every seed's base model (validation split), its
     table and the two figures (a line per layer; a heatmap of channel groups × ratios)."""
     bench = Workbench.open(params)
-    rows = []
-    for seed in tqdm(params["seeds"], desc="sensitivity", unit="seed"):
+
+    def sweep_seed(seed: int) -> list[dict]:
         model = prepare_model(load(paths.base_model(seed))[0], bench.device)
-        rows += [{"seed": seed, **row} for row in sweep(model, bench.val, params["sensitivity"]["ratios"],
-                                                         bench.device, bench.splits.input_shape)]
+        return [{"seed": seed, **row} for row in sweep(model, bench.val, params["sensitivity"]["ratios"],
+                                                        bench.device, bench.splits.input_shape)]
+
+    rows = [row for rows in bench.run(sweep_seed, params["seeds"], "sensitivity") for row in rows]
     write_csv(paths.SENSITIVITY, rows)
     figures.plot_sensitivity(rows, paths.SENSITIVITY_UNSTRUCTURED)
     figures.plot_sensitivity_heatmap(rows, paths.SENSITIVITY_STRUCTURED)

@@ -58,3 +58,9 @@ def list_of(check: Check) -> Check:
         lambda v: isinstance(v, list) and len(v) > 0 and all(check.ok(x) for x in v),
         f"a non-empty list, each {check.allowed}",
     )
+
+
+def number_or_list(check: Check) -> Check:
+    """One value, or a non-empty list of values, each passing `check`."""
+    many = list_of(check)
+    return Check(lambda v: check.ok(v) or many.ok(v), f"{check.allowed}, or {many.allowed}")

@@ -70,6 +70,13 @@ def channel_groups(model: nn.Module, input_shape: tuple[int, ...]) -> list[list[
     return [group for group in groups if group]
 
 
+def group_sizes(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+    """The output channels (or neurons) of each channel group, keyed by its root layer; coupled
+    layers count once."""
+    modules = dict(model.named_modules())
+    return {group[0]: models.output_units(modules[group[0]]) for group in channel_groups(model, input_shape)}
+
+
 def gate_points(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, list[str]]:
     """Where each channel group's channels leave their layers, keyed by the group's root: for
     every member layer, the BatchNorm that directly follows it if there is one, else the layer.

@@ -1,8 +1,10 @@
 """MLflow logging, done once at the end of the pipeline from what the stages wrote.
 
 So MLflow shows exactly what DVC produced (no half-logged runs from a failed stage), and only
-one stage pays for importing mlflow. Per benchmark: a parent run with the report and plots,
-a child run per base model, and one per method × seed with its curves as steps.
+one stage pays for importing mlflow. Per benchmark: a run with the report and every figure;
+under it a run per base model, and a run per operating point (named with the DVC experiment
+and the point), under which a run per method has its metrics (mean and std over seeds, and each
+seed's, `seed<k>.`) and each seed's curves as steps.
 
 The store is `sqlite:///<repo>/mlflow.db` (artifacts in `<repo>/mlartifacts`), resolved to the
 main checkout even when DVC runs an experiment in a temporary copy (`--temp`, `--queue`): DVC
@@ -21,9 +23,15 @@ from typing import Any
 import pandas as pd
 
 from prunebench import paths
+from prunebench.layouts import PHASES
 from prunebench.results import flatten
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # a benchmark should not phone home
+
+# what a method run logs, mean and std over seeds (results/results.csv, an artifact, has every column)
+COMPARED = ("pruned_accuracy", "recalibrated_accuracy", "finetuned_accuracy", "pruned_loss", "recalibrated_loss",
+            "finetuned_loss", "accuracy_change", "reduction", "macs_reduction", "params_reduction", "speedup",
+            "latency_ms", "macs_sparse", "nonzeros", "params", "sparsity", "kept", "fraction")
 
 
 def repo_root() -> Path:
@@ -82,38 +90,64 @@ class Logger:
         return run_id
 
 
-def log_benchmark(params: dict[str, Any], results: pd.DataFrame, summary: pd.DataFrame, report_files: list[Path],
-                  train_curves: pd.DataFrame, finetune_curves: pd.DataFrame, iterations: pd.DataFrame,
-                  deployed: dict[str, dict[str, dict]]) -> str:
-    """Log the benchmark: parent run, base runs, method × seed runs. Returns the parent run id.
-    The frames are what the compare stage read: the base training curves (per seed), the
-    fine-tuning curves and the retention iterations (per method and seed), and per retention
-    method and seed the deployed choice."""
-    logger = Logger(f"{params['data']['name']}-{params['model']['name']}")
-    means = {f"{r['method']}.{k}": v for r in summary.to_dict("records")
-             for k, v in r.items() if k.endswith("_mean") and not k.startswith("base_")}
-    parent = logger.run("benchmark", "compare", params, means, artifacts=report_files)
+def experiment_name(params: dict[str, Any]) -> str:
+    return f"{params['data']['name']}-{params['model']['name']}"
+
+
+def log_benchmark(params: dict[str, Any], results: pd.DataFrame, winners: pd.DataFrame, train_curves: pd.DataFrame,
+                  finetune_curves: pd.DataFrame, iterations: pd.DataFrame) -> list[str]:
+    """Log the benchmark from the frames the compare stage read (the results table, the winners
+    per point, the base training and fine-tuning curves, the retention iterations). Returns the
+    ids of the benchmark run (first; `log_files` adds the report and figures to it) and of each
+    point's run."""
+    logger = Logger(experiment_name(params))
+    budget, experiment = params["budget"], logger.tags["dvc_exp"]
+    what = f"{params['data']['name']}/{params['model']['name']}"
+    top = logger.run(f"{experiment} · {what} · {budget}", "compare", params, {})
     shared = {k: params[k] for k in ("data", "model", "device")}
-    for seed in params["seeds"]:
-        base = results[results["seed"] == seed].iloc[0]
+    for seed, base in results.groupby("seed").first().iterrows():
         curve = train_curves[train_curves["seed"] == seed].drop(columns=["seed", "lr"])
         logger.run(f"base seed {seed}", "train", shared | {"train": params["train"], "seed": seed},
                    {k.removeprefix("base_"): base[k] for k in base.index if k.startswith("base_")},
-                   [(curve, "epoch")], [paths.TRAIN_CURVES], parent)
-    for row in results.to_dict("records"):
-        key, seed = row["method"], row["seed"]
-        curve = finetune_curves[(finetune_curves["method"] == key) & (finetune_curves["seed"] == seed)]
-        run_params = shared | {"ratio": params["ratio"], "seed": seed, "method": key,
-                               "implementation": row["implementation"], "knobs": params["methods"][key] or {},
-                               "schedule": params["schedule"], "finetune": params["finetune"]}
-        metrics = {k: v for k, v in row.items() if isinstance(v, (int, float)) and k not in ("seed", "ratio")}
-        curves = [(curve.drop(columns=["method", "seed", "lr"]), "epoch")]
-        if key in deployed:  # the retention schedule: one step per iteration, and the deployed choice
-            frame = iterations[(iterations["method"] == key) & (iterations["seed"] == seed)]
-            frame = frame[["iteration", "val_accuracy", "val_loss", "units_kept", "params"]]
-            curves.append((frame.rename(columns=lambda c: c if c == "iteration" else f"iteration_{c}"), "iteration"))
-            choice = deployed[key][str(seed)]
-            metrics |= {f"deployed_{k}": choice[k] for k in ("iteration", "val_accuracy", "params", "units_kept")}
-        logger.run(f"{key} seed {seed}", "prune+finetune", run_params, metrics, curves,
-                   [paths.pruned_metrics(key), paths.finetuned_metrics(key)], parent)
-    return parent
+                   [(curve, "epoch")], [paths.TRAIN_CURVES], top)
+    parents = [top]
+    for ratio, at_point in results.groupby("ratio", sort=True):
+        best = winners[(winners["ratio"] == ratio) & (winners["phase"] == "finetuned")]
+        point = f"{experiment} · {budget} {1 / (1 - ratio):g}× (ratio {ratio:g}) · {what}"
+        parent = logger.run(point, "compare", {"budget": budget, "ratio": ratio, "seeds": params["seeds"]},
+                            {f"{r.method}.finetuned_accuracy": r.accuracy for r in best.itertuples()}
+                            | {f"{r.method}.tied_with_best": float(r.tied) for r in best.itertuples()},
+                            parent=top)
+        parents.append(parent)
+        for key, rows in at_point.groupby("method", sort=False):
+            first = rows.iloc[0]
+            run_params = shared | {"budget": budget, "ratio": ratio, "seeds": params["seeds"], "method": key,
+                                   "implementation": first["implementation"], "knobs": params["methods"][key] or {},
+                                   "schedule": params["schedule"], "recalibrate": params["recalibrate"],
+                                   "finetune": params["finetune"]}
+            numbers = rows[[c for c in rows.columns if c in COMPARED or c.startswith("diagnostic.")]]
+            metrics = numbers.mean().to_dict() | {f"{k}_std": v for k, v in numbers.std().items()}
+            curves = []
+            for seed, row in rows.set_index("seed").iterrows():
+                metrics |= {f"seed{seed}.{phase}_accuracy": row[f"{phase}_accuracy"] for phase in PHASES}
+                curve = finetune_curves[(finetune_curves["method"] == key) & (finetune_curves["ratio"] == ratio)
+                                        & (finetune_curves["seed"] == seed)]
+                curves.append((curve[["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]]
+                               .rename(columns=lambda c, s=seed: c if c == "epoch" else f"seed{s}.{c}"), "epoch"))
+                done = iterations[(iterations["method"] == key) & (iterations["seed"] == seed)]
+                if len(done):  # the retention schedule: one step per iteration
+                    frame = done[["iteration", "val_accuracy", "val_loss", "units_kept", "params"]]
+                    curves.append((frame.rename(columns=lambda c, s=seed: c if c == "iteration"
+                                                else f"seed{s}.iteration_{c}"), "iteration"))
+            logger.run(f"{key} · ratio {ratio:g}", "prune+finetune", run_params, metrics, curves,
+                       [paths.pruned_results(key), paths.finetuned_results(key)], parent)
+    return parents
+
+
+def log_files(run_id: str, files: list[Path]) -> None:
+    """Add files (the report, the figures) to a run as artifacts."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    for path in files:
+        client.log_artifact(run_id, str(path))

@@ -1,7 +1,9 @@
 """Training and evaluation loops, device choice and seeding.
 
-On CUDA: mixed precision (fp16 autocast + gradient scaling), channels_last and pinned memory.
-On the CPU: plain fp32, deterministic, so the same params and seed give identical metrics.
+On CUDA: bf16 autocast where the GPU supports it, else fp16 with gradient scaling; channels_last
+and cudnn's benchmark mode; `compile` runs the training steps through torch.compile. On the
+CPU: plain fp32, deterministic, so the same params and seed give identical metrics. Losses and
+accuracies are summed on the device and read once per epoch: no step waits for the host.
 """
 
 from __future__ import annotations
@@ -9,15 +11,17 @@ from __future__ import annotations
 import copy
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
-EPOCH_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")  # a `fit` record
+from prunebench.io import save_with
+from prunebench.layouts import EPOCH_COLUMNS
+from prunebench.progress import bar, say
 
 
 def pick_device(name: str) -> torch.device:
@@ -25,6 +29,8 @@ def pick_device(name: str) -> torch.device:
         raise RuntimeError("params.yaml: device = 'cuda' but no CUDA device is available; use auto or cpu")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        torch.backends.cudnn.benchmark = True  # the shapes stay fixed through a run: let cudnn pick its kernels
     return torch.device(name)
 
 
@@ -41,86 +47,147 @@ def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
     return model
 
 
-def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    if device.type == "cuda" and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+def precision(device: torch.device) -> torch.dtype | None:
+    """The autocast type: bf16 on a GPU that has it (no scaling needed), else fp16; none on the CPU."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def _forward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device):
-    """Logits, mean cross-entropy and labels of one batch (fp16 autocast on CUDA)."""
-    x, y = _to_device(x, device), y.to(device, non_blocking=True)
-    with torch.autocast(device.type, enabled=device.type == "cuda"):
+    """Logits and mean cross-entropy of one batch that `prunebench.batches` put on the device."""
+    dtype = precision(device)
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         logits = model(x)
-    return logits, nn.functional.cross_entropy(logits.float(), y), y
+    return logits, nn.functional.cross_entropy(logits.float(), y)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
-    """Mean cross-entropy and accuracy over the whole loader."""
+def evaluate(model: nn.Module, batches: Iterable, device: torch.device,
+             per_example: bool = False) -> dict[str, Any]:
+    """Mean cross-entropy and accuracy over all batches, summed on the device and read once;
+    with `per_example`, also "correct": which examples the model gets right (a bool tensor on the
+    CPU, in the batches' order), for paired comparisons."""
     model.eval()
-    loss_sum, correct, count = 0.0, 0, 0
-    for x, y in loader:
-        logits, loss, y = _forward(model, x, y, device)
-        loss_sum += loss.item() * len(y)
-        correct += (logits.argmax(1) == y).sum().item()
+    loss_sum = torch.zeros((), device=device)
+    correct, count = [], 0
+    for x, y in batches:
+        logits, loss = _forward(model, x, y, device)
+        loss_sum += loss * len(y)
+        correct.append(logits.argmax(1) == y)
         count += len(y)
-    return {"accuracy": correct / count, "loss": loss_sum / count}
+    right = torch.cat(correct)
+    result = {"accuracy": int(right.sum()) / count, "loss": float(loss_sum) / count}
+    return result | {"correct": right.cpu()} if per_example else result
+
+
+@torch.no_grad()
+def recalibrate(model: nn.Module, batches: Iterable, count: int) -> nn.Module:
+    """Re-estimate every BatchNorm's running statistics from `count` training batches (their
+    plain average; no gradient step, every other layer in eval mode): pruning changes what each
+    BatchNorm sees, so its old statistics no longer fit. Returns the model in eval mode."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    model.eval()
+    if not norms or count == 0:
+        return model
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the batches
+        norm.train()
+    for _, (x, _y) in zip(range(count), batches):
+        model(x)
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    return model.eval()
 
 
 def fit(
     model: nn.Module,
-    train_loader: DataLoader,
-    val_loader: DataLoader,
+    train_batches: Iterable,
+    val_batches: Iterable,
     cfg: dict,
     device: torch.device,
     epochs: int | None = None,
     after_step: Callable[[], None] | None = None,
     desc: str = "train",
+    checkpoint: Path | None = None,
 ) -> list[dict[str, float]]:
     """SGD with momentum and a cosine learning rate; returns one record per epoch.
 
     `after_step` runs after every optimiser step (pruning masks use it to keep removed weights
     at zero). With `cfg["patience"]` > 0 training stops once the validation loss has not
     improved for that many epochs. The weights with the best validation loss are restored.
+
+    With `checkpoint`, the state after every epoch goes there (model, optimiser, scheduler,
+    scaler, the best weights so far, the history, the RNG): a run killed at any point goes on
+    after its last finished epoch and ends as an unbroken run would (every epoch's batches come
+    from the seed and the epoch alone), and a run that finds the checkpoint finished returns at
+    once with its best weights and history. Which inputs a checkpoint may be reused for is the
+    caller's `resume.Store`.
     """
     epochs = cfg["epochs"] if epochs is None else epochs
-    history: list[dict[str, float]] = []
     if epochs == 0:
-        return history
+        return []
     optimizer = torch.optim.SGD(
         model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"]
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
-    best_loss, best_state, since_best = math.inf, None, 0
-    bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", leave=False)
-    for epoch in bar:
+    scaler = torch.amp.GradScaler(device.type, enabled=precision(device) == torch.float16)
+    state = {"history": [], "best_loss": math.inf, "best": None, "since_best": 0}
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location=device, weights_only=True)
+        if saved["done"]:
+            model.load_state_dict(saved["best"])
+            say(f"{desc}: reused, finished in {checkpoint.parent}")
+            return saved["history"]
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        scaler.load_state_dict(saved["scaler"])
+        torch.set_rng_state(saved["rng"])
+        state = {k: saved[k] for k in state}
+        say(f"{desc}: resuming after epoch {len(state['history'])} ({checkpoint.parent})")
+    runner = torch.compile(model) if cfg.get("compile") else model
+    history = state["history"]
+    epochs_bar = bar(range(len(history) + 1, epochs + 1), desc=desc, unit="epoch", leave=False)
+    for epoch in epochs_bar:
         model.train()
-        loss_sum, correct, count = 0.0, 0, 0
-        for x, y in train_loader:
-            logits, loss, y = _forward(model, x, y, device)
+        if hasattr(train_batches, "set_epoch"):
+            train_batches.set_epoch(epoch)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        count = 0
+        for x, y in train_batches:
+            logits, loss = _forward(runner, x, y, device)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             if after_step is not None:
                 after_step()
-            loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
             count += len(y)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        val = evaluate(model, val_loader, device)
-        history.append(dict(zip(EPOCH_COLUMNS, (epoch, lr, loss_sum / count, correct / count, val["loss"],
+        val = evaluate(model, val_batches, device)
+        history.append(dict(zip(EPOCH_COLUMNS, (epoch, lr, float(loss_sum) / count, int(correct) / count, val["loss"],
                                                 val["accuracy"]))))
-        bar.set_postfix(loss=f"{val['loss']:.3f}", acc=f"{val['accuracy']:.3f}")
-        if val["loss"] < best_loss:
-            best_loss, best_state, since_best = val["loss"], copy.deepcopy(model.state_dict()), 0
+        epochs_bar.set_postfix(loss=f"{val['loss']:.3f}", acc=f"{val['accuracy']:.3f}")
+        if val["loss"] < state["best_loss"]:
+            state |= {"best_loss": val["loss"], "best": copy.deepcopy(model.state_dict()), "since_best": 0}
         else:
-            since_best += 1
-            if 0 < cfg["patience"] <= since_best:
-                break
-    model.load_state_dict(best_state)
+            state["since_best"] += 1
+        stop = 0 < cfg["patience"] <= state["since_best"]
+        if checkpoint is not None:
+            done = stop or epoch == epochs
+            payload = {"done": True, "best": state["best"], "history": history} if done else \
+                state | {"done": False, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                         "rng": torch.get_rng_state()}
+            save_with(checkpoint, lambda tmp: torch.save(payload, tmp))
+        if stop:
+            break
+    model.load_state_dict(state["best"])
     return history

@@ -1,0 +1,20 @@
+"""The rows of the CSV files one stage writes and another reads, defined once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+EPOCH_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")  # a `train.fit` record
+BASE_COLUMNS = ("accuracy", "loss", "params", "nonzeros", "macs", "macs_sparse", "latency_ms")  # results/base.csv
+PHASES = ("pruned", "recalibrated", "finetuned")  # the accuracies of a pruned model, in the order they happen
+
+# the retention schedule: a plan row is the iteration, the units kept per channel group, then these
+PLAN_COLUMNS = ("iteration", "kept_percent", "removed_fraction", "budget_kept")
+# and an iteration's result (plots/methods/<m>/iterations.csv) the iteration's counts, then these
+ITERATION_COLUMNS = ("iteration", "units_kept", "removed_fraction", "budget_kept", "epochs", "val_accuracy", "val_loss",
+                     "params", "macs")
+
+
+def counts(row: dict[str, Any]) -> dict[str, int]:
+    """The units each channel group keeps in a row of the retention plan."""
+    return {k: v for k, v in row.items() if k not in PLAN_COLUMNS}
