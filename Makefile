@@ -26,6 +26,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m prunebench.offline_plots
 	touch $(STAMP)
 
 # After the run, the result is saved as the DVC experiment `make-run` (replaced on every run),

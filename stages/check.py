@@ -6,18 +6,17 @@ first. The params output is constant, so a valid change never re-runs anything d
 itself; a stage's code manifest changes exactly when a file it runs does (`prunebench.code`).
 """
 
-import sys
 from pathlib import Path
 
 from prunebench import code, paths, schema
+from prunebench.errors import reported
 from prunebench.io import write_json, write_text
-from prunebench.params import ParamError, load
+from prunebench.params import load
 
-try:
-    schema.validate(load())
-except ParamError as error:
-    sys.exit(str(error))
-write_text(paths.PARAMS_OK, "params.yaml is valid\n")
-for script in sorted(Path(__file__).parent.glob("*.py")):
-    if script.name != Path(__file__).name:
-        write_json(paths.code_manifest(script.stem), code.manifest(script))
+with reported("check"):
+    params = load()
+    schema.validate(params)
+    write_text(paths.PARAMS_OK, "params.yaml is valid\n")
+    for script in sorted(Path(__file__).parent.glob("*.py")):
+        if script.name != Path(__file__).name:
+            write_json(paths.code_manifest(script.stem), code.manifest(script, params["model"]))

@@ -2,6 +2,8 @@
 and the MLflow runs."""
 
 from prunebench.compare import compare
+from prunebench.errors import reported
 from prunebench.params import load
 
-print(compare(load()))
+with reported("compare"):
+    print(compare(load()))

@@ -2,7 +2,9 @@
 
 import sys
 
+from prunebench.errors import reported
 from prunebench.params import load
 from prunebench.pipeline import finetune_method
 
-finetune_method(sys.argv[1], load())
+with reported(f"finetune@{sys.argv[1]}"):
+    finetune_method(sys.argv[1], load())

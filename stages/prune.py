@@ -2,7 +2,9 @@
 
 import sys
 
+from prunebench.errors import reported
 from prunebench.params import load
 from prunebench.prune import prune_method
 
-prune_method(sys.argv[1], load())
+with reported(f"prune@{sys.argv[1]}"):
+    prune_method(sys.argv[1], load())

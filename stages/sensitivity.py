@@ -2,7 +2,9 @@
 (structured, by filter L1) at a time and measure validation accuracy without retraining, for
 every ratio in `sensitivity.ratios` and every seed's base model."""
 
+from prunebench.errors import reported
 from prunebench.params import load
 from prunebench.sensitivity import sweep_base_models
 
-sweep_base_models(load())
+with reported("sensitivity"):
+    sweep_base_models(load())

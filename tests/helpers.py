@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from prunebench import models
@@ -28,3 +30,14 @@ def context(batches: Iterable = (), seed: int = 0, input_shape: tuple[int, ...] 
 def prunable_zero_fraction(model: torch.nn.Module) -> float:
     weights = [m.weight for m in models.prunable_layers(model).values()]
     return sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+
+
+def write_mnist_files(raw: Path, parts: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """MNIST's raw files as torchvision reads them ("train" and "t10k": images n×28×28, labels n),
+    in the idx format: magic (0, 0, dtype 0x08 = ubyte, ndim), big-endian sizes, data."""
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, (images, labels) in parts.items():
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            (raw / f"{prefix}-{kind}-ubyte").write_bytes(
+                struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+                + array.astype(np.uint8).tobytes())

@@ -20,5 +20,6 @@ def test_a_benchmark_runs_in_smoke_mode(path, capsys):
     module.main(["--smoke"])
     output = capsys.readouterr().out
     expected = {"hessian_solver": "| resnet20 8×8 (random weights) |", "taylor_scoring": "| default cnn (digits) | 3 |",
-                "structured_latency": "speed-up / MACs reduction =", "interval_significance": "\n1 | "}[path.stem]
+                "structured_latency": "speed-up / MACs reduction =", "interval_significance": "\n1 | ",
+                "data_path": "| prunebench: uint8 on the device", "offline_plots": "remote scripts: none"}[path.stem]
     assert expected in output

@@ -1,7 +1,6 @@
 """The torchvision data sets, offline, on tiny files written in torchvision's own formats."""
 
 import pickle
-import struct
 import subprocess
 import sys
 
@@ -15,24 +14,15 @@ from prunebench import data
 from prunebench._torchvision import import_torchvision
 from prunebench.batches import batches
 
-from helpers import ROOT
+from helpers import ROOT, write_mnist_files
 
 LABELS = np.arange(100) % 10
 
 
-def write_idx(path, array: np.ndarray) -> None:
-    """The MNIST idx format: magic (0, 0, dtype 0x08 = ubyte, ndim), big-endian sizes, data."""
-    path.write_bytes(struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-                     + array.astype(np.uint8).tobytes())
-
-
 def write_mnist(root, folder: str) -> None:
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    for prefix, n in (("train", 100), ("t10k", 20)):
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", LABELS[:n])
+    write_mnist_files(root / folder / "raw", {"train": (rng.integers(0, 256, (100, 28, 28)), LABELS),
+                                              "t10k": (rng.integers(0, 256, (20, 28, 28)), LABELS[:20])})
 
 
 def write_cifar(root, classes: int) -> None:
@@ -102,6 +92,6 @@ def test_missing_data_stops_with_one_line_naming_the_path(tmp_path, cfg, name):
     done = subprocess.run([sys.executable, str(ROOT / "stages/data.py")], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode != 0
     message = done.stderr.strip()
-    assert "\n" not in message and message.startswith(f"data.root: no {name} data in {tmp_path / 'nowhere'}")
+    assert "\n" not in message and message.startswith(f"data: data.root: no {name} data in {tmp_path / 'nowhere'}")
     assert "data.download: true" in message
     assert not (tmp_path / "data").exists()

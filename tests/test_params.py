@@ -38,7 +38,9 @@ def test_default_params_are_valid_and_run_every_system_at_five_points(default_pa
         (lambda p: p["methods"]["l1_channel"].update(round_to=0), "methods.l1_channel.round_to", "integer ≥ 1"),
         (lambda p: p["data"].update(name="imagenet21k"), "data.name", "digits"),
         (lambda p: p["model"].update(name="gpt"), "model.name", "one of cnn, resnet20, resnet56, vgg11_bn"),
-        (lambda p: p["train"].update(epochs=2.5), "train.epochs", "an integer ≥ 1"),
+        (lambda p: p["train"].update(epochs=2.5), "train.epochs", "an integer ≥ 0"),
+        (lambda p: p["model"].update(checkpoint="nowhere.pt"), "model.checkpoint", "a state dict file"),
+        (lambda p: p["model"].update(name="nowhere:net"), "model.name", "cannot import it from the repository root"),
         (lambda p: p["train"].update(lr=True), "train.lr", "a number > 0"),
         (lambda p: p.update(seeds=[1, 1]), "seeds", "distinct"),
         (lambda p: p.update(device="tpu"), "device", "auto, cpu, cuda"),
@@ -90,6 +92,6 @@ def test_check_stage_exits_nonzero_with_one_line(cfg, tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "stages/check.py")], cwd=tmp_path,
                           capture_output=True, text=True)
     assert done.returncode != 0
-    assert done.stderr.strip() == ("params.yaml: ratio = 1.5: expected a number in (0, 1), or a non-empty list, "
+    assert done.stderr.strip() == ("check: params.yaml: ratio = 1.5: expected a number in (0, 1), or a non-empty list, "
                                    "each a number in (0, 1)")
     assert not (tmp_path / "checks").exists()

@@ -13,20 +13,21 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from helpers import ROOT
+from helpers import ROOT, write_mnist_files
 
 GIT_IDENTITY = {f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER")
                 for what, value in (("NAME", "test"), ("EMAIL", "test@localhost"))}
 
 
-def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def run(repo: Path, *args: str, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_TRACKING"))}
     env |= GIT_IDENTITY | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
-                           "MLFLOW_DISABLE_TELEMETRY": "true"}
+                           "MLFLOW_DISABLE_TELEMETRY": "true"} | extra_env
     done = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -182,7 +183,19 @@ def test_mlflow_holds_a_run_per_point_and_per_method_there(repo):
     assert method["params.ratio"] == "0.75" and (runs["tags.dvc_exp"] == "workspace").all()
     from mlflow.tracking import MlflowClient
 
-    assert [m.step for m in MlflowClient().get_metric_history(method["run_id"], "seed0.val_accuracy")] == [1, 2]
+    client = MlflowClient()
+    assert [m.step for m in client.get_metric_history(method["run_id"], "seed0.val_accuracy")] == [1, 2]
+    experiment = client.get_experiment_by_name("digits-cnn")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on the runs
+    dataset = client.get_run(method["run_id"]).inputs.dataset_inputs[0].dataset
+    assert dataset.name == "digits" and json.loads(dataset.profile) == {"train": 1257, "val": 270, "test": 270}
+    assert method["tags.env.cpu"] and method["tags.env.torch"].startswith("2.13")
+    model = client.download_artifacts(method["run_id"], "models/0.pt", str(repo / "downloaded"))
+    import torch
+
+    from prunebench import surgery
+    assert isinstance(torch.load(model, weights_only=True), dict)  # no pickle needed to read it
+    assert surgery.load_pruned(model)(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
 
 
 def test_nothing_reruns_and_one_ratio_runs_one_point_in_a_temporary_experiment(repo):
@@ -230,11 +243,11 @@ def test_a_bad_param_stops_before_any_stage_touches_outputs(repo):
     assert sorted(p.name for p in (repo / "models/pruned/l1_channel").iterdir()) == models_before
 
 
-def kill_when(repo: Path, target: str, marker: Path) -> None:
+def kill_when(repo: Path, target: str, marker: Path, *options: str) -> None:
     """Start `dvc repro <target>` and kill it (dvc and the stage) with SIGKILL once `marker` exists."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    repro = subprocess.Popen(["dvc", "repro", target], cwd=repo, env=env, stdout=subprocess.DEVNULL,
+    repro = subprocess.Popen(["dvc", "repro", *options, target], cwd=repo, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
     while not marker.exists():
         assert repro.poll() is None, "the stage ended before it was killed"
@@ -259,3 +272,147 @@ def test_a_killed_prune_stage_resumes_at_the_unfinished_iteration(repo):
     for column in ("pruned_accuracy", "params", "finetuned_accuracy", "finetuned_loss"):
         assert after[column].tolist() == before[column].tolist()  # the same as the run that was never interrupted
     (repo / "params.yaml").write_text(params)
+
+
+@pytest.mark.parametrize(("stage", "cache", "table", "columns"), [
+    ("train", "checkpoints/train/0", "results/base.csv", ["accuracy", "loss"]),
+    ("finetune@l1_channel", "checkpoints/finetune/l1_channel/0.5/0", "results/finetuned/l1_channel.csv",
+     ["finetuned_accuracy", "finetuned_loss", "epochs"]),
+])
+def test_a_killed_training_resumes_after_its_last_epoch_and_ends_the_same(repo, stage, cache, table, columns):
+    before = pd.read_csv(repo / table)[columns]
+    model = next((repo / ("models/base" if stage == "train" else "models/finetuned/l1_channel")).rglob("*.pt"))
+    model_bytes = model.read_bytes()
+    shutil.rmtree(repo / cache)
+    # --no-run-cache: DVC would otherwise restore the stage's outputs instead of running it
+    kill_when(repo, stage, repo / cache / "state.pt", "--force", "--single-item", "--no-run-cache")  # after epoch 1
+    assert not (repo / table).exists()
+    output = run(repo, "dvc", "repro", "--force", "--single-item", "--no-run-cache", stage)
+    assert "resuming after epoch 1" in output.stdout + output.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(repo / table)[columns], before)  # as if never interrupted
+    assert model.read_bytes() == model_bytes
+
+
+def digits_as_mnist(raw: Path) -> None:
+    """Real handwritten digits in MNIST's files: scikit-learn's 8×8 digits (0..16) upscaled to
+    28×28 uint8, 1,500 for training and 297 for testing."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.kron(digits.images, np.ones((3, 3)))  # 24×24
+    images = np.pad(images * 255 / 16, ((0, 0), (2, 2), (2, 2))).round()
+    write_mnist_files(raw, {"train": (images[:1500], digits.target[:1500]),
+                            "t10k": (images[1500:], digits.target[1500:])})
+
+
+@pytest.mark.slow
+def test_mnist_files_run_end_to_end_with_the_retention_mlp_and_a_cnn(tmp_path_factory):
+    repo = copy_project(tmp_path_factory, ["l1_channel", "interval_adjoint"])
+    root = tmp_path_factory.mktemp("data")
+    digits_as_mnist(root / "MNIST" / "raw")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"] |= {"name": "mnist", "root": str(root)}
+    params["model"] = {"name": "mlp", "hidden": [256, 64]}  # the retention system's 784-256-64-10, q = 0.8
+    params |= {"ratio": [0.5]}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(repo, "dvc", "repro")
+    assert json.loads((repo / "metrics/data.json").read_text())["dataset"] == "mnist"
+    assert params["schedule"]["retention"]["q"] == 0.8
+    iterations = pd.read_csv(repo / "plots/methods/interval_adjoint/iterations.csv")
+    assert iterations["units_kept"].iloc[0] == 320  # 256 + 64 hidden neurons
+    results = pd.read_csv(repo / "results/results.csv")
+    assert set(results["method"]) == {"l1_channel", "interval_adjoint"}
+    assert results["base_accuracy"].iloc[0] > 0.8 and (results["finetuned_accuracy"] > 0.5).all()
+
+    params["model"] = {"name": "cnn"}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    output = run(repo, "dvc", "repro").stdout
+    assert "data" not in stages_run(output) and "train" in stages_run(output)
+    results = pd.read_csv(repo / "results/results.csv")
+    assert results["base_accuracy"].iloc[0] > 0.8 and (results["reached"]).all()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_stages_log_to_a_shared_mlflow_server(repo, tmp_path):
+    import urllib.request
+
+    from mlflow.tracking import MlflowClient
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                               "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+                               "--artifacts-destination", str(tmp_path / "artifacts")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        output = run(repo, "dvc", "repro", "--force", "--single-item", "compare", MLFLOW_TRACKING_URI=uri).stdout
+        assert f"in {uri}" in output
+        client = MlflowClient(uri)
+        experiment = client.get_experiment_by_name("digits-cnn")
+        names = {r.info.run_name for r in client.search_runs([experiment.experiment_id], max_results=500)}
+        assert {"workspace · digits/cnn · macs", "l1_channel · ratio 0.75"} <= names
+        method = client.search_runs([experiment.experiment_id], "attributes.run_name = 'l1_channel · ratio 0.75'")[0]
+        assert "models" in [a.path for a in client.list_artifacts(method.info.run_id)]  # served by the server
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait()
+
+
+@pytest.mark.slow
+def test_a_queued_sweep_runs_two_at_a_time_into_one_mlflow_store(tmp_path_factory):
+    repo = copy_project(tmp_path_factory, ["magnitude", "l1_channel"])
+    run(repo, "dvc", "repro")
+    run(repo, "dvc", "exp", "save", "--name", "baseline")
+    for ratio in (0.6, 0.7, 0.8):
+        run(repo, "dvc", "exp", "run", "--queue", "--name", f"r{int(ratio * 10)}", "-S", f"ratio={ratio}")
+    run(repo, "dvc", "queue", "start", "-j", "2")
+    for _ in range(900):
+        status = run(repo, "dvc", "queue", "status").stdout
+        if status.count("Success") + status.count("Failed") >= 3:
+            break
+        time.sleep(1)
+    assert status.count("Success") == 3, status
+    runs = mlflow_runs(repo)
+    points = set(runs["tags.mlflow.runName"])
+    assert {"r6 · macs 2.5× (ratio 0.6) · digits/cnn", "r7 · macs 3.33333× (ratio 0.7) · digits/cnn",
+            "r8 · macs 5× (ratio 0.8) · digits/cnn"} <= points  # both workers wrote the one sqlite store
+    for name, ratio in (("r6", "0.6"), ("r7", "0.7"), ("r8", "0.8")):
+        mine = runs[(runs["tags.dvc_exp"] == name) & runs["tags.mlflow.runName"].str.endswith(f" · ratio {ratio}")]
+        assert sorted(mine["tags.mlflow.runName"]) == [f"l1_channel · ratio {ratio}", f"magnitude · ratio {ratio}"]
+
+
+@pytest.mark.slow
+def test_two_machines_split_the_methods_and_a_third_only_aggregates(tmp_path_factory):
+    origin = copy_project(tmp_path_factory, ["magnitude", "l1_channel"])
+    remote = tmp_path_factory.mktemp("remote")
+    run(origin, "dvc", "remote", "add", "-d", "shared", str(remote))
+    run(origin, "git", "commit", "-qam", "a shared DVC remote")
+    clones = []
+    for name in ("first", "second", "third"):
+        clone = tmp_path_factory.mktemp(name) / "repo"
+        run(origin, "git", "clone", "-q", str(origin), str(clone))
+        clones.append(clone)
+    first, second, third = clones
+    run(first, "dvc", "repro", "finetune@magnitude")
+    run(first, "dvc", "push", "--run-cache")
+    run(second, "dvc", "pull", "--run-cache")
+    second_output = run(second, "dvc", "repro", "finetune@l1_channel").stdout
+    assert "train" not in stages_run(second_output)  # the base models came from the first machine
+    run(second, "dvc", "push", "--run-cache")
+    run(third, "dvc", "pull", "--run-cache")
+    output = run(third, "dvc", "repro").stdout
+    assert stages_run(output) == {"concatenate", "compare"}
+    assert set(pd.read_csv(third / "results/results.csv")["method"]) == {"magnitude", "l1_channel"}

@@ -28,7 +28,7 @@ def test_a_pickled_object_is_refused_and_never_runs(tmp_path):
 
     path = tmp_path / "evil.pt"
     torch.save({"format": surgery.FORMAT, "spec": Payload()}, path)
-    with pytest.raises(surgery.UnsafeModelFile, match="refused"):
+    with pytest.raises(surgery.ModelFileError, match="refused"):
         surgery.load(path)
     assert not (tmp_path / "pwned").exists()
 

@@ -117,3 +117,11 @@ def test_every_output_dvc_declares_is_named_in_paths():
     declared = {out for stage in DVC.values() for kind in ("outs", "metrics")
                 for out in stage_body(stage).get(kind, [])}
     assert declared and not declared - named_paths(), sorted(declared - named_paths())
+
+
+def test_no_plot_title_breaks_the_page_dvc_writes():
+    """DVC names each plot's div after its title and calls vegaEmbed('#<id>'): a quote in a title
+    ends that string, and the plot stays blank (found with benchmarks/offline_plots.py)."""
+    titles = [next(iter(entry)) if isinstance(entry, dict) else entry
+              for entry in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]]
+    assert titles and not [t for t in titles if "'" in t or '"' in t or "\\" in t]

@@ -39,3 +39,33 @@ def test_two_workers_give_exactly_what_one_gives():
     done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["identical", "True"]  # and the seeds do differ from each other
+
+
+CLAIM = """
+import sys, time
+from pathlib import Path
+from prunebench.train import claim_gpu
+print(claim_gpu(2, Path(sys.argv[1])), flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_parallel_stages_claim_different_gpus_and_release_them_when_they_end(tmp_path):
+    """What spreads `dvc queue start -j 2` over two GPUs, without GPUs: the claims alone."""
+    def start(hold: float) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", CLAIM, str(tmp_path), str(hold)], stdout=subprocess.PIPE,
+                                text=True)
+
+    first = start(30)
+    assert first.stdout.readline().strip() == "0"
+    second = start(0)
+    assert second.stdout.readline().strip() == "1"  # 0 is held
+    second.wait()
+    third = start(0)
+    assert third.stdout.readline().strip() == "1"  # 1 is free again
+    third.wait()
+    first.kill()  # SIGKILL: the kernel drops its lock
+    first.wait()
+    fourth = start(0)
+    assert fourth.stdout.readline().strip() == "0"
+    fourth.wait()

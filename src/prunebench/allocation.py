@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from prunebench.errors import Unsupported
+
 
 def allocate(curves: dict[str, list[tuple[float, float]]], sizes: dict[str, int], target: float,
              step: float = 0.01) -> dict[str, float]:
@@ -27,7 +29,7 @@ def allocate(curves: dict[str, list[tuple[float, float]]], sizes: dict[str, int]
     budget = target * sum(sizes.values())
     reachable = sum(caps[n] * sizes[n] for n in sizes)
     if budget > reachable + 1e-9:
-        raise ValueError(f"ratio {target} needs more than the sensitivity sweep measured "
+        raise Unsupported(f"ratio {target} needs more than the sensitivity sweep measured "
                          f"(at most {reachable / sum(sizes.values()):.3f}); extend sensitivity.ratios")
     chosen = dict.fromkeys(sizes, 0.0)
     removed = 0.0

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from prunebench import measure, surgery
+from prunebench.errors import Unsupported
 from prunebench.models import prunable_layers
 
 BUDGETS = ("macs", "params", "units")
@@ -104,7 +105,7 @@ def _exponents(before: dict[str, float], after: dict[str, float], fraction: floa
     for name, value in before.items():
         e = 0.0 if value == 0 or after[name] == value else math.log(after[name] / value) / math.log(fraction)
         if abs(e - round(e)) > 1e-6:
-            raise ValueError(f"budget: the cost of {name} does not scale as a power of the channels {root} keeps; "
+            raise Unsupported(f"budget: the cost of {name} does not scale as a power of the channels {root} keeps; "
                              f"use budget: units for this model")
         exponents.append(round(e))
     return np.array(exponents, dtype=float)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import os
+
+from prunebench.errors import DEBUG, UserError, reported
 
 
 def table(_: argparse.Namespace) -> int:
@@ -15,7 +17,7 @@ def table(_: argparse.Namespace) -> int:
     from prunebench.report import winner_table
 
     if not WINNERS.exists():
-        sys.exit(f"{WINNERS} is missing: run the pipeline first (make run, or dvc repro)")
+        raise UserError(f"{WINNERS} is missing: run the pipeline first (make run, or dvc repro)")
     print(winner_table(pd.read_csv(WINNERS), load()["budget"]))
     return 0
 
@@ -28,10 +30,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from prunebench.pipeline import Workbench
     from prunebench.train import prepare_model
 
-    try:
-        model, _, _ = surgery.load(args.path)
-    except (surgery.UnsafeModelFile, ValueError, FileNotFoundError) as error:
-        sys.exit(str(error))
+    model, _, _ = surgery.load(args.path)
     bench = Workbench.open(params.load())
     print(json.dumps(bench.assess(prepare_model(model, bench.device)), indent=2))
     return 0
@@ -39,13 +38,17 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="prunebench", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help=f"show tracebacks (or set {DEBUG}=1)")
     commands = parser.add_subparsers(required=True)
     commands.add_parser("table", help=table.__doc__).set_defaults(run=table)
     ev = commands.add_parser("evaluate", help=evaluate.__doc__)
-    ev.add_argument("path", help="a .pt file written by the pipeline, e.g. models/finetuned/l1_channel/0.pt")
+    ev.add_argument("path", help="a .pt file written by the pipeline, e.g. models/finetuned/l1_channel/0.75/0.pt")
     ev.set_defaults(run=evaluate)
     args = parser.parse_args(argv)
-    return args.run(args)
+    if args.debug:
+        os.environ[DEBUG] = "1"
+    with reported("prunebench"):
+        return args.run(args)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.util
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -90,10 +94,45 @@ def closure(script: str | Path) -> list[Path]:
     return sorted({script} | {module_file(name) for name in seen})
 
 
-def manifest(script: str | Path) -> dict[str, str]:
+def user_module(model_name: str) -> Path | None:
+    """The file of the user's model factory (`model.name: package.module:function`), looked up
+    from the repository root without importing it; None for a registry model."""
+    if ":" not in model_name:
+        return None
+    with repository_on_path():
+        found = importlib.util.find_spec(model_name.partition(":")[0])
+    return Path(found.origin).resolve() if found is not None and found.origin else None
+
+
+@contextmanager
+def repository_on_path() -> Iterator[None]:
+    """Stages run from the repository root, but Python looks for modules next to the script."""
+    root = str(Path.cwd())
+    sys.path.insert(0, root)
+    try:
+        yield
+    finally:
+        sys.path.remove(root)
+
+
+def manifest(script: str | Path, model: dict | None = None) -> dict[str, str]:
     """Every file the stage script runs, named from the package's parent folder (src/ in a
-    checkout: "prunebench/..."; "stages/..." for the script), with the SHA-256 of its content."""
+    checkout: "prunebench/..."; "stages/..." for the script), with the SHA-256 of its content.
+    Files that params.yaml's `model` section names count too: the user's model factory for a stage
+    that builds models, the checkpoint for the stage that loads it (named from the repository root)."""
     script = Path(script).resolve()
+    files = closure(script)
     names = {path: (f"stages/{path.name}" if path == script else path.relative_to(SOURCE.parent).as_posix())
-             for path in closure(script)}
+             for path in files}
+    model = model or {}
+    factory = user_module(model.get("name", ""))
+    if factory is not None and module_file("prunebench.models") in files:
+        names[factory] = _from_root(factory)
+    if model.get("checkpoint") and module_file("prunebench.pretrained") in files:
+        checkpoint = Path(model["checkpoint"]).resolve()
+        names[checkpoint] = _from_root(checkpoint)
     return {names[path]: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(names, key=names.get)}
+
+
+def _from_root(path: Path) -> str:
+    return path.relative_to(Path.cwd()).as_posix() if path.is_relative_to(Path.cwd()) else path.as_posix()

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from prunebench import figures, method_plots, paths, report, tracking, workers
-from prunebench.io import read_csv, save_with, write_json, write_text
+from prunebench.io import read_csv, read_json, save_with, write_json, write_text
 from prunebench.layouts import ITERATION_COLUMNS
 from prunebench.results import load_predictions
 
@@ -32,6 +32,7 @@ def compare(params: dict[str, Any]) -> str:
     middle = sorted(results["ratio"].unique())[len(results["ratio"].unique()) // 2]  # the point shown in detail
     finetune_curves = pd.concat([pd.read_csv(paths.finetune_curves(key)).assign(method=key) for key in keys])
     train_curves = pd.read_csv(paths.TRAIN_CURVES)
+    env = read_json(paths.BASE_METRICS)["environment"]  # where the base models were trained
     layers = pd.concat([pd.read_csv(paths.method_layers(key)).assign(method=key) for key in keys])
     retained = [key for key in keys if paths.method_iterations(key).exists()]
     iterations = pd.concat([pd.read_csv(paths.method_iterations(key)).assign(method=key) for key in retained]
@@ -57,7 +58,8 @@ def compare(params: dict[str, Any]) -> str:
         "layers": lambda: [figures.plot_layers(layers, out / "layers.png")],
         "weights": lambda: [figures.plot_weights(pd.concat([pd.read_csv(paths.method_weights(key)).assign(method=key)
                                                             for key in keys]), out / "weights.png")],
-        "mlflow": lambda: tracking.log_benchmark(params, results, winners, train_curves, finetune_curves, iterations),
+        "mlflow": lambda: tracking.log_benchmark(params, results, winners, train_curves, finetune_curves, iterations,
+                                                  env),
     } | {key: (lambda key=key: _method_figures(key, iterations[iterations["method"] == key]
                                                if key in retained else None)) for key in keys}
     # MLflow's bookkeeping and the figures take about as long: two processes do them side by side
@@ -72,7 +74,7 @@ def compare(params: dict[str, Any]) -> str:
     layer_ratios = layers[layers["ratio"] == middle].groupby(["method", "layer"], sort=False)["removed"].mean() \
         .reset_index().assign(ratio=middle)
     write_text(paths.REPORT, report.markdown_report(params, results, summary, winners, pictures, layer_ratios,
-                                                    diagnostics, deployed))
+                                                    diagnostics, deployed, env))
     metrics: dict[str, dict[str, dict[str, float]]] = {}  # method → point → what `dvc exp show` compares
     for r in summary.to_dict("records"):
         metrics.setdefault(r["method"], {})[f"{r['ratio']:g}"] = {

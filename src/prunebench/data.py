@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from prunebench.errors import UserError
+
 if TYPE_CHECKING:  # the data stage decides the split without torch (seconds to import)
     import torch
     from torch.utils.data import Dataset
@@ -118,7 +120,7 @@ def _load_digits(split: Split, cfg: dict) -> Splits:
                   tuple(split["std"]))
 
 
-class DataMissing(FileNotFoundError):
+class DataMissing(UserError, FileNotFoundError):
     """The data set's files are not under data.root and may not be downloaded."""
 
 

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
+from prunebench.errors import Unsupported
+
 
 @dataclass
 class Interval:
@@ -131,10 +133,11 @@ class Propagation:
                 return "relu"
             if isinstance(module, nn.MaxPool2d):
                 if module.dilation not in (1, (1, 1)) or module.ceil_mode:
-                    raise ValueError(f"interval propagation: {target}: max pooling with dilation or ceil_mode "
+                    raise Unsupported(f"interval propagation: {target}: max pooling with dilation or ceil_mode "
                                      "is not supported")
                 return "maxpool"
-            raise ValueError(f"interval propagation: {target} ({type(module).__name__}) is not supported ({SUPPORTED})")
+            raise Unsupported(f"interval propagation: {target} ({type(module).__name__}) is not supported "
+                              f"({SUPPORTED})")
         if node.op == "call_method" and target in RESHAPES or node.op == "call_function" and target is torch.flatten:
             return "reshape"
         if node.op == "call_method" and target in SHAPE_QUERIES:
@@ -143,7 +146,7 @@ class Propagation:
             return "relu"
         if node.op == "call_function" and target in ADDS:
             return "add"
-        raise ValueError(f"interval propagation: operation {node.op} {getattr(target, '__name__', target)} "
+        raise Unsupported(f"interval propagation: operation {node.op} {getattr(target, '__name__', target)} "
                          f"is not supported ({SUPPORTED})")
 
     def _apply(self, node: fx.Node) -> Callable[[Tensor], Tensor]:
@@ -252,5 +255,5 @@ def layer_nodes(graph: fx.GraphModule, names: list[str]) -> dict[str, fx.Node]:
             found[node.target].append(node)
     for name, nodes in found.items():
         if len(nodes) != 1:
-            raise ValueError(f"interval propagation: layer {name} is called {len(nodes)} times; expected once")
+            raise Unsupported(f"interval propagation: layer {name} is called {len(nodes)} times; expected once")
     return {name: nodes[0] for name, nodes in found.items()}

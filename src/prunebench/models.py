@@ -2,15 +2,28 @@
 
 Every factory takes the data set's shape (`in_channels`, `num_classes`, `image_size`) plus
 its own keyword knobs from the `model` section, so a model description is plain data.
+`model.name` may also be the user's own factory, `package.module:function`, imported from the
+repository root; it gets the data set's shape where its signature takes it.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from collections.abc import Callable, Sequence
 
 from torch import nn
 
+from prunebench.code import repository_on_path
+from prunebench.errors import UserError
+
 MODELS: dict[str, Callable[..., nn.Module]] = {}
+SHAPE = ("in_channels", "num_classes", "image_size")  # what the data set fixes
+INITIAL = ("weights", "checkpoint", "download")  # `model` keys that choose initial weights, not the architecture
+
+
+class ModelError(UserError, ValueError):
+    """`model.name` names no model, or its factory does not build one."""
 
 
 def register(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -248,6 +261,33 @@ def spec(cfg: dict, in_channels: int, num_classes: int, image_size: int) -> dict
     return {**cfg, "in_channels": in_channels, "num_classes": num_classes, "image_size": image_size}
 
 
+def factory(name: str) -> Callable[..., nn.Module]:
+    """A registry model, or the user's `package.module:function`."""
+    if name in MODELS:
+        return MODELS[name]
+    module, _, function = name.partition(":")
+    if not function:
+        raise ModelError(f"model.name = {name!r}: expected one of {', '.join(MODELS)}, or package.module:function")
+    try:
+        with repository_on_path():
+            return getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError) as error:
+        raise ModelError(f"model.name = {name!r}: cannot import it from the repository root ({error})") from error
+
+
+def arguments(fn: Callable[..., nn.Module], description: dict) -> dict:
+    """What the factory is called with: the data set's shape where it takes it, and every other
+    architecture key of the `model` section."""
+    parameters = inspect.signature(fn).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    return {k: v for k, v in description.items()
+            if k != "name" and k not in INITIAL and (k not in SHAPE or takes_any or k in parameters)}
+
+
 def build(description: dict) -> nn.Module:
-    knobs = {k: v for k, v in description.items() if k != "name"}
-    return MODELS[description["name"]](**knobs)
+    """The architecture a description names, freshly initialised."""
+    fn = factory(description["name"])
+    model = fn(**arguments(fn, description))
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"model.name = {description['name']!r}: returned {type(model).__name__}, not an nn.Module")
+    return model

@@ -11,10 +11,12 @@ from typing import Any
 
 import yaml
 
+from prunebench.errors import UserError
+
 PARAMS_FILE = Path("params.yaml")
 
 
-class ParamError(ValueError):
+class ParamError(UserError, ValueError):
     """One line naming the key: `params.yaml: <key> = <value>: expected <what is allowed>`."""
 
 

@@ -29,6 +29,8 @@ REPORT = Path("results/report.md")
 SUMMARY_METRICS = Path("metrics/summary.json")
 COMPARE_PLOTS = Path("plots/compare")
 
+PLOTS_TEMPLATE = Path(".dvc/plots/offline.html")  # written at install: .dvc/config names it
+
 CHECKPOINTS = Path("checkpoints")  # resume caches: neither DVC outputs nor in git
 
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from prunebench import data, measure, models, paths, resume, surgery, workers
+from prunebench import data, environment, measure, models, paths, pretrained, resume, surgery, workers
 from prunebench.batches import Batches, FileBatches, batches
 from prunebench.io import read_json, write_csv, write_json
 from prunebench.layouts import EPOCH_COLUMNS
@@ -77,12 +77,12 @@ def train_base(params: dict[str, Any]) -> None:
 
     def train(seed: int) -> tuple[dict, list[dict]]:
         seed_everything(seed)
-        model = prepare_model(models.build(spec), bench.device)
+        model = prepare_model(pretrained.initial(spec), bench.device)
         store = resume.Store(paths.training_checkpoints(seed), resume.fingerprint(
             params["model"], params["train"], params["data"], params["device"], seed,
             files=[paths.SPLIT, paths.code_manifest("train")]))
         history = fit(model, bench.train_batches(seed), bench.val, params["train"], bench.device,
-                      desc=f"train seed {seed}", checkpoint=store.directory / "state.pt")
+                      desc=f"train seed {seed}", checkpoint=store.directory / "state.pt", lr_key="train.lr")
         surgery.save(paths.base_model(seed), model, spec)
         test = evaluate(model, bench.test, bench.device)
         say(f"seed {seed}: test accuracy {test['accuracy']:.4f}")
@@ -95,7 +95,8 @@ def train_base(params: dict[str, Any]) -> None:
               ("seed", *EPOCH_COLUMNS))
     write_csv(paths.BASE_RESULTS, rows)
     write_json(paths.BASE_METRICS, {"model": params["model"]["name"],
-                                    **{k: statistics.fmean(r[k] for r in rows) for k in rows[0] if k != "seed"}})
+                                    **{k: statistics.fmean(r[k] for r in rows) for k in rows[0] if k != "seed"},
+                                    "environment": environment.describe(bench.device)})
 
 
 def finetune_method(key: str, params: dict[str, Any]) -> None:
@@ -114,7 +115,7 @@ def finetune_method(key: str, params: dict[str, Any]) -> None:
         history = fit(model, bench.train_batches(seed), bench.val, params["finetune"], bench.device,
                       after_step=mask_keeper(model, masks),
                       desc=f"finetune {key} {paths.point_name(ratio)} seed {seed}",
-                      checkpoint=store.directory / "state.pt")
+                      checkpoint=store.directory / "state.pt", lr_key="finetune.lr")
         test = evaluate(model, bench.test, bench.device, per_example=True)
         surgery.save(paths.finetuned_model(key, ratio, seed), model, spec, masks)
         row = {"method": key, "ratio": ratio, "seed": seed, "finetuned_accuracy": test["accuracy"],

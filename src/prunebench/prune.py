@@ -166,7 +166,8 @@ def _by_steps(model: nn.Module, method: Method, ctx: Context, bench: Workbench, 
     def retrain(model: nn.Module, masks: Masks, step: int) -> nn.Module:
         model = prepare_model(model, bench.device)
         fit(model, bench.train_batches(seed), bench.val, bench.params["schedule"]["retrain"], bench.device,
-            after_step=mask_keeper(model, masks), desc=f"retrain step {step}")
+            after_step=mask_keeper(model, masks), desc=f"seed {seed} retrain step {step}",
+            lr_key="schedule.retrain.lr")
         return model
 
     scored = None
@@ -200,7 +201,7 @@ def _iterate(model: nn.Module, spec: dict, method: Method, ctx: Context, bench: 
     def retrain(model: nn.Module, t: int) -> list[dict]:
         seed_everything(own_seed(t))
         return fit(model, bench.train_batches(own_seed(t)), bench.val, bench.params["schedule"]["retrain"],
-                   bench.device, desc=f"iteration {t}")
+                   bench.device, desc=f"seed {seed} iteration {t}", lr_key="schedule.retrain.lr")
 
     def assess(model: nn.Module) -> dict[str, float]:
         val = evaluate(prepare_model(model, bench.device), bench.val, bench.device)

@@ -107,7 +107,7 @@ def point_table(summary: pd.DataFrame, winners: pd.DataFrame, ratio: float) -> s
 
 def markdown_report(params: dict[str, Any], results: pd.DataFrame, summary: pd.DataFrame, winners: pd.DataFrame,
                     figures: list[Path], layer_ratios: pd.DataFrame, diagnostics: dict[str, dict[str, float]],
-                    deployed: pd.DataFrame) -> str:
+                    deployed: pd.DataFrame, env: dict[str, Any]) -> str:
     budget, seeds = params["budget"], ", ".join(map(str, params["seeds"]))
     base = results.drop_duplicates("seed")
     stats_cfg = params["stats"]
@@ -170,6 +170,11 @@ def markdown_report(params: dict[str, Any], results: pd.DataFrame, summary: pd.D
                  "; every iteration is in `plots/methods/<method>/iterations.csv`.", "",
                  markdown(deployed.assign(val_accuracy=deployed["val_accuracy"].map(lambda v: f"{v:.4f}"),
                                           params=deployed["params"].map(lambda v: f"{v:,}"))), ""]
+    text += ["## Environment", "",
+             "Where the base models were trained (`metrics/base.json`): "
+             + ", ".join(f"{k} `{v}`" for k, v in env.items()) + ". The same params, seeds, code, software and "
+             "CPU give bit-identical figures (latency aside); another CPU may choose other vectorised kernels, "
+             "whose sums round differently, and then agrees within seed noise, not to the bit.", ""]
     text += [f"![{p.stem if p.parent.parent.name != 'methods' else p.parent.name + ' ' + p.stem}]({Path('..') / p})"
              for p in figures]
     return "\n".join(text) + "\n"

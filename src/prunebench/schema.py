@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+from pathlib import Path
 from typing import Any
 
 from prunebench import spec
@@ -38,12 +39,12 @@ SCHEMA: dict[str, Check | dict] = {
         "val_fraction": spec.number(0, 1, lo_open=True, hi_open=True),
         "test_fraction": spec.number(0, 1, lo_open=True, hi_open=True),
         "batch_size": spec.integer(1),
-        "num_workers": spec.integer(0),
+        "num_workers": spec.optional(spec.integer(0)),
         "download": spec.boolean(),
         "image_size": spec.optional(spec.integer(8)),
     },
     "model": {"name": spec.string()},  # and the factory's own knobs, checked below
-    "train": {"epochs": spec.integer(1), **LOOP},
+    "train": {"epochs": spec.integer(0), **LOOP},  # 0: the loaded model is the base model
     "finetune": {"epochs": spec.integer(0), **LOOP},
     "sensitivity": {"ratios": spec.list_of(spec.number(0, 1, lo_open=True, hi_open=True))},
     "schedule": {
@@ -131,16 +132,31 @@ def _check_data(data: dict[str, Any]) -> None:
         fail("data.name", data["name"], "one of " + ", ".join(DATASETS))
 
 
-def _check_model(model: dict[str, Any]) -> None:
-    from prunebench.models import MODELS
+MODEL_INITIAL = {"weights": spec.optional(spec.string()), "checkpoint": spec.optional(spec.string()),
+                 "download": spec.boolean()}
 
-    if model["name"] not in MODELS:
-        fail("model.name", model["name"], "one of " + ", ".join(MODELS))
-    knobs = [p for p in inspect.signature(MODELS[model["name"]]).parameters
-             if p not in ("in_channels", "num_classes", "image_size")]
-    for key in model:
-        if key != "name" and key not in knobs:
-            unknown(f"model.{key}", ["name", *knobs], [f"model.{k}" for k in ["name", *knobs]])
+
+def _check_model(model: dict[str, Any]) -> None:
+    from prunebench import models
+
+    if not isinstance(model["name"], str) or (model["name"] not in models.MODELS and ":" not in model["name"]):
+        fail("model.name", model["name"], "one of " + ", ".join(models.MODELS) + ", or package.module:function")
+    try:
+        parameters = inspect.signature(models.factory(model["name"])).parameters
+    except models.ModelError as error:
+        raise ParamError(f"params.yaml: {error}") from error
+    knobs = [p for p, v in parameters.items() if p not in models.SHAPE and v.kind is not v.VAR_KEYWORD]
+    takes_any = any(v.kind is v.VAR_KEYWORD for v in parameters.values())
+    for key, value in model.items():
+        if key in MODEL_INITIAL and not MODEL_INITIAL[key].ok(value):
+            fail(f"model.{key}", value, MODEL_INITIAL[key].allowed)
+        elif key != "name" and key not in MODEL_INITIAL and key not in knobs and not takes_any:
+            allowed = ["name", *MODEL_INITIAL, *knobs]
+            unknown(f"model.{key}", allowed, [f"model.{k}" for k in allowed])
+    if model.get("weights") and model.get("checkpoint"):
+        fail("model.weights", model["weights"], "null when model.checkpoint is set (one starting point)")
+    if model.get("checkpoint") and not Path(model["checkpoint"]).is_file():
+        fail("model.checkpoint", model["checkpoint"], "a state dict file (path from the repository root)")
 
 
 def _check_methods(methods: Any) -> None:

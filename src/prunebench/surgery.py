@@ -18,6 +18,7 @@ import torch_pruning as tp
 from torch import Tensor, nn
 
 from prunebench import models
+from prunebench.errors import UserError
 from prunebench.io import save_with
 
 FORMAT = "prunebench-model/1"
@@ -125,21 +126,29 @@ def save(path: str | Path, model: nn.Module, spec: dict[str, Any], masks: dict[s
     save_with(path, write)
 
 
-class UnsafeModelFile(ValueError):
-    """The file holds pickled Python objects; prunebench refuses to unpickle them."""
+class ModelFileError(UserError, ValueError):
+    """A model file that is missing, unreadable, or holds pickled Python objects (refused)."""
+
+
+def read(path: str | Path) -> Any:
+    """A torch file's tensors and plain data, never running code from it (weights_only)."""
+    if not Path(path).is_file():
+        raise ModelFileError(f"{path}: no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ModelFileError(f"{path}: refused: it holds pickled Python objects, not plain weights "
+                             "(prunebench loads models with weights_only=True)") from error
+    except (RuntimeError, EOFError, OSError) as error:
+        raise ModelFileError(f"{path}: unreadable, truncated or not a torch file "
+                             f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from error
 
 
 def load(path: str | Path) -> tuple[nn.Module, dict[str, Tensor], dict[str, Any]]:
     """Rebuild a saved model on the CPU: (model, masks, spec)."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise UnsafeModelFile(
-            f"{path}: refused: it holds pickled Python objects, not plain weights "
-            f"(prunebench loads models with weights_only=True)"
-        ) from error
+    payload = read(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a prunebench model file (expected format {FORMAT})")
+        raise ModelFileError(f"{path}: not a prunebench model file (expected format {FORMAT})")
     model = models.build(payload["spec"])
     _resize(model, payload["layers"], payload["state_dict"])
     model.load_state_dict(payload["state_dict"])

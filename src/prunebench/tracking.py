@@ -13,6 +13,8 @@ sets DVC_ROOT to the main repository there. MLFLOW_TRACKING_URI overrides the st
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import time
@@ -63,12 +65,28 @@ class Logger:
             local = (repo_root() / "mlartifacts" / experiment).as_uri()
             location = None if os.environ.get("MLFLOW_TRACKING_URI") else local
             self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+        # the UI then opens on the runs (training), not on a GenAI overview of traces
+        self.client.set_experiment_tag(self.experiment_id, "mlflow.experimentKind", "custom_model_development")
         self.tags = {"dvc_exp": os.environ.get("DVC_EXP_NAME", "workspace"), "git_commit": git_commit()}
+        self.inputs: list = []  # the data split, logged as every run's dataset input
+
+    def use_split(self, name: str, split_file: Path) -> None:
+        """Log the data split (indices and normalisation, `data/prepared/split.json`) as every later
+        run's dataset input: the data set's name, the split's digest, where it is, its sizes."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        split = split_file.read_text()
+        sizes = {part: len(indices) for part, indices in json.loads(split).items()
+                 if part in ("train", "val", "test") and isinstance(indices, list)}
+        dataset = Dataset(name, hashlib.sha256(split.encode()).hexdigest()[:16], "local", str(split_file),
+                          profile=json.dumps(sizes))
+        self.inputs = [DatasetInput(dataset, [InputTag("mlflow.data.context", "train / val / test split")])]
 
     def run(self, name: str, stage: str, params: dict[str, Any], metrics: dict[str, float],
             curves: Iterable[tuple[pd.DataFrame, str]] = (), artifacts: Iterable[Path] = (),
-            parent: str | None = None) -> str:
-        """`curves`: (frame, its step column) pairs; every other column is logged as a metric per step."""
+            parent: str | None = None, models: Path | None = None) -> str:
+        """`curves`: (frame, its step column) pairs; every other column is logged as a metric per step.
+        `models`: a folder of saved models, logged under "models/" (they load with weights_only)."""
         from mlflow.entities import Metric, Param, RunTag
 
         tags = self.tags | {"stage": stage} | ({"mlflow.parentRunId": parent} if parent else {})
@@ -84,8 +102,12 @@ class Logger:
         for start in range(0, max(len(logged), len(params_list), 1), 500):
             self.client.log_batch(run_id, metrics=logged[start:start + 500], params=params_list[start:start + 100],
                                   tags=[RunTag(k, v) for k, v in tags.items()] if start == 0 else [])
+        if self.inputs:
+            self.client.log_inputs(run_id, datasets=self.inputs)
         for path in artifacts:
             self.client.log_artifact(run_id, str(path))
+        if models is not None and models.exists():
+            self.client.log_artifacts(run_id, str(models), "models")
         self.client.set_terminated(run_id)
         return run_id
 
@@ -95,12 +117,14 @@ def experiment_name(params: dict[str, Any]) -> str:
 
 
 def log_benchmark(params: dict[str, Any], results: pd.DataFrame, winners: pd.DataFrame, train_curves: pd.DataFrame,
-                  finetune_curves: pd.DataFrame, iterations: pd.DataFrame) -> list[str]:
+                  finetune_curves: pd.DataFrame, iterations: pd.DataFrame, env: dict[str, Any]) -> list[str]:
     """Log the benchmark from the frames the compare stage read (the results table, the winners
     per point, the base training and fine-tuning curves, the retention iterations). Returns the
     ids of the benchmark run (first; `log_files` adds the report and figures to it) and of each
     point's run."""
     logger = Logger(experiment_name(params))
+    logger.tags |= {f"env.{k}": str(v) for k, v in env.items()}
+    logger.use_split(params["data"]["name"], paths.SPLIT)
     budget, experiment = params["budget"], logger.tags["dvc_exp"]
     what = f"{params['data']['name']}/{params['model']['name']}"
     top = logger.run(f"{experiment} · {what} · {budget}", "compare", params, {})
@@ -140,7 +164,8 @@ def log_benchmark(params: dict[str, Any], results: pd.DataFrame, winners: pd.Dat
                     curves.append((frame.rename(columns=lambda c, s=seed: c if c == "iteration"
                                                 else f"seed{s}.iteration_{c}"), "iteration"))
             logger.run(f"{key} · ratio {ratio:g}", "prune+finetune", run_params, metrics, curves,
-                       [paths.pruned_results(key), paths.finetuned_results(key)], parent)
+                       [paths.pruned_results(key), paths.finetuned_results(key)], parent,
+                       paths.finetuned_models(key) / paths.point_name(ratio))
     return parents
 
 

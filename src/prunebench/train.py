@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -19,19 +20,46 @@ import numpy as np
 import torch
 from torch import nn
 
+from prunebench.errors import UserError
 from prunebench.io import save_with
 from prunebench.layouts import EPOCH_COLUMNS
 from prunebench.progress import bar, say
 
 
 def pick_device(name: str) -> torch.device:
+    """`device` of params.yaml. With several GPUs, a stage takes one that no other stage holds
+    (`claim_gpu`), so parallel experiments (`dvc queue start -j N`) spread over the GPUs."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("params.yaml: device = 'cuda' but no CUDA device is available; use auto or cpu")
+        raise UserError("params.yaml: device = 'cuda' but no CUDA device is available; use auto or cpu")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        torch.backends.cudnn.benchmark = True  # the shapes stay fixed through a run: let cudnn pick its kernels
-    return torch.device(name)
+    if name != "cuda":
+        return torch.device(name)
+    torch.backends.cudnn.benchmark = True  # the shapes stay fixed through a run: let cudnn pick its kernels
+    return torch.device("cuda", claim_gpu(torch.cuda.device_count()))
+
+
+_claimed: list = []  # the lock file this process holds, open for its lifetime
+
+
+def claim_gpu(count: int, directory: Path = Path(tempfile.gettempdir())) -> int:
+    """The first of `count` GPUs whose lock no other process holds; this process holds it until it
+    ends (the kernel drops the lock when the process dies, also after SIGKILL). If all are held,
+    the GPU with the lowest index is shared."""
+    import fcntl
+
+    if _claimed:
+        return _claimed[0][0]
+    for index in range(count):
+        lock = open(directory / f"prunebench-gpu-{index}.lock", "w")  # noqa: SIM115 (held open on purpose)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        _claimed.append((index, lock))
+        return index
+    return 0
 
 
 def seed_everything(seed: int) -> None:
@@ -102,6 +130,10 @@ def recalibrate(model: nn.Module, batches: Iterable, count: int) -> nn.Module:
     return model.eval()
 
 
+class Diverged(UserError, FloatingPointError):
+    """Training produced a loss that is not finite."""
+
+
 def fit(
     model: nn.Module,
     train_batches: Iterable,
@@ -112,6 +144,7 @@ def fit(
     after_step: Callable[[], None] | None = None,
     desc: str = "train",
     checkpoint: Path | None = None,
+    lr_key: str = "train.lr",
 ) -> list[dict[str, float]]:
     """SGD with momentum and a cosine learning rate; returns one record per epoch.
 
@@ -125,6 +158,9 @@ def fit(
     from the seed and the epoch alone), and a run that finds the checkpoint finished returns at
     once with its best weights and history. Which inputs a checkpoint may be reused for is the
     caller's `resume.Store`.
+
+    A loss that is not finite stops training with a `Diverged` error that names `desc`, the epoch
+    and `lr_key`, the params.yaml key to lower.
     """
     epochs = cfg["epochs"] if epochs is None else epochs
     if epochs == 0:
@@ -172,6 +208,10 @@ def fit(
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         val = evaluate(model, val_batches, device)
+        for name, value in (("training", float(loss_sum) / count), ("validation", val["loss"])):
+            if not math.isfinite(value):
+                raise Diverged(f"{desc}, epoch {epoch}: the {name} loss is {value} (diverged); "
+                               f"lower {lr_key} (now {cfg['lr']:g})")
         history.append(dict(zip(EPOCH_COLUMNS, (epoch, lr, float(loss_sum) / count, int(correct) / count, val["loss"],
                                                 val["accuracy"]))))
         epochs_bar.set_postfix(loss=f"{val['loss']:.3f}", acc=f"{val['accuracy']:.3f}")

@@ -8,6 +8,7 @@ from itertools import islice
 import torch
 from torch import nn
 
+from prunebench.errors import Unsupported
 from prunebench.methods.base import ChannelKnobs, Method, RankingKnobs, Scored, knob
 from prunebench.methods.l1_channel import L1Channel
 from prunebench.spec import boolean, integer, number
@@ -57,7 +58,7 @@ class Slimming(Method):
         modules = dict(model.named_modules())
         norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
         if not norms:
-            raise ValueError("slimming ranks channels by BatchNorm scales, and this model has no BatchNorm")
+            raise Unsupported("slimming ranks channels by BatchNorm scales, and this model has no BatchNorm")
         if cfg.sparsity > 0 and cfg.sparsity_epochs > 0:
             optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
             model.train()
