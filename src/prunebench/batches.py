@@ -12,7 +12,6 @@ resumed at epoch e sees the batches an unbroken run would have.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 
 import torch
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from prunebench import workers
 from prunebench.data import Images, Splits
 
 PAD = 4  # pixels of zero padding before the random crop (torchvision's RandomCrop(padding=4) on CIFAR)
@@ -123,7 +123,7 @@ class FileBatches:
 
 def default_workers() -> int:
     """DataLoader workers when data.num_workers is null: the cores this process may use, at most 8."""
-    return min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return min(8, workers.cores())
 
 
 def batches(part: Images | Dataset, splits: Splits, cfg: dict, device: torch.device, train: bool = False,

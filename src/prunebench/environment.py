@@ -9,11 +9,12 @@ the results (metrics/base.json, the report, MLflow).
 
 from __future__ import annotations
 
-import os
 import platform
 from pathlib import Path
 
 import torch
+
+from prunebench import workers
 
 
 def cpu_model() -> str:
@@ -29,7 +30,7 @@ def describe(device: torch.device) -> dict[str, str | int]:
     """The facts that decide whether two runs can agree to the bit."""
     facts: dict[str, str | int] = {
         "cpu": cpu_model(), "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
-        "cores": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
+        "cores": workers.cores(), "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__, "python": platform.python_version(), "os": platform.platform(terse=True),
         "device": device.type,
     }

@@ -32,12 +32,16 @@ def _worker() -> None:
     progress.shown = False
 
 
+def cores() -> int:
+    """The cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def count(setting: int | None, device_type: str = "cpu") -> int:
     """Worker processes for params.yaml `workers` (null: the cores this process may use; 1 on CUDA)."""
     if device_type == "cuda":
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return setting or cores
+    return setting or cores()
 
 
 def run(work: Callable[[Job], Any], jobs: Sequence[Job], workers: int) -> Iterator[Any]:
