@@ -12,7 +12,6 @@ import copy
 
 import torch
 from torch import nn
-from torch.utils import benchmark
 
 
 def count_params(model: nn.Module) -> int:
@@ -79,6 +78,8 @@ def latency_ms(model: nn.Module, input_shape: tuple[int, ...], batch: int, warmu
                device: torch.device) -> float:
     """Median wall time of one forward pass over a batch (torch.utils.benchmark, which
     synchronises CUDA), after `warmup` untimed passes, on the stage's threads."""
+    from torch.utils import benchmark  # here: it imports setuptools (0.14 s), and most stages time nothing
+
     model.eval()
     x = torch.randn(batch, *input_shape, device=device)
     if device.type == "cuda":

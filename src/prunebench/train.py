@@ -23,6 +23,7 @@ from torch import nn
 from prunebench.errors import UserError
 from prunebench.io import save_with
 from prunebench.layouts import EPOCH_COLUMNS
+from prunebench.optim import SGD, cosine
 from prunebench.progress import bar, say
 
 
@@ -165,10 +166,7 @@ def fit(
     epochs = cfg["epochs"] if epochs is None else epochs
     if epochs == 0:
         return []
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"]
-    )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    optimizer = SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
     scaler = torch.amp.GradScaler(device.type, enabled=precision(device) == torch.float16)
     state = {"history": [], "best_loss": math.inf, "best": None, "since_best": 0}
     if checkpoint is not None and checkpoint.exists():
@@ -179,7 +177,6 @@ def fit(
             return saved["history"]
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
         scaler.load_state_dict(saved["scaler"])
         torch.set_rng_state(saved["rng"])
         state = {k: saved[k] for k in state}
@@ -188,6 +185,7 @@ def fit(
     history = state["history"]
     epochs_bar = bar(range(len(history) + 1, epochs + 1), desc=desc, unit="epoch", leave=False)
     for epoch in epochs_bar:
+        optimizer.lr = lr = cosine(cfg["lr"], epoch - 1, epochs)
         model.train()
         if hasattr(train_batches, "set_epoch"):
             train_batches.set_epoch(epoch)
@@ -205,8 +203,6 @@ def fit(
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             count += len(y)
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
         val = evaluate(model, val_batches, device)
         for name, value in (("training", float(loss_sum) / count), ("validation", val["loss"])):
             if not math.isfinite(value):
@@ -224,7 +220,7 @@ def fit(
             done = stop or epoch == epochs
             payload = {"done": True, "best": state["best"], "history": history} if done else \
                 state | {"done": False, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                         "scaler": scaler.state_dict(),
                          "rng": torch.get_rng_state()}
             save_with(checkpoint, lambda tmp: torch.save(payload, tmp))
         if stop:

@@ -11,6 +11,7 @@ from torch import nn
 from prunebench.errors import Unsupported
 from prunebench.methods.base import ChannelKnobs, Method, RankingKnobs, Scored, knob
 from prunebench.methods.l1_channel import L1Channel
+from prunebench.optim import SGD
 from prunebench.spec import boolean, integer, number
 from prunebench.surgery import channel_groups, gate_points
 
@@ -60,7 +61,7 @@ class Slimming(Method):
         if not norms:
             raise Unsupported("slimming ranks channels by BatchNorm scales, and this model has no BatchNorm")
         if cfg.sparsity > 0 and cfg.sparsity_epochs > 0:
-            optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+            optimizer = SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
             model.train()
             for _ in range(cfg.sparsity_epochs):
                 for x, y in islice(ctx.batches(), cfg.sparsity_batches):
