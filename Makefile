@@ -32,8 +32,8 @@ $(STAMP): pyproject.toml
 # After the run, the result is saved as the DVC experiment `make-run` (replaced on every run),
 # so `dvc exp show` keeps it next to the experiments run afterwards.
 run: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
-	PATH="$(CURDIR)/$(BIN):$$PATH" dvc exp save --force --name make-run --quiet
+	PATH="$(abspath $(BIN)):$$PATH" dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" dvc exp save --force --name make-run --quiet
 	$(BIN)/prunebench table
 
 test: install
