@@ -42,7 +42,10 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -m ''
 
+# MLflow 3.17's UI opens experiments on its GenAI overview: the compare stage prints the link to
+# the training runs (…/#/experiments/<id>?workflowType=machine_learning).
 ui: install
+	@echo "The training runs: the link the compare stage printed, or 'Model training' in the UI's sidebar"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
 clean:

@@ -84,11 +84,15 @@ def copy_project(tmp_path_factory, methods: list[str] | None) -> Path:
     return repo
 
 
+REPRO_OUTPUT: dict[Path, str] = {}  # what the module's `dvc repro` printed, per repository
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     repo = copy_project(tmp_path_factory, METHODS)
     output = run(repo, "dvc", "repro").stdout
     assert stages_run(output) >= {"check", "data", "train", "sensitivity", "prune@l1_channel", "compare"}
+    REPRO_OUTPUT[repo] = output
     return repo
 
 
@@ -168,6 +172,9 @@ def test_the_curves_the_winners_and_the_report(repo):
     assert all(len(definitions) == 1 for definitions in rendered["data"].values())
     table = run(repo, "prunebench", "table").stdout
     assert table.splitlines()[0].startswith("| budget") and "macs 4× (ratio 0.75)" in table
+    saved = json.loads(run(repo, "prunebench", "evaluate", "models/finetuned/l1_channel/0.75/0.pt").stdout)
+    row = pd.read_csv(repo / "results/results.csv").query("method == 'l1_channel' and ratio == 0.75 and seed == 0")
+    assert saved["accuracy"] == row["finetuned_accuracy"].item() and saved["macs"] == row["macs"].item()
 
 
 def test_mlflow_holds_a_run_per_point_and_per_method_there(repo):
@@ -187,10 +194,15 @@ def test_mlflow_holds_a_run_per_point_and_per_method_there(repo):
     client = MlflowClient()
     assert [m.step for m in client.get_metric_history(method["run_id"], "seed0.val_accuracy")] == [1, 2]
     experiment = client.get_experiment_by_name("digits-cnn")
-    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on the runs
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # no "which kind?" prompt
+    # MLflow 3.17's UI opens on its GenAI overview unless the link asks for the training runs
+    assert f"#/experiments/{experiment.experiment_id}?workflowType=machine_learning" in REPRO_OUTPUT[repo]
     dataset = client.get_run(method["run_id"]).inputs.dataset_inputs[0].dataset
     assert dataset.name == "digits" and json.loads(dataset.profile) == {"train": 1257, "val": 270, "test": 270}
     assert method["tags.env.cpu"] and method["tags.env.torch"].startswith("2.13")
+    tables = [a.path for folder in ("results/pruned", "results/finetuned")
+              for a in client.list_artifacts(method["run_id"], folder)]
+    assert tables == ["results/pruned/l1_channel.csv", "results/finetuned/l1_channel.csv"]  # same name, both kept
     model = client.download_artifacts(method["run_id"], "models/0.pt", str(repo / "downloaded"))
     import torch
 

@@ -26,13 +26,17 @@ def evaluate(args: argparse.Namespace) -> int:
     """Test accuracy and cost of a saved model file, on the prepared split."""
     import json
 
-    from prunebench import params, surgery
+    from prunebench import measure, params, surgery
     from prunebench.pipeline import Workbench
+    from prunebench.train import evaluate as test_metrics
     from prunebench.train import prepare_model
 
     model, _, _ = surgery.load(args.path)
     bench = Workbench.open(params.load())
-    print(json.dumps(bench.assess(prepare_model(model, bench.device)), indent=2))
+    model = prepare_model(model, bench.device)
+    print(json.dumps(test_metrics(model, bench.test, bench.device)
+                     | measure.profile(model, bench.splits.input_shape, bench.params["measure"], bench.device),
+                     indent=2))
     return 0
 
 

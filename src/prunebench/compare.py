@@ -81,9 +81,10 @@ def compare(params: dict[str, Any]) -> str:
             "finetuned_accuracy": r["finetuned_accuracy_mean"],
             "recalibrated_accuracy": r["recalibrated_accuracy_mean"], "reduction": r["reduction_mean"]}
     write_json(paths.SUMMARY_METRICS, metrics)
-    runs = done["mlflow"]
+    experiment, runs = done["mlflow"]
     tracking.log_files(runs[0], [paths.RESULTS, paths.SUMMARY, paths.WINNERS, paths.REPORT, *pictures])
-    print(f"MLflow: the benchmark and {len(runs) - 1} point runs in {tracking.tracking_uri()}")
+    print(f"MLflow: the benchmark and {len(runs) - 1} point runs in {tracking.tracking_uri()}; "
+          f"the training runs: {tracking.runs_page(experiment)} (make ui serves the local store)")
     return report.winner_table(winners, params["budget"])
 
 

@@ -86,7 +86,8 @@ class Logger:
             curves: Iterable[tuple[pd.DataFrame, str]] = (), artifacts: Iterable[Path] = (),
             parent: str | None = None, models: Path | None = None) -> str:
         """`curves`: (frame, its step column) pairs; every other column is logged as a metric per step.
-        `models`: a folder of saved models, logged under "models/" (they load with weights_only)."""
+        `artifacts`: files, each at its repository path; `models`: a folder of saved models, logged
+        under "models/" (they load with weights_only)."""
         from mlflow.entities import Metric, Param, RunTag
 
         tags = self.tags | {"stage": stage} | ({"mlflow.parentRunId": parent} if parent else {})
@@ -105,7 +106,7 @@ class Logger:
         if self.inputs:
             self.client.log_inputs(run_id, datasets=self.inputs)
         for path in artifacts:
-            self.client.log_artifact(run_id, str(path))
+            log_file(self.client, run_id, path)
         if models is not None and models.exists():
             self.client.log_artifacts(run_id, str(models), "models")
         self.client.set_terminated(run_id)
@@ -116,12 +117,22 @@ def experiment_name(params: dict[str, Any]) -> str:
     return f"{params['data']['name']}-{params['model']['name']}"
 
 
+def runs_page(experiment_id: str) -> str:
+    """The UI's page of the experiment's training runs. MLflow 3.17's UI opens an experiment in its
+    GenAI mode (traces, token usage) unless the link asks for model training, whatever the
+    experiment's kind (seen in headless chromium); `make ui` serves the local store on port 5000."""
+    uri = tracking_uri()
+    base = uri if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
+
+
 def log_benchmark(params: dict[str, Any], results: pd.DataFrame, winners: pd.DataFrame, train_curves: pd.DataFrame,
-                  finetune_curves: pd.DataFrame, iterations: pd.DataFrame, env: dict[str, Any]) -> list[str]:
+                  finetune_curves: pd.DataFrame, iterations: pd.DataFrame,
+                  env: dict[str, Any]) -> tuple[str, list[str]]:
     """Log the benchmark from the frames the compare stage read (the results table, the winners
     per point, the base training and fine-tuning curves, the retention iterations). Returns the
-    ids of the benchmark run (first; `log_files` adds the report and figures to it) and of each
-    point's run."""
+    experiment's id and the ids of the benchmark run (first; `log_files` adds the report and
+    figures to it) and of each point's run."""
     logger = Logger(experiment_name(params))
     logger.tags |= {f"env.{k}": str(v) for k, v in env.items()}
     logger.use_split(params["data"]["name"], paths.SPLIT)
@@ -166,7 +177,7 @@ def log_benchmark(params: dict[str, Any], results: pd.DataFrame, winners: pd.Dat
             logger.run(f"{key} · ratio {ratio:g}", "prune+finetune", run_params, metrics, curves,
                        [paths.pruned_results(key), paths.finetuned_results(key)], parent,
                        paths.finetuned_models(key) / paths.point_name(ratio))
-    return parents
+    return logger.experiment_id, parents
 
 
 def log_files(run_id: str, files: list[Path]) -> None:
@@ -175,4 +186,10 @@ def log_files(run_id: str, files: list[Path]) -> None:
 
     client = MlflowClient(tracking_uri())
     for path in files:
-        client.log_artifact(run_id, str(path))
+        log_file(client, run_id, path)
+
+
+def log_file(client, run_id: str, path: Path) -> None:
+    """One file, at its path in the repository: files of the same name stay apart
+    (results/pruned/lamp.csv and results/finetuned/lamp.csv, every Taylor method's gradient_flow.png)."""
+    client.log_artifact(run_id, str(path), artifact_path=path.parent.as_posix())
