@@ -68,11 +68,6 @@ def costs(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[dict[str, flo
     return totals, layers
 
 
-def sparse_macs(model: nn.Module, per_layer: dict[str, float]) -> float:
-    """Total MACs with each weighted layer's MACs scaled by the density of its weight."""
-    return sum(sparse_layer_macs(model, per_layer).values())
-
-
 @torch.no_grad()
 def latency_ms(model: nn.Module, input_shape: tuple[int, ...], batch: int, warmup: int, min_run_time: float,
                device: torch.device) -> float:

@@ -253,10 +253,3 @@ def prune_in_steps(model: nn.Module, method: Method, ctx: Context, kept: Callabl
         if step < iterations:
             pruned.model = retrain(pruned.model, pruned.masks, step)
     return pruned, choice
-
-
-def layer_sparsity(base: dict[str, Tensor], layers: dict[str, nn.Module]) -> dict[str, float]:
-    """Achieved fraction of each layer's original weights that are zero or removed."""
-    return {name: 1 - int(torch.count_nonzero(layers[name].weight)) / weight.numel()
-            for name, weight in base.items()}
-
