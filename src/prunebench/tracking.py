@@ -65,7 +65,7 @@ class Logger:
             local = (repo_root() / "mlartifacts" / experiment).as_uri()
             location = None if os.environ.get("MLFLOW_TRACKING_URI") else local
             self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
-        # the UI then opens on the runs (training), not on a GenAI overview of traces
+        # spares the UI's "which kind of experiment?" prompt; it still opens on its GenAI overview (`runs_page`)
         self.client.set_experiment_tag(self.experiment_id, "mlflow.experimentKind", "custom_model_development")
         self.tags = {"dvc_exp": os.environ.get("DVC_EXP_NAME", "workspace"), "git_commit": git_commit()}
         self.inputs: list = []  # the data split, logged as every run's dataset input
