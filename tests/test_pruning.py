@@ -4,7 +4,7 @@ import torch
 from prunebench import methods, models
 from prunebench.batches import batches
 from prunebench.budget import ChannelCost, WeightCost
-from prunebench.pruning import mask_keeper, prune_in_steps, prune_step, select_weights
+from prunebench.pruning import WeightRanking, mask_keeper, prune_in_steps, prune_step, select_weights
 from prunebench.train import fit
 
 from helpers import context, prunable_zero_fraction, small_cnn
@@ -24,6 +24,26 @@ def test_select_weights_removes_exactly_the_requested_fraction(scope, ratio):
     if scope == "layer":
         for mask in masks.values():
             assert int((~mask).sum()) == round(ratio * mask.numel())
+
+
+def test_a_ranking_sorts_only_the_scope_it_is_asked_for_and_removes_the_lowest_scores():
+    """Sorting every weight of a large model together takes seconds (vgg16: 34 M weights), so a
+    per-layer ranking must never do it, nor a method that brings its own masks sort at all."""
+    model = small_cnn()
+    layers = models.prunable_layers(model)
+    scores = {n: m.weight.abs() for n, m in layers.items()}
+    ranking = WeightRanking(layers, scores, {})
+    assert "per_layer" not in vars(ranking) and "overall" not in vars(ranking)
+    per_layer = ranking.masks(0.5, "layer")
+    assert "per_layer" in vars(ranking) and "overall" not in vars(ranking)
+    for name, layer in layers.items():  # the removed half of each layer lies below the kept half
+        w, keep = layer.weight.abs(), per_layer[f"{name}.weight"]
+        assert w[~keep].max() <= w[keep].min()
+    overall = ranking.masks(0.5, "global")
+    everything = torch.cat([m.weight.abs().flatten() for m in layers.values()])
+    kept = torch.cat([overall[f"{n}.weight"].flatten() for n in layers])
+    assert everything[~kept].max() <= everything[kept].min()
+    assert int((~kept).sum()) == round(0.5 * len(everything))
 
 
 def test_magnitude_removes_the_smallest_weights_of_each_layer():

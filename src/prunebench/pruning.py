@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -38,22 +39,29 @@ class Pruned:
 
 
 class WeightRanking:
-    """The order in which scores remove weights, per layer and over all layers, sorted once so that
-    masks for many fractions (the budget search) cost no sort. Weights already masked (`masks`)
-    go first, so iterative pruning never revives one."""
+    """The order in which scores remove weights, per layer and over all layers, each sorted once,
+    on first use, so that masks for many fractions (the budget search) cost no sort, and a scope
+    never used is never sorted (a stable sort of vgg16's 34 M weights takes seconds). Weights
+    already masked (`masks`) go first, so iterative pruning never revives one."""
 
     def __init__(self, layers: dict[str, nn.Module], scores: dict[str, Tensor], masks: Masks):
         self.layers, self.shapes = layers, {name: scores[name].shape for name in layers}
-        flat = []
+        self.flat = []
         for name in layers:
             s = scores[name].detach().float().cpu().flatten().clone()
             previous = masks.get(f"{name}.weight")
             if previous is not None:  # coarser scores (e.g. one per kernel): a unit is gone when all of it is
                 s[~previous.reshape(*scores[name].shape, -1).any(-1).flatten()] = -torch.inf
-            flat.append(s)
-        self.sizes = [len(s) for s in flat]
-        self.per_layer = {name: torch.argsort(s, stable=True) for name, s in zip(layers, flat)}
-        self.overall = torch.argsort(torch.cat(flat), stable=True)
+            self.flat.append(s)
+        self.sizes = [len(s) for s in self.flat]
+
+    @cached_property
+    def per_layer(self) -> dict[str, Tensor]:
+        return {name: torch.argsort(s, stable=True) for name, s in zip(self.layers, self.flat)}
+
+    @cached_property
+    def overall(self) -> Tensor:
+        return torch.argsort(torch.cat(self.flat), stable=True)
 
     def masks(self, ratio: float | dict[str, float], scope: str) -> Masks:
         """Keep-masks removing exactly round(ratio · n) weights, the lowest-scoring ones, per layer
