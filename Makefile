@@ -16,7 +16,7 @@ export GIT_COMMITTER_NAME := prunebench
 export GIT_COMMITTER_EMAIL := prunebench@localhost
 endif
 
-.PHONY: install run test test-all ui clean
+.PHONY: install run lint test test-all ui clean
 
 install: $(STAMP)
 
@@ -25,8 +25,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	$(BIN)/python -m prunebench.offline_plots
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	$(BIN)/python -m prunebench.report.offline_plots
 	touch $(STAMP)
 
 # After the run, the result is saved as the DVC experiment `make-run` (replaced on every run),
@@ -35,6 +35,12 @@ run: install
 	PATH="$(abspath $(BIN)):$$PATH" dvc repro
 	PATH="$(abspath $(BIN)):$$PATH" dvc exp save --force --name make-run --quiet
 	$(BIN)/prunebench table
+
+# What CI checks before the tests (and the pre-commit hooks before a commit): format, lint, types.
+lint: install
+	$(BIN)/ruff format --check src tests benchmarks stages
+	$(BIN)/ruff check src tests benchmarks stages
+	$(BIN)/mypy
 
 test: install
 	$(BIN)/python -m pytest

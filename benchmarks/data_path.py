@@ -17,14 +17,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from prunebench import models
-from prunebench._torchvision import import_torchvision
-from prunebench.batches import Batches
-from prunebench.data import Images, Splits
-from prunebench.train import fit, pick_device, prepare_model
+from prunebench.params import Loop
+from prunebench.runtime import pick_device
+from prunebench.training import models
+from prunebench.training._torchvision import import_torchvision
+from prunebench.training.batches import Batches
+from prunebench.training.data import Images, Splits
+from prunebench.training.loops import fit, prepare_model
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # CIFAR-10's
-LOOP = {"epochs": 1, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "patience": 0, "compile": False}
+LOOP = Loop(epochs=1, compile=False, lr=0.05, momentum=0.9, weight_decay=5e-4, patience=0)
 
 
 class PilImages(Dataset):
@@ -43,8 +45,7 @@ class PilImages(Dataset):
 
 
 def plain_loop(model: nn.Module, loader: DataLoader, device: torch.device) -> None:
-    optimizer = torch.optim.SGD(model.parameters(), lr=LOOP["lr"], momentum=LOOP["momentum"],
-                                weight_decay=LOOP["weight_decay"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=LOOP.lr, momentum=LOOP.momentum, weight_decay=LOOP.weight_decay)
     model.train()
     for x, y in loader:
         x, y = x.to(device), y.to(device)
@@ -68,8 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)  # HWC, as CIFAR's files hold them
     labels = rng.integers(0, 10, n)
     t = import_torchvision().transforms
-    transform = t.Compose([t.RandomCrop(size, padding=4), t.RandomHorizontalFlip(), t.ToTensor(),
-                           t.Normalize(MEAN, STD)])
+    transform = t.Compose(
+        [t.RandomCrop(size, padding=4), t.RandomHorizontalFlip(), t.ToTensor(), t.Normalize(MEAN, STD)]
+    )
     loader = DataLoader(PilImages(images, labels, transform), batch_size=batch, shuffle=True, num_workers=0)
     part = Images(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)).to(device)
     splits = Splits(part, part, part, 3, 10, size, 255.0, MEAN, STD, "crop_flip")
@@ -83,9 +85,10 @@ def main(argv: list[str] | None = None) -> None:
         fit(m, Batches(part, splits, batch, train=True), val, LOOP, device, desc="benchmark")
 
     results = {}
-    for name, run in (("plain: DataLoader + PIL transforms, fp32, .item() per step", lambda m: plain_loop(m, loader,
-                                                                                                       device)),
-                      ("prunebench: uint8 on the device, batch augmentation, train.fit", new_path)):
+    for name, run in (
+        ("plain: DataLoader + PIL transforms, fp32, .item() per step", lambda m: plain_loop(m, loader, device)),
+        ("prunebench: uint8 on the device, batch augmentation, train.fit", new_path),
+    ):
         m = model()
         run(m)  # warm-up (allocator, cuDNN autotuning)
         if device.type == "cuda":
@@ -95,9 +98,11 @@ def main(argv: list[str] | None = None) -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
         results[name] = n / (time.perf_counter() - start)
-    print(f"torch {torch.__version__}, device {device}"
-          f"{' (' + torch.cuda.get_device_name() + ')' if device.type == 'cuda' else ''}, "
-          f"{torch.get_num_threads()} threads; resnet56 {size}×{size}, batch {batch}, {steps} steps")
+    print(
+        f"torch {torch.__version__}, device {device}"
+        f"{' (' + torch.cuda.get_device_name() + ')' if device.type == 'cuda' else ''}, "
+        f"{torch.get_num_threads()} threads; resnet56 {size}×{size}, batch {batch}, {steps} steps"
+    )
     print("| path | images/s |\n|---|---|")
     for name, rate in results.items():
         print(f"| {name} | {rate:,.0f} |")

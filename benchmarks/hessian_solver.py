@@ -15,10 +15,12 @@ import time
 
 import torch
 
-from prunebench import models, params, paths, surgery
-from prunebench.hessian import HessianOperator, top_eigenpairs
-from prunebench.models import prunable_layers
-from prunebench.pipeline import Workbench
+from prunebench import params, paths
+from prunebench.pruning import surgery
+from prunebench.pruning.hessian import HessianOperator, top_eigenpairs
+from prunebench.stages.workbench import Workbench
+from prunebench.training import models
+from prunebench.training.models import prunable_layers
 
 
 def measure(name: str, model: torch.nn.Module, batches, k: int, iterations: int) -> str:
@@ -35,8 +37,10 @@ def measure(name: str, model: torch.nn.Module, batches, k: int, iterations: int)
     start = time.perf_counter()
     pairs = top_eigenpairs(operator, k, iterations, 1e-3, torch.Generator().manual_seed(0))
     seconds = time.perf_counter() - start
-    return (f"| {name} | {operator.size:,} | {sum(len(y) for _, y in batches)} | {per_second:.1f} "
-            f"| {seconds:.1f} | {operator.calls} | {float(pairs.values[0]):.3g} … {float(pairs.values[-1]):.3g} |")
+    return (
+        f"| {name} | {operator.size:,} | {sum(len(y) for _, y in batches)} | {per_second:.1f} "
+        f"| {seconds:.1f} | {operator.calls} | {float(pairs.values[0]):.3g} … {float(pairs.values[-1]):.3g} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

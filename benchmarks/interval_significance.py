@@ -14,15 +14,17 @@ import time
 
 import torch
 
-from prunebench import interval, methods, models, paths, retention, surgery
-from prunebench.interval import Interval, Propagation
+from prunebench import paths
 from prunebench.layouts import counts
-from prunebench.methods import Context
-from prunebench.methods.interval_adjoint import input_box
-from prunebench.params import load
-from prunebench.pipeline import Workbench
-from prunebench.pruning import prune_to_counts
-from prunebench.train import evaluate
+from prunebench.params import MethodEntry, load
+from prunebench.pruning import interval, methods, retention, surgery
+from prunebench.pruning.interval import Interval, Propagation
+from prunebench.pruning.methods import Context
+from prunebench.pruning.methods.interval_adjoint import input_box
+from prunebench.pruning.steps import prune_to_counts
+from prunebench.stages.workbench import Workbench
+from prunebench.training import models
+from prunebench.training.loops import evaluate
 
 
 def widths(model: torch.nn.Module, box: Interval) -> tuple[float, dict[str, float]]:
@@ -49,21 +51,31 @@ def main(argv: list[str] | None = None) -> None:
         params = load()
         bench = Workbench.open(params)
         base = surgery.load(paths.base_model(params["seeds"][0]))[0]
-        train, val, device, q, size = bench.train_batches(0), bench.val, bench.device, \
-            params["schedule"]["retention"]["q"], 32
+        train, val, device, q, size = (
+            bench.train_batches(0),
+            bench.val,
+            bench.device,
+            params["schedule"]["retention"]["q"],
+            32,
+        )
     shape = tuple(next(iter(train))[0].shape[1:])
     seconds, mean_widths = widths(base.eval(), input_box(iter(train), (0, 100)))
-    print(f"default cnn: interval pass {seconds * 1000:.1f} ms; mean width per layer:",
-          {k: f"{v:.3g}" for k, v in mean_widths.items()})
+    print(
+        f"default cnn: interval pass {seconds * 1000:.1f} ms; mean width per layer:",
+        {k: f"{v:.3g}" for k, v in mean_widths.items()},
+    )
     torch.manual_seed(0)
     deep = models.build(models.spec({"name": "resnet56"}, 3, 10, size)).eval()
-    deep_box = Interval(-2 * torch.ones(1, 3, size, size, dtype=torch.float64),
-                        2 * torch.ones(1, 3, size, size, dtype=torch.float64))
+    deep_box = Interval(
+        -2 * torch.ones(1, 3, size, size, dtype=torch.float64), 2 * torch.ones(1, 3, size, size, dtype=torch.float64)
+    )
     seconds, deep_widths = widths(deep, deep_box)
     names = list(deep_widths)
     shown = [names[0], names[len(names) // 2], names[-1]]
-    print("resnet56 (random weights, box [-2, 2]): interval pass "
-          f"{seconds:.2f} s; mean width at " + ", ".join(f"{n} {deep_widths[n]:.3g}" for n in shown))
+    print(
+        "resnet56 (random weights, box [-2, 2]): interval pass "
+        f"{seconds:.2f} s; mean width at " + ", ".join(f"{n} {deep_widths[n]:.3g}" for n in shown)
+    )
 
     sizes = surgery.group_sizes(base, shape)
     units = sum(sizes.values())
@@ -74,10 +86,14 @@ def main(argv: list[str] | None = None) -> None:
         for name, repeats in (("interval_adjoint", 1), ("l1_channel", 1), ("random_channel", 5)):
             total = 0.0
             for seed in range(repeats):
-                ctx = Context(batches=lambda: iter(train), device=device, generator=torch.Generator().manual_seed(seed),
-                              input_shape=shape)
+                ctx = Context(
+                    batches=lambda: iter(train),
+                    device=device,
+                    generator=torch.Generator().manual_seed(seed),
+                    input_shape=shape,
+                )
                 model = surgery.load(paths.base_model(0))[0] if not args.smoke else models.build(spec).eval()
-                model = prune_to_counts(model, methods.create(name, {}), counts(row), ctx).model
+                model = prune_to_counts(model, methods.create(MethodEntry.of(name, {})), counts(row), ctx).model
                 total += evaluate(model, val, device)["accuracy"]
             accuracies.append(total / repeats)
         kept = sum(counts(row).values())

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from prunebench.offline_plots import page
+from prunebench.report.offline_plots import page
 
 BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
 
@@ -29,16 +29,28 @@ def remote_sources(html: str) -> list[str]:
 
 def rendered(html_file: Path, screenshot: Path | None = None) -> tuple[int, int, list[int]]:
     """(vega plots, images, marks drawn per vega plot) once the browser has run the page's scripts."""
-    flags = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
-             "--proxy-server=127.0.0.1:9", "--window-size=1400,1000"]  # a dead proxy: no network at all
-    dom = subprocess.run([*flags, "--dump-dom", html_file.as_uri()], capture_output=True, text=True,
-                         check=True, timeout=300).stdout
+    flags = [
+        BROWSER,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--virtual-time-budget=20000",
+        "--proxy-server=127.0.0.1:9",
+        "--window-size=1400,1000",
+    ]  # a dead proxy: no network at all
+    dom = subprocess.run(
+        [*flags, "--dump-dom", html_file.as_uri()], capture_output=True, text=True, check=True, timeout=300
+    ).stdout
     if screenshot is not None:
-        subprocess.run([*flags, f"--screenshot={screenshot}", html_file.as_uri()], capture_output=True, check=True,
-                       timeout=300)
+        subprocess.run(
+            [*flags, f"--screenshot={screenshot}", html_file.as_uri()], capture_output=True, check=True, timeout=300
+        )
     plots = re.split(r'<div id="', dom)[1:]
-    marks = [len(re.findall(r"<(?:path|line|rect|text|symbol)\b", div)) for div in plots
-             if 'class="marks"' in div or "vegaEmbed" in div]
+    marks = [
+        len(re.findall(r"<(?:path|line|rect|text|symbol)\b", div))
+        for div in plots
+        if 'class="marks"' in div or "vegaEmbed" in div
+    ]
     images = len(re.findall(r"<img\b", dom))
     return len(marks), images, marks
 
@@ -70,8 +82,7 @@ def main(argv: list[str] | None = None) -> None:
             template = Path(tmp) / "page.html"
             template.write_text(page())
             points = [{"x": i, "y": i * i, "method": m} for i in range(5) for m in ("a", "b")]
-            out = Path(render_html([VegaRenderer(points, "smoke", x="x", y="y")], Path(tmp) / "index.html",
-                                   template))
+            out = Path(render_html([VegaRenderer(points, "smoke", x="x", y="y")], Path(tmp) / "index.html", template))
         else:
             subprocess.run(["dvc", "plots", "show", "-o", tmp], cwd=args.repo, check=True, capture_output=True)
             out = Path(tmp) / "index.html"

@@ -20,10 +20,12 @@ import torch
 from torch import nn
 from torch.func import vmap
 
-from prunebench import models, params, paths, surgery
-from prunebench.methods.taylor import _derivatives, _loss, fidelity, gate_derivatives
-from prunebench.models import output_units
-from prunebench.pipeline import Workbench
+from prunebench import params, paths
+from prunebench.pruning import surgery
+from prunebench.pruning.methods.taylor import _derivatives, _loss, fidelity, gate_derivatives
+from prunebench.stages.workbench import Workbench
+from prunebench.training import models
+from prunebench.training.models import output_units
 
 
 def timed(fn) -> tuple[float, object]:
@@ -61,13 +63,15 @@ def main(argv: list[str] | None = None) -> None:
     channels = sum(channels_of(model, points).values())
     gate_derivatives(model, points, batches[:1], 1, chunk_size=16)  # warm-up
     for order in (1, 2, 3):
-        seconds, derivatives = timed(lambda: gate_derivatives(model, points, batches, order, chunk_size=16))
+        seconds, derivatives = timed(lambda: gate_derivatives(model, points, batches, order, chunk_size=16))  # noqa: B023
         rho = None
         if order == 3:  # every channel: the estimates of each order against the exact ΔL
             rhos, _ = fidelity(model, points, batches, derivatives, channels, torch.Generator().manual_seed(0))
             rho = ", ".join(f"order {k[-1]}: {v:.3f}" for k, v in rhos.items())
-        print(f"| default cnn (digits) | {order} | {channels} (all) | {sum(len(y) for _, y in batches)} "
-              f"| {seconds:.2f} | {rho or ''} |")
+        print(
+            f"| default cnn (digits) | {order} | {channels} (all) | {sum(len(y) for _, y in batches)} "
+            f"| {seconds:.2f} | {rho or ''} |"
+        )
 
     size = 8 if args.smoke else 32
     net = models.build(models.spec({"name": "resnet18"}, 3, 10, size)).eval()
@@ -81,11 +85,13 @@ def main(argv: list[str] | None = None) -> None:
         seconds, scored = 0.0, 0
         for root in roots:
             n = min(limit, widths[root])
-            seconds += timed(lambda: _partial(net, root, points[root], widths[root], batch, order, n))[0]
+            seconds += timed(lambda: _partial(net, root, points[root], widths[root], batch, order, n))[0]  # noqa: B023
             scored += n
         total = sum(widths.values())
-        print(f"| resnet18 {size}×{size} (random weights) | {order} | {scored} of {total}, scaled to all | "
-              f"{args.resnet_batch} | {seconds * total / scored:.0f} (measured {seconds:.1f}) | |")
+        print(
+            f"| resnet18 {size}×{size} (random weights) | {order} | {scored} of {total}, scaled to all | "
+            f"{args.resnet_batch} | {seconds * total / scored:.0f} (measured {seconds:.1f}) | |"
+        )
 
 
 def _partial(net, root, group_points, channels, batch, order, n):

@@ -1,9 +1,8 @@
-"""Stage compare: mean ± std per method, the report and its plots, the CSVs behind `dvc plots`,
-and the MLflow runs."""
+"""Stage compare: the tables, figures, report and MLflow runs of the comparison."""
 
-from prunebench.compare import compare
 from prunebench.errors import reported
 from prunebench.params import load
+from prunebench.stages.compare import run
 
 with reported("compare"):
-    print(compare(load()))
+    run(load())

@@ -1,10 +1,10 @@
-"""Stage finetune@<method>: fine-tune every pruned model with the same budget; masks stay applied."""
+"""Stage finetune@<method>: fine-tune every pruned model of one method with the same budget."""
 
 import sys
 
 from prunebench.errors import reported
 from prunebench.params import load
-from prunebench.pipeline import finetune_method
+from prunebench.stages.finetune import run
 
 with reported(f"finetune@{sys.argv[1]}"):
-    finetune_method(sys.argv[1], load())
+    run(load(), sys.argv[1])

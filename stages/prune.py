@@ -4,7 +4,7 @@ import sys
 
 from prunebench.errors import reported
 from prunebench.params import load
-from prunebench.prune import prune_method
+from prunebench.stages.prune import run
 
 with reported(f"prune@{sys.argv[1]}"):
-    prune_method(sys.argv[1], load())
+    run(load(), sys.argv[1])

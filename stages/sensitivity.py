@@ -1,10 +1,8 @@
-"""Stage sensitivity: prune one layer (unstructured, by magnitude) or one channel group
-(structured, by filter L1) at a time and measure validation accuracy without retraining, for
-every ratio in `sensitivity.ratios` and every seed's base model."""
+"""Stage sensitivity: each layer and channel group pruned alone, validation accuracy per ratio."""
 
 from prunebench.errors import reported
 from prunebench.params import load
-from prunebench.sensitivity import sweep_base_models
+from prunebench.stages.sensitivity import run
 
 with reported("sensitivity"):
-    sweep_base_models(load())
+    run(load())

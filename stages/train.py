@@ -2,7 +2,7 @@
 
 from prunebench.errors import reported
 from prunebench.params import load
-from prunebench.pipeline import train_base
+from prunebench.stages.train import run
 
 with reported("train"):
-    train_base(load())
+    run(load())

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prunebench import models
-from prunebench.methods import Context
+from prunebench.params import MethodEntry
+from prunebench.pruning import methods
+from prunebench.pruning.methods import Context, Method
+from prunebench.training import models
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,11 +22,20 @@ def small_cnn(seed: int = 0) -> torch.nn.Module:
     return models.build(models.spec({"name": "cnn", "width": 8, "hidden": 16}, 1, 10, 8)).eval()
 
 
+def make_method(key: str, entry: dict | None = None) -> Method:
+    """The method a params.yaml entry `methods.<key>: <entry>` builds."""
+    return methods.create(MethodEntry.of(key, entry))
+
+
 def context(batches: Iterable = (), seed: int = 0, input_shape: tuple[int, ...] = (1, 8, 8)) -> Context:
     """A method's context on the CPU: `batches` as calibration data, randomness from `seed`, digits-sized inputs."""
     batches = list(batches)
-    return Context(batches=lambda: iter(batches), device=torch.device("cpu"),
-                   generator=torch.Generator().manual_seed(seed), input_shape=input_shape)
+    return Context(
+        batches=lambda: iter(batches),
+        device=torch.device("cpu"),
+        generator=torch.Generator().manual_seed(seed),
+        input_shape=input_shape,
+    )
 
 
 def prunable_zero_fraction(model: torch.nn.Module) -> float:
@@ -39,5 +50,7 @@ def write_mnist_files(raw: Path, parts: dict[str, tuple[np.ndarray, np.ndarray]]
     for prefix, (images, labels) in parts.items():
         for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
             (raw / f"{prefix}-{kind}-ubyte").write_bytes(
-                struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-                + array.astype(np.uint8).tobytes())
+                struct.pack(">BBBB", 0, 0, 8, array.ndim)
+                + struct.pack(f">{array.ndim}I", *array.shape)
+                + array.astype(np.uint8).tobytes()
+            )

@@ -19,8 +19,13 @@ def test_a_benchmark_runs_in_smoke_mode(path, capsys):
     spec.loader.exec_module(module)
     module.main(["--smoke"])
     output = capsys.readouterr().out
-    expected = {"hessian_solver": "| resnet20 8×8 (random weights) |", "taylor_scoring": "| default cnn (digits) | 3 |",
-                "structured_latency": "speed-up / MACs reduction =", "interval_significance": "\n1 | ",
-                "data_path": "| prunebench: uint8 on the device", "offline_plots": "remote scripts: none",
-                "weight_ranking": "| cnn | intra_kernel |"}[path.stem]
+    expected = {
+        "hessian_solver": "| resnet20 8×8 (random weights) |",
+        "taylor_scoring": "| default cnn (digits) | 3 |",
+        "structured_latency": "speed-up / MACs reduction =",
+        "interval_significance": "\n1 | ",
+        "data_path": "| prunebench: uint8 on the device",
+        "offline_plots": "remote scripts: none",
+        "weight_ranking": "| cnn | intra_kernel |",
+    }[path.stem]
     assert expected in output

@@ -1,18 +1,19 @@
 """Issue 6: exact Hessian-vector products, the eigen-solver, and merge pruning."""
 
 import copy
+from dataclasses import replace
 
 import torch
 from torch import nn
 
-from prunebench import methods
-from prunebench.batches import batches
-from prunebench.hessian import HessianOperator, _flat, _split, top_eigenpairs
-from prunebench.models import prunable_layers
-from prunebench.pruning import mask_keeper, prune_step
-from prunebench.train import evaluate, fit
+from prunebench.pruning.hessian import HessianOperator, _flat, _split, top_eigenpairs
+from prunebench.pruning.selection import mask_keeper
+from prunebench.pruning.steps import prune_step
+from prunebench.training.batches import batches
+from prunebench.training.loops import evaluate, fit
+from prunebench.training.models import prunable_layers
 
-from helpers import context, small_cnn
+from helpers import context, make_method, small_cnn
 
 
 def tiny_mlp() -> nn.Module:
@@ -22,8 +23,10 @@ def tiny_mlp() -> nn.Module:
 
 def tiny_batches():
     g = torch.Generator().manual_seed(1)
-    return [(torch.randn(16, 4, generator=g, dtype=torch.float64), torch.randint(0, 3, (16,), generator=g))
-            for _ in range(2)]
+    return [
+        (torch.randn(16, 4, generator=g, dtype=torch.float64), torch.randint(0, 3, (16,), generator=g))
+        for _ in range(2)
+    ]
 
 
 def gradient(model, params, batches, vector):
@@ -66,7 +69,7 @@ def test_top_eigenvalues_match_the_dense_hessian():
 
 def test_saliency_is_half_w_squared_times_the_low_rank_hessian_diagonal():
     model = small_cnn()
-    method = methods.create("h", {"method": "hessian_merge", "k": 3, "batches": 1})
+    method = make_method("h", {"method": "hessian_merge", "k": 3, "batches": 1})
     ctx = context()
     ctx.batches = lambda: iter([(torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,)))])
     layers = prunable_layers(model)
@@ -90,7 +93,7 @@ def test_merging_one_weight_into_its_partner_lowers_the_second_order_loss_change
     ctx.batches = lambda: iter(batch)
     model = small_cnn()
     knobs = {"method": "hessian_merge", "k": 4, "batches": 1}
-    scored = methods.create("h", knobs).score(model, prunable_layers(model), ctx)
+    scored = make_method("h", knobs).score(model, prunable_layers(model), ctx)
     hessian = scored.state
     name = "block.conv1"  # remove its weight with the largest low-rank curvature Σ λ v_i²
     curvature = torch.einsum("k,k...->...", hessian.eigenvalues[name], hessian.components[name].square())
@@ -100,7 +103,7 @@ def test_merging_one_weight_into_its_partner_lowers_the_second_order_loss_change
     changes = {}
     for merge in ("none", "coupling", "half"):
         probe = copy.deepcopy(model)
-        metrics = methods.create("h", knobs | {"merge": merge}).adjust(probe, prunable_layers(probe), masks, ctx, scored)
+        metrics = make_method("h", knobs | {"merge": merge}).adjust(probe, prunable_layers(probe), masks, ctx, scored)
         mask_keeper(probe, masks)
         after = _flat([m.weight.detach() for m in prunable_layers(probe).values()])
         changes[merge] = second_order_change(hessian, before, after)
@@ -113,29 +116,36 @@ def test_merging_recovers_accuracy_on_a_trained_model(splits, default_params):
     cpu = torch.device("cpu")
     torch.manual_seed(0)
     model = small_cnn()
-    loader = batches(splits.train, splits, default_params["data"], cpu, train=True, seed=0)
-    val = batches(splits.val, splits, default_params["data"], cpu)
-    fit(model, loader, val, default_params["train"] | {"epochs": 6}, cpu)
+    loader = batches(splits.train, splits, default_params.data, cpu, train=True, seed=0)
+    val = batches(splits.val, splits, default_params.data, cpu)
+    fit(model, loader, val, replace(default_params.train, epochs=6), cpu)
     losses = {}
     for merge in ("none", "coupling"):
         probe = copy.deepcopy(model)
         ctx = context()
-        ctx.batches = lambda: iter(batches(splits.train, splits, default_params["data"], cpu, train=True, seed=1))
-        prune_step(probe, methods.create("h", {"method": "hessian_merge", "merge": merge}), 0.0, 0.7, ctx)
+        ctx.batches = lambda: iter(batches(splits.train, splits, default_params.data, cpu, train=True, seed=1))
+        prune_step(probe, make_method("h", {"method": "hessian_merge", "merge": merge}), 0.0, 0.7, ctx)
         losses[merge] = evaluate(probe, val, cpu)["loss"]
     assert losses["coupling"] < losses["none"]
 
 
 def test_masks_survive_fine_tuning(splits, default_params):
     cpu = torch.device("cpu")
-    loader = batches(splits.train, splits, default_params["data"], cpu, train=True)
+    loader = batches(splits.train, splits, default_params.data, cpu, train=True)
     ctx = context()
     ctx.batches = lambda: iter(loader)
-    pruned = prune_step(small_cnn(), methods.create("h", {"method": "hessian_merge", "k": 2, "iterations": 10}),
-                        0.0, 0.6, ctx)
+    pruned = prune_step(
+        small_cnn(), make_method("h", {"method": "hessian_merge", "k": 2, "iterations": 10}), 0.0, 0.6, ctx
+    )
     model, masks = pruned.model, pruned.masks
-    fit(model, loader, batches(splits.val, splits, default_params["data"], cpu),
-        default_params["finetune"] | {"epochs": 1, "lr": 0.1}, cpu, after_step=mask_keeper(model, masks))
+    fit(
+        model,
+        loader,
+        batches(splits.val, splits, default_params.data, cpu),
+        replace(default_params.finetune, epochs=1, lr=0.1),
+        cpu,
+        after_step=mask_keeper(model, masks),
+    )
     params = dict(model.named_parameters())
     assert all(torch.all(params[k][~m] == 0) for k, m in masks.items())
     assert sum(int((~m).sum()) for m in masks.values()) == round(0.6 * sum(m.numel() for m in masks.values()))

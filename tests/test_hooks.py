@@ -1,7 +1,7 @@
 import torch
 
-from prunebench.hooks import capture
-from prunebench.models import prunable_layers
+from prunebench.pruning.hooks import capture
+from prunebench.training.models import prunable_layers
 
 from helpers import small_cnn
 
@@ -19,8 +19,9 @@ def test_capture_records_outputs_and_their_loss_gradients_then_removes_itself():
         fc_in = model.pool(model.down(model.block(model.stem(x)))).flatten(1)
     assert torch.allclose(records.outputs["fc"][0], model.fc(fc_in))  # before the in-place ReLU
     fc_out = records.outputs["fc"][0].requires_grad_()
-    assert torch.allclose(records.grads["fc"][0],
-                          torch.autograd.grad(model.head(torch.relu(fc_out)).square().sum(), fc_out)[0])
+    assert torch.allclose(
+        records.grads["fc"][0], torch.autograd.grad(model.head(torch.relu(fc_out)).square().sum(), fc_out)[0]
+    )
     assert set(records.grads) == set(layers)
     with torch.no_grad():
         model(x)

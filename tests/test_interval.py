@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import fx, nn
 
-from prunebench import interval, models
-from prunebench.interval import Interval, Propagation
+from prunebench.pruning import interval
+from prunebench.pruning.interval import Interval, Propagation
+from prunebench.training import models
 
 
 class PoolNet(nn.Module):
@@ -72,8 +73,12 @@ def inside(point: torch.Tensor, box: Interval) -> bool:
 
 
 @settings(max_examples=40, deadline=None)
-@given(name=st.sampled_from(sorted(NETWORKS)), seed=st.integers(0, 2**31 - 1),
-       spread=st.floats(0.0, 2.0), samples=st.integers(1, 4))
+@given(
+    name=st.sampled_from(sorted(NETWORKS)),
+    seed=st.integers(0, 2**31 - 1),
+    spread=st.floats(0.0, 2.0),
+    samples=st.integers(1, 4),
+)
 def test_values_and_adjoints_stay_inside_their_intervals(name, seed, spread, samples):
     factory, shape = NETWORKS[name]
     torch.manual_seed(seed)
@@ -113,7 +118,9 @@ def test_relu_clamps_both_ends_at_zero():
     source, relu = (node.name for node in list(graph.graph.nodes)[:2])
     out = found.values[relu]
     assert out.lo.tolist() == [[0.0, 0.0, 2.0]] and out.hi.tolist() == [[0.0, 4.0, 5.0]]
-    assert found.adjoints[source].lo.tolist() == [[0.0, 0.0, 1.0]] and found.adjoints[source].hi.tolist() == [[0.0, 1.0, 1.0]]
+    assert found.adjoints[source].lo.tolist() == [[0.0, 0.0, 1.0]] and found.adjoints[source].hi.tolist() == [
+        [0.0, 1.0, 1.0]
+    ]
 
 
 def test_an_unsupported_operation_is_named():

@@ -1,18 +1,21 @@
 """Issue 4: LAMP, global magnitude, sensitivity sweep and sensitivity-guided allocation."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
-from prunebench import methods, models
-from prunebench.allocation import allocate, curves_of
-from prunebench.batches import batches
-from prunebench.criteria import lamp
-from prunebench.pruning import mask_keeper, prune_step
-from prunebench.sensitivity import sweep
-from prunebench.surgery import channel_groups
-from prunebench.train import fit
+from prunebench.pruning.allocation import allocate, curves_of
+from prunebench.pruning.criteria import lamp
+from prunebench.pruning.selection import mask_keeper
+from prunebench.pruning.steps import prune_step
+from prunebench.pruning.surgery import channel_groups
+from prunebench.stages.sensitivity import sweep
+from prunebench.training import models
+from prunebench.training.batches import batches
+from prunebench.training.loops import fit
 
-from helpers import context, prunable_zero_fraction, small_cnn
+from helpers import context, make_method, prunable_zero_fraction, small_cnn
 
 
 def test_lamp_scores_equal_the_formula_on_a_hand_computed_tensor():
@@ -24,7 +27,7 @@ def test_lamp_scores_equal_the_formula_on_a_hand_computed_tensor():
 
 def test_lamp_ranks_globally_but_keeps_every_layers_largest_weight():
     model = small_cnn()
-    masks = prune_step(model, methods.create("lamp", {}), 0.0, 0.9, context()).masks
+    masks = prune_step(model, make_method("lamp", {}), 0.0, 0.9, context()).masks
     for name, layer in models.prunable_layers(model).items():
         largest = layer.weight.detach().abs().argmax()
         assert masks[f"{name}.weight"].flatten()[largest]  # its LAMP score is 1, the maximum
@@ -34,7 +37,7 @@ def test_lamp_ranks_globally_but_keeps_every_layers_largest_weight():
 def test_magnitude_global_removes_exactly_the_requested_fraction_with_one_threshold(ratio):
     model = small_cnn()
     before = {n: m.weight.detach().abs().clone() for n, m in models.prunable_layers(model).items()}
-    masks = prune_step(model, methods.create("magnitude_global", {}), 0.0, ratio, context()).masks
+    masks = prune_step(model, make_method("magnitude_global", {}), 0.0, ratio, context()).masks
     total = sum(w.numel() for w in before.values())
     removed = sum(int((~m).sum()) for m in masks.values())
     assert removed == round(ratio * total)
@@ -61,7 +64,7 @@ def test_allocation_hits_the_overall_ratio_and_spends_it_where_the_drop_is_small
 def swept(splits, default_params):
     cpu = torch.device("cpu")
     model = small_cnn()
-    val = batches(splits.val, splits, default_params["data"], cpu)
+    val = batches(splits.val, splits, default_params.data, cpu)
     return model, sweep(model, val, [0.25, 0.5, 0.75], cpu, (1, 8, 8))
 
 
@@ -83,13 +86,15 @@ def test_sensitivity_guided_methods_reach_the_overall_ratio(swept, ratio):
     model, rows = swept
     ctx = context()
     ctx.sensitivity = [r | {"seed": 0} for r in rows]
-    pruned = prune_step(small_cnn(), methods.create("sensitivity_unstructured", {}), 0.0, ratio, ctx).model
+    pruned = prune_step(small_cnn(), make_method("sensitivity_unstructured", {}), 0.0, ratio, ctx).model
     assert prunable_zero_fraction(pruned) == pytest.approx(ratio, abs=0.01)
     groups = channel_groups(model, (1, 8, 8))
     channels = {g[0]: models.prunable_layers(model)[g[0]].weight.shape[0] for g in groups}
-    structured = methods.create("sensitivity_structured", {})
+    structured = make_method("sensitivity_structured", {})
     allocation = structured.layer_ratios(models.prunable_layers(model), ratio, ctx)
-    assert sum(allocation[g] * c for g, c in channels.items()) / sum(channels.values()) == pytest.approx(ratio, abs=0.01)
+    assert sum(allocation[g] * c for g, c in channels.items()) / sum(channels.values()) == pytest.approx(
+        ratio, abs=0.01
+    )
     pruned = prune_step(small_cnn(), structured, 0.0, ratio, ctx).model
     kept = sum(models.prunable_layers(pruned)[g].weight.shape[0] for g in channels)
     # physical removal keeps whole channels: within one channel per group of the allocation
@@ -102,11 +107,17 @@ def test_pruned_weights_stay_zero_after_fine_tuning(swept, splits, default_param
     cpu = torch.device("cpu")
     ctx = context()
     ctx.sensitivity = rows
-    pruned = prune_step(small_cnn(), methods.create(name, {}), 0.0, 0.6, ctx)
+    pruned = prune_step(small_cnn(), make_method(name, {}), 0.0, 0.6, ctx)
     model, masks = pruned.model, pruned.masks
-    loader = batches(splits.train, splits, default_params["data"], cpu, train=True)
-    fit(model, loader, batches(splits.val, splits, default_params["data"], cpu),
-        default_params["finetune"] | {"epochs": 1, "lr": 0.1}, cpu, after_step=mask_keeper(model, masks))
+    loader = batches(splits.train, splits, default_params.data, cpu, train=True)
+    fit(
+        model,
+        loader,
+        batches(splits.val, splits, default_params.data, cpu),
+        replace(default_params.finetune, epochs=1, lr=0.1),
+        cpu,
+        after_step=mask_keeper(model, masks),
+    )
     assert prunable_zero_fraction(model) == pytest.approx(0.6, abs=0.01)
     params = dict(model.named_parameters())
     assert all(torch.all(params[k][~m] == 0) for k, m in masks.items())

@@ -2,10 +2,11 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from prunebench import measure, methods, models
-from prunebench.pruning import prune_step
+from prunebench.params import Measure
+from prunebench.pruning.steps import prune_step
+from prunebench.training import measure, models
 
-from helpers import context, small_cnn
+from helpers import context, make_method, small_cnn
 
 
 @pytest.mark.parametrize("name", list(models.MODELS))
@@ -22,13 +23,15 @@ def test_thop_macs_of_conv_and_linear_match_torch_flop_counter(name):
 def test_sparse_macs_count_only_nonzero_weights():
     model = small_cnn()
     dense = measure.layer_macs(model, (1, 8, 8))
-    model = prune_step(model, methods.create("magnitude", {}), 0.0, 0.5, context()).model
+    model = prune_step(model, make_method("magnitude", {}), 0.0, 0.5, context()).model
     prunable = sum(v for k, v in dense.items() if k in models.prunable_layers(model))
-    assert measure.costs(model, (1, 8, 8))[0]["macs_sparse"] == pytest.approx(sum(dense.values()) - prunable / 2, rel=1e-3)
+    assert measure.costs(model, (1, 8, 8))[0]["macs_sparse"] == pytest.approx(
+        sum(dense.values()) - prunable / 2, rel=1e-3
+    )
     assert measure.count_nonzero(model) < measure.count_params(model)
 
 
 def test_profile_reports_every_cost(cpu):
-    result = measure.profile(small_cnn(), (1, 8, 8), {"latency_batch": 8, "warmup": 1, "min_run_time": 0.01}, cpu)
+    result = measure.profile(small_cnn(), (1, 8, 8), Measure(latency_batch=8, warmup=1, min_run_time=0.01), cpu)
     assert set(result) == {"params", "nonzeros", "macs", "macs_sparse", "latency_ms"}
     assert result["latency_ms"] > 0 and result["macs"] == result["macs_sparse"]

@@ -1,8 +1,8 @@
 import torch
 from torch import nn
 
-from prunebench import models
-from prunebench.models import ResidualBlock
+from prunebench.training import models
+from prunebench.training.models import ResidualBlock
 
 
 def test_default_cnn_has_a_target_for_every_method_family():

@@ -1,4 +1,4 @@
-"""prunebench.optim against its oracle, torch.optim's SGD and CosineAnnealingLR."""
+"""prunebench.training.optim against its oracle, torch.optim's SGD and CosineAnnealingLR."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import torch
 from torch import nn
 
-from prunebench.optim import SGD, cosine
+from prunebench.training.optim import SGD, cosine
 
 EPOCHS, STEPS = 4, 3
 
@@ -104,12 +104,15 @@ def test_a_grad_scaler_unscales_and_steps_it():
 
 def test_training_does_not_import_torch_dynamo():
     """The reason the module exists: torch.optim's first use imports torch._dynamo (seconds)."""
-    code = ("import sys, torch\n"
-            "from prunebench.train import fit\n"
-            "model = torch.nn.Linear(3, 2)\n"
-            "batches = [(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))]\n"
-            "cfg = dict(epochs=1, lr=0.1, momentum=0.9, weight_decay=0.0, patience=0)\n"
-            "fit(model, batches, batches, cfg, torch.device('cpu'))\n"
-            "print('torch._dynamo' in sys.modules)\n")
+    code = (
+        "import sys, torch\n"
+        "from prunebench.training.loops import fit\n"
+        "model = torch.nn.Linear(3, 2)\n"
+        "batches = [(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))]\n"
+        "from prunebench.params import Loop\n"
+        "cfg = Loop(epochs=1, compile=False, lr=0.1, momentum=0.9, weight_decay=0.0, patience=0)\n"
+        "fit(model, batches, batches, cfg, torch.device('cpu'))\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "False"

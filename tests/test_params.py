@@ -10,16 +10,32 @@ from prunebench.params import ParamError
 from helpers import ROOT
 
 
-def test_default_params_are_valid_and_run_every_system_at_five_points(default_params):
-    schema.validate(default_params)
-    assert default_params["budget"] == "macs" and len(default_params["ratio"]) >= 5
-    assert [round(1 / (1 - r)) for r in default_params["ratio"]] == [2, 4, 8, 16, 32]
-    implementations = {(entry or {}).get("method", key) for key, entry in default_params["methods"].items()}
-    assert implementations >= {"random", "random_channel", "magnitude", "lamp", "l1_channel", "l1_channel_global",
-                               "slimming", "kernel", "intra_kernel", "sensitivity_unstructured",
-                               "sensitivity_structured", "taylor", "hessian_merge", "interval_adjoint"}
-    assert {entry.get("order") for entry in default_params["methods"].values() if entry and entry.get("method") ==
-            "taylor"} == {1, 2, 3}
+def test_default_params_are_valid_and_run_every_system_at_five_points(cfg):
+    default_params = schema.validate(cfg)
+    assert default_params.budget == "macs" and len(default_params.points) >= 5
+    assert [round(1 / (1 - r)) for r in default_params.points] == [2, 4, 8, 16, 32]
+    implementations = {entry.method for entry in default_params.methods.values()}
+    assert implementations >= {
+        "random",
+        "random_channel",
+        "magnitude",
+        "lamp",
+        "l1_channel",
+        "l1_channel_global",
+        "slimming",
+        "kernel",
+        "intra_kernel",
+        "sensitivity_unstructured",
+        "sensitivity_structured",
+        "taylor",
+        "hessian_merge",
+        "interval_adjoint",
+    }
+    assert {entry.knobs.get("order") for entry in default_params.methods.values() if entry.method == "taylor"} == {
+        1,
+        2,
+        3,
+    }
 
 
 @pytest.mark.parametrize(
@@ -64,13 +80,19 @@ def test_bad_values_name_the_key_and_what_is_allowed(cfg, edit, key, allowed):
         (lambda p: p.update(ratios=0.5), "ratios: unknown key (did you mean ratio?)"),
         (lambda p: p["data"].update(batchsize=8), "data.batchsize: unknown key (did you mean data.batch_size?)"),
         (lambda p: p["train"].update(epoch=3), "train.epoch: unknown key (did you mean train.epochs?)"),
-        (lambda p: p["methods"]["taylor1"].update(oder=2),
-         "methods.taylor1.oder: unknown key (did you mean methods.taylor1.order?)"),
-        (lambda p: p["methods"]["magnitude"].update(order=2),
-         "methods.magnitude.order: unknown key (expected one of method, schedule)"),
+        (
+            lambda p: p["methods"]["taylor1"].update(oder=2),
+            "methods.taylor1.oder: unknown key (did you mean methods.taylor1.order?)",
+        ),
+        (
+            lambda p: p["methods"]["magnitude"].update(order=2),
+            "methods.magnitude.order: unknown key (expected one of method, schedule)",
+        ),
         (lambda p: p["model"].update(widht=16), "model.widht: unknown key (did you mean model.width?)"),
-        (lambda p: p["measure"].update(colour="red"),
-         "measure.colour: unknown key (expected one of latency_batch, warmup, min_run_time)"),
+        (
+            lambda p: p["measure"].update(colour="red"),
+            "measure.colour: unknown key (expected one of latency_batch, warmup, min_run_time)",
+        ),
     ],
 )
 def test_an_unknown_key_is_refused_with_the_closest_known_one(cfg, edit, message):
@@ -89,9 +111,37 @@ def test_method_entries_may_reuse_an_implementation(cfg):
 def test_check_stage_exits_nonzero_with_one_line(cfg, tmp_path):
     cfg["ratio"] = 1.5
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(cfg))
-    done = subprocess.run([sys.executable, str(ROOT / "stages/check.py")], cwd=tmp_path,
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, str(ROOT / "stages/check.py")], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode != 0
-    assert done.stderr.strip() == ("check: params.yaml: ratio = 1.5: expected a number in (0, 1), or a non-empty list, "
-                                   "each a number in (0, 1)")
+    assert done.stderr.strip() == (
+        "check: params.yaml: ratio = 1.5: expected a number in (0, 1), or a non-empty list, each a number in (0, 1)"
+    )
     assert not (tmp_path / "checks").exists()
+
+
+def test_the_committed_json_schema_is_the_declaration_and_agrees_with_the_checks(cfg):
+    """Editors read params.schema.json: it must be what the declaration writes today, accept the
+    default params.yaml, and refuse what the check stage refuses."""
+    import copy
+    import json
+
+    import jsonschema
+
+    committed = json.loads((ROOT / "params.schema.json").read_text())
+    assert committed == schema.json_schema(), "params.schema.json is stale: python -m prunebench.schema"
+    assert (ROOT / "params.yaml").read_text().startswith("# yaml-language-server: $schema=params.schema.json\n")
+    validator = jsonschema.Draft202012Validator(committed)
+    assert not list(validator.iter_errors(cfg))
+    for edit in (
+        lambda p: p.update(ratio=1.5),
+        lambda p: p["schedule"].update(q=0.5),
+        lambda p: p["methods"]["taylor1"].update(oder=2),
+        lambda p: p["data"].update(name="imagenet21k"),
+        lambda p: p["train"].pop("lr"),
+        lambda p: p["methods"].update(x={"method": "nope"}),
+    ):
+        bad = copy.deepcopy(cfg)
+        edit(bad)
+        assert list(validator.iter_errors(bad))
+        with pytest.raises(ParamError):
+            schema.validate(bad)

@@ -20,14 +20,20 @@ import yaml
 
 from helpers import ROOT, write_mnist_files
 
-GIT_IDENTITY = {f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER")
-                for what, value in (("NAME", "test"), ("EMAIL", "test@localhost"))}
+GIT_IDENTITY = {
+    f"GIT_{who}_{what}": value
+    for who in ("AUTHOR", "COMMITTER")
+    for what, value in (("NAME", "test"), ("EMAIL", "test@localhost"))
+}
 
 
 def run(repo: Path, *args: str, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_TRACKING"))}
-    env |= GIT_IDENTITY | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
-                           "MLFLOW_DISABLE_TELEMETRY": "true"} | extra_env
+    env |= (
+        GIT_IDENTITY
+        | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", "MLFLOW_DISABLE_TELEMETRY": "true"}
+        | extra_env
+    )
     done = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -36,8 +42,15 @@ def run(repo: Path, *args: str, check: bool = True, **extra_env: str) -> subproc
 
 # One of each code path (weights: per layer, global, allocated; channels: per layer, allocated,
 # global with diagnostics, the retention schedule) keeps CI short; test_every_default_method_runs (slow) runs them all.
-METHODS = ["magnitude", "lamp", "sensitivity_unstructured", "l1_channel", "sensitivity_structured", "taylor3",
-           "interval_adjoint"]
+METHODS = [
+    "magnitude",
+    "lamp",
+    "sensitivity_unstructured",
+    "l1_channel",
+    "sensitivity_structured",
+    "taylor3",
+    "interval_adjoint",
+]
 WEIGHT_METHODS = ["magnitude", "lamp", "sensitivity_unstructured"]
 POINTS = [0.5, 0.75]
 
@@ -48,8 +61,11 @@ def stages_run(output: str) -> set[str]:
 
 def table_rows(markdown: str) -> list[list[str]]:
     """The cells of every Markdown table row in a text, stripped."""
-    return [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in markdown.splitlines()
-            if line.startswith("|")]
+    return [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in markdown.splitlines()
+        if line.startswith("|")
+    ]
 
 
 def set_params(repo: Path, **changes) -> None:
@@ -60,8 +76,13 @@ def set_params(repo: Path, **changes) -> None:
 def copy_project(tmp_path_factory, methods: list[str] | None) -> Path:
     """A copy of the project (what git would commit) with a small, fast params.yaml, committed."""
     repo = tmp_path_factory.mktemp("prunebench")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for name in files:
         if (ROOT / name).is_file() and name != "dvc.lock":
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
@@ -112,8 +133,9 @@ def test_every_default_method_runs(tmp_path_factory):
     for key in starved:
         layers = pd.read_csv(repo / "plots/methods" / key / "layers.csv").query("ratio == 0.5").set_index("layer")
         assert (layers.loc[["fc", "down.0"], "removed"] > 0.9).all()
-    assert ["taylor3", "taylor_fidelity.order2"] in [row[:2] for row in table_rows((repo / "results/report.md")
-                                                                                      .read_text())]
+    assert ["taylor3", "taylor_fidelity.order2"] in [
+        row[:2] for row in table_rows((repo / "results/report.md").read_text())
+    ]
 
 
 def mlflow_runs(repo: Path) -> pd.DataFrame:
@@ -152,7 +174,7 @@ def test_the_curves_the_winners_and_the_report(repo):
     assert curve.groupby(["method", "ratio"])["reduction"].nunique().eq(1).all()  # one x per method and point
     assert (curve["reduction"] >= 1 / (1 - curve["ratio"]) - 1e-6).all()
     winners = pd.read_csv(repo / "results/winners.csv")
-    for (phase, ratio), group in winners.groupby(["phase", "ratio"]):
+    for _, group in winners.groupby(["phase", "ratio"]):
         assert group["accuracy"].iloc[0] == group["accuracy"].max() and group["tied"].iloc[0]
         assert (group["difference"] >= 0).all()
         assert set(group["method"]) == set(METHODS)
@@ -188,8 +210,10 @@ def test_mlflow_holds_a_run_per_point_and_per_method_there(repo):
     names = list(runs["tags.mlflow.runName"])
     assert "workspace · digits/cnn · macs" in names and "base seed 0" in names
     points = runs[runs["tags.mlflow.runName"].str.contains("× \\(ratio")]
-    assert sorted(points["tags.mlflow.runName"]) == ["workspace · macs 2× (ratio 0.5) · digits/cnn",
-                                                     "workspace · macs 4× (ratio 0.75) · digits/cnn"]
+    assert sorted(points["tags.mlflow.runName"]) == [
+        "workspace · macs 2× (ratio 0.5) · digits/cnn",
+        "workspace · macs 4× (ratio 0.75) · digits/cnn",
+    ]
     children = runs[runs["tags.mlflow.parentRunId"].isin(points["run_id"])]
     assert len(children) == len(METHODS) * len(POINTS)
     method = runs[runs["tags.mlflow.runName"] == "l1_channel · ratio 0.75"].iloc[0]
@@ -206,13 +230,17 @@ def test_mlflow_holds_a_run_per_point_and_per_method_there(repo):
     dataset = client.get_run(method["run_id"]).inputs.dataset_inputs[0].dataset
     assert dataset.name == "digits" and json.loads(dataset.profile) == {"train": 1257, "val": 270, "test": 270}
     assert method["tags.env.cpu"] and method["tags.env.torch"].startswith("2.13")
-    tables = [a.path for folder in ("results/pruned", "results/finetuned")
-              for a in client.list_artifacts(method["run_id"], folder)]
+    tables = [
+        a.path
+        for folder in ("results/pruned", "results/finetuned")
+        for a in client.list_artifacts(method["run_id"], folder)
+    ]
     assert tables == ["results/pruned/l1_channel.csv", "results/finetuned/l1_channel.csv"]  # same name, both kept
     model = client.download_artifacts(method["run_id"], "models/0.pt", str(repo / "downloaded"))
     import torch
 
-    from prunebench import surgery
+    from prunebench.pruning import surgery
+
     assert isinstance(torch.load(model, weights_only=True), dict)  # no pickle needed to read it
     assert surgery.load_pruned(model)(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
 
@@ -266,8 +294,14 @@ def kill_when(repo: Path, target: str, marker: Path, *options: str) -> None:
     """Start `dvc repro <target>` and kill it (dvc and the stage) with SIGKILL once `marker` exists."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    repro = subprocess.Popen(["dvc", "repro", *options, target], cwd=repo, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    repro = subprocess.Popen(
+        ["dvc", "repro", *options, target],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     while not marker.exists():
         assert repro.poll() is None, "the stage ended before it was killed"
         time.sleep(0.005)
@@ -293,11 +327,18 @@ def test_a_killed_prune_stage_resumes_at_the_unfinished_iteration(repo):
     (repo / "params.yaml").write_text(params)
 
 
-@pytest.mark.parametrize(("stage", "cache", "table", "columns"), [
-    ("train", "checkpoints/train/0", "results/base.csv", ["accuracy", "loss"]),
-    ("finetune@l1_channel", "checkpoints/finetune/l1_channel/0.5/0", "results/finetuned/l1_channel.csv",
-     ["finetuned_accuracy", "finetuned_loss", "epochs"]),
-])
+@pytest.mark.parametrize(
+    ("stage", "cache", "table", "columns"),
+    [
+        ("train", "checkpoints/train/0", "results/base.csv", ["accuracy", "loss"]),
+        (
+            "finetune@l1_channel",
+            "checkpoints/finetune/l1_channel/0.5/0",
+            "results/finetuned/l1_channel.csv",
+            ["finetuned_accuracy", "finetuned_loss", "epochs"],
+        ),
+    ],
+)
 def test_a_killed_training_resumes_after_its_last_epoch_and_ends_the_same(repo, stage, cache, table, columns):
     before = pd.read_csv(repo / table)[columns]
     model = next((repo / ("models/base" if stage == "train" else "models/finetuned/l1_channel")).rglob("*.pt"))
@@ -320,8 +361,9 @@ def digits_as_mnist(raw: Path) -> None:
     digits = load_digits()
     images = np.kron(digits.images, np.ones((3, 3)))  # 24×24
     images = np.pad(images * 255 / 16, ((0, 0), (2, 2), (2, 2))).round()
-    write_mnist_files(raw, {"train": (images[:1500], digits.target[:1500]),
-                            "t10k": (images[1500:], digits.target[1500:])})
+    write_mnist_files(
+        raw, {"train": (images[:1500], digits.target[:1500]), "t10k": (images[1500:], digits.target[1500:])}
+    )
 
 
 @pytest.mark.slow
@@ -366,10 +408,25 @@ def test_the_stages_log_to_a_shared_mlflow_server(repo, tmp_path):
     from mlflow.tracking import MlflowClient
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                               "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-                               "--artifacts-destination", str(tmp_path / "artifacts")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     uri = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -407,8 +464,11 @@ def test_a_queued_sweep_runs_two_at_a_time_into_one_mlflow_store(tmp_path_factor
     assert status.count("Success") == 3, status
     runs = mlflow_runs(repo)
     points = set(runs["tags.mlflow.runName"])
-    assert {"r6 · macs 2.5× (ratio 0.6) · digits/cnn", "r7 · macs 3.33333× (ratio 0.7) · digits/cnn",
-            "r8 · macs 5× (ratio 0.8) · digits/cnn"} <= points  # both workers wrote the one sqlite store
+    assert {
+        "r6 · macs 2.5× (ratio 0.6) · digits/cnn",
+        "r7 · macs 3.33333× (ratio 0.7) · digits/cnn",
+        "r8 · macs 5× (ratio 0.8) · digits/cnn",
+    } <= points  # both workers wrote the one sqlite store
     for name, ratio in (("r6", "0.6"), ("r7", "0.7"), ("r8", "0.8")):
         mine = runs[(runs["tags.dvc_exp"] == name) & runs["tags.mlflow.runName"].str.endswith(f" · ratio {ratio}")]
         assert sorted(mine["tags.mlflow.runName"]) == [f"l1_channel · ratio {ratio}", f"magnitude · ratio {ratio}"]

@@ -12,12 +12,13 @@ import textwrap
 import pytest
 import torch
 
-from prunebench import methods, models, retention, surgery
-from prunebench.budget import ChannelCost
-from prunebench.methods.interval_adjoint import input_box
-from prunebench.pruning import prune_step, prune_to_counts
+from prunebench.pruning import retention, surgery
+from prunebench.pruning.budget import ChannelCost
+from prunebench.pruning.methods.interval_adjoint import input_box
+from prunebench.pruning.steps import prune_step, prune_to_counts
+from prunebench.training import models
 
-from helpers import ROOT, context, small_cnn
+from helpers import ROOT, context, make_method, small_cnn
 
 
 def units(sizes: dict[str, int]):
@@ -31,13 +32,15 @@ def test_the_retention_table_follows_the_formula():
     rows = retention.table(sizes, q=0.8, max_iterations=30, kept=units(sizes), target=0.5)
     assert [(r["fc1"], r["fc2"]) for r in rows] == [(256, 64), (205, 51), (164, 41), (131, 33), (105, 26)]
     assert rows[3]["removed_fraction"] == pytest.approx(1 - 164 / 320) and rows[3]["removed_fraction"] < 0.5
-    assert rows[-1]["removed_fraction"] == pytest.approx(1 - 131 / 320) and rows[-1]["kept_percent"] == pytest.approx(40.9375)
+    assert rows[-1]["removed_fraction"] == pytest.approx(1 - 131 / 320) and rows[-1]["kept_percent"] == pytest.approx(
+        40.9375
+    )
 
 
 def test_the_mlp_on_mnist_has_the_original_schedule(default_params):
     mlp = models.build(models.spec({"name": "mlp"}, 1, 10, 28))  # 784-256-64-10
     assert surgery.group_sizes(mlp, (1, 28, 28)) == {"1": 256, "3": 64}
-    assert default_params["schedule"]["retention"]["q"] == 0.8
+    assert default_params.schedule.retention.q == 0.8
 
 
 def test_the_retention_table_keeps_one_unit_and_stops_at_the_limits():
@@ -56,17 +59,25 @@ def test_under_a_macs_budget_the_table_stops_at_the_deepest_point_and_each_point
     assert [r["budget_kept"] for r in rows] == sorted((r["budget_kept"] for r in rows), reverse=True)
     # MACs fall faster than units: 784·h1 + h1·h2 + h2·10, each hidden layer shrinking by q per iteration
     h1, h2 = retention.counts(rows[2]).values()
-    assert rows[2]["budget_kept"] == pytest.approx((784 * h1 + h1 * h2 + h2 * 10) / (784 * 256 + 256 * 64 + 640),
-                                                   rel=1e-3)
+    assert rows[2]["budget_kept"] == pytest.approx(
+        (784 * h1 + h1 * h2 + h2 * 10) / (784 * 256 + 256 * 64 + 640), rel=1e-3
+    )
     two = retention.first_reaching(rows, 0.5)
     assert two["budget_kept"] <= 0.5 and rows[two["iteration"] - 1]["budget_kept"] > 0.5
     assert retention.first_reaching(rows, 1e-6) == rows[-1]  # out of reach: the last
 
 
 def test_the_deployed_model_is_the_smallest_within_tolerance():
-    rows = [{"iteration": t, "val_accuracy": acc, "params": p, "units_kept": u}
-            for t, acc, p, u in [(0, 0.98, 1000, 100), (1, 0.985, 800, 80), (2, 0.972, 600, 60),
-                                 (3, 0.95, 400, 40), (4, 0.974, 400, 40)]]
+    rows = [
+        {"iteration": t, "val_accuracy": acc, "params": p, "units_kept": u}
+        for t, acc, p, u in [
+            (0, 0.98, 1000, 100),
+            (1, 0.985, 800, 80),
+            (2, 0.972, 600, 60),
+            (3, 0.95, 400, 40),
+            (4, 0.974, 400, 40),
+        ]
+    ]
     choice = retention.choose(rows, tolerance=0.01)
     assert choice["iteration"] == 4 and choice["params"] == 400  # 3 is as small but too inaccurate
     assert retention.choose(rows, tolerance=0.005)["iteration"] == 1
@@ -86,7 +97,7 @@ def test_the_input_box_is_the_range_or_the_percentiles_of_each_feature():
 def test_significance_is_width_times_largest_adjoint_and_the_output_layer_is_never_scored():
     model = models.build(models.spec({"name": "mlp", "hidden": [6, 4]}, 1, 3, 2)).eval()
     x = torch.rand(20, 1, 2, 2)
-    method = methods.create("interval_adjoint", {})
+    method = make_method("interval_adjoint", {})
     layers = models.prunable_layers(model)
     scores = method.score(model, layers, context([(x, None)], input_shape=(1, 2, 2))).scores
     assert list(scores) == ["1", "3"] and scores["1"].shape == (6,) and scores["3"].shape == (4,)
@@ -107,7 +118,7 @@ def test_significance_is_width_times_largest_adjoint_and_the_output_layer_is_nev
 
 def test_pruning_to_counts_keeps_exactly_the_counts_of_every_group():
     model = small_cnn()
-    method = methods.create("interval_adjoint", {})
+    method = make_method("interval_adjoint", {})
     groups = surgery.channel_groups(model, (1, 8, 8))
     counts = {group[0]: max(1, len(group) * 2 - 1) for group in groups}
     batches = [(torch.rand(16, 1, 8, 8), None)]
@@ -125,8 +136,9 @@ def test_pruning_to_counts_keeps_the_highest_scoring_channels():
     norms = model[1].weight.abs().sum(1)
     best = set(torch.argsort(norms, descending=True)[:3].tolist())
     kept_rows = {tuple(model[1].weight[i].tolist()) for i in best}
-    model = prune_to_counts(model, methods.create("l1_channel", {}), {"1": 3, "3": 4},
-                            context([], input_shape=(1, 2, 2))).model
+    model = prune_to_counts(
+        model, make_method("l1_channel", {}), {"1": 3, "3": 4}, context([], input_shape=(1, 2, 2))
+    ).model
     assert {tuple(row.tolist()) for row in model[1].weight} == kept_rows and model[3].in_features == 3
 
 
@@ -138,11 +150,11 @@ def test_bias_compensation_keeps_the_output_at_a_point_box():
     x = torch.rand(1, 1, 3, 3)
     before = original(x)
     ctx = context([(x, None)], input_shape=(1, 3, 3))
-    method = methods.create("interval_adjoint", {"bias_compensation": True})
+    method = make_method("interval_adjoint", {"bias_compensation": True})
     shrunk = prune_to_counts(copy.deepcopy(original), method, {"1": 9, "3": 8}, ctx).model
     assert shrunk[1].out_features == 9
     assert torch.allclose(shrunk(x), before, atol=1e-5)
-    plain = prune_to_counts(copy.deepcopy(original), methods.create("interval_adjoint", {}), {"1": 9, "3": 8}, ctx).model
+    plain = prune_to_counts(copy.deepcopy(original), make_method("interval_adjoint", {}), {"1": 9, "3": 8}, ctx).model
     assert not torch.allclose(plain(x), before, atol=1e-3)  # without compensation the output moves
     one_shot = prune_step(copy.deepcopy(original), method, 0.0, 0.25, ctx).model  # the step schedule: 16 → 12, 8 → 6
     assert (one_shot[1].out_features, one_shot[3].out_features) == (12, 6)
@@ -153,16 +165,19 @@ RUN = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
     import torch
-    from prunebench import methods, models, resume, retention
-    from prunebench.methods import Context
-    from prunebench.pruning import prune_to_counts
+    from prunebench import resume
+    from prunebench.params import MethodEntry
+    from prunebench.pruning import methods, retention
+    from prunebench.training import models
+    from prunebench.pruning.methods import Context
+    from prunebench.pruning.steps import prune_to_counts
 
     directory, kill_at = Path(sys.argv[1]), int(sys.argv[2])
     torch.manual_seed(0)
     spec = models.spec({"name": "mlp", "hidden": [32, 16]}, 1, 4, 4)
     model = models.build(spec)
     x, y = torch.rand(64, 1, 4, 4), torch.randint(0, 4, (64,))
-    method = methods.create("interval_adjoint", {})
+    method = methods.create(MethodEntry.of("interval_adjoint", {}))
     ctx = Context(batches=lambda: iter([(x, y)]), device=torch.device("cpu"), generator=torch.Generator(),
                   input_shape=(1, 4, 4))
 
@@ -194,8 +209,9 @@ RUN = textwrap.dedent("""
 
 
 def run_iterations(directory, kill_at: int) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", RUN, str(directory), str(kill_at)], capture_output=True, text=True,
-                          cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", RUN, str(directory), str(kill_at)], capture_output=True, text=True, cwd=ROOT
+    )
 
 
 def test_a_killed_run_resumes_at_the_unfinished_iteration_with_the_same_result(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from prunebench.stats import bootstrap_differences, rank, seed_spread, seeds_needed
+from prunebench.report.stats import bootstrap_differences, rank, seed_spread, seeds_needed
 
 
 def predictions(seeds: int, examples: int, right: float, rng: np.random.Generator) -> np.ndarray:
@@ -50,8 +50,11 @@ def test_the_multinomial_draw_matches_resampling_the_examples_one_by_one():
     slow = []
     for _ in range(4000):
         seeds = draws.integers(3, size=3)
-        slow.append(np.mean([(a[s, idx].astype(int) - b[s, idx]).mean()
-                             for s in seeds for idx in [draws.integers(300, size=300)]]))
+        slow.append(
+            np.mean(
+                [(a[s, idx].astype(int) - b[s, idx]).mean() for s in seeds for idx in [draws.integers(300, size=300)]]
+            )
+        )
     assert fast.mean() == pytest.approx(np.mean(slow), abs=0.002)
     assert fast.std() == pytest.approx(np.std(slow), rel=0.05)
 

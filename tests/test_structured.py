@@ -4,12 +4,13 @@ import pytest
 import torch
 from torch import nn
 
-from prunebench import measure, methods, models, surgery
-from prunebench.methods.kernels import patterns
-from prunebench.models import prunable_layers
-from prunebench.pruning import prune_step
+from prunebench.pruning import surgery
+from prunebench.pruning.methods.kernels import patterns
+from prunebench.pruning.steps import prune_step
+from prunebench.training import measure, models
+from prunebench.training.models import prunable_layers
 
-from helpers import context
+from helpers import context, make_method
 
 SHAPE = (3, 32, 32)
 STRUCTURED = ["l1_channel", "l1_channel_global", "random_channel", "slimming", "kernel", "intra_kernel"]
@@ -26,7 +27,7 @@ def test_l1_channel_halves_every_model_and_survives_a_save_load_round_trip(tmp_p
     model, ctx = model_ctx(name)
     x = torch.randn(2, *SHAPE)
     before = sum(measure.layer_macs(model, SHAPE).values())
-    pruned = prune_step(model, methods.create("l1_channel", {}), 0.0, 0.5, ctx).model
+    pruned = prune_step(model, make_method("l1_channel", {}), 0.0, 0.5, ctx).model
     after = sum(measure.layer_macs(pruned, SHAPE).values())
     assert pruned(x).shape == (2, 10)
     assert before / after > (2.5 if name == "resnet18" else 1.5)
@@ -44,9 +45,9 @@ def test_every_model_prunes_with_every_structured_method_and_still_trains(name, 
     knobs = {"sparsity": 1e-4, "sparsity_batches": 1} if method == "slimming" else {}
     if method == "slimming" and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
         with pytest.raises(ValueError, match="no BatchNorm"):  # torchvision's vgg11/vgg16, and mlp
-            prune_step(model, methods.create(method, knobs), 0.0, 0.5, ctx)
+            prune_step(model, make_method(method, knobs), 0.0, 0.5, ctx)
         return
-    pruned = prune_step(model, methods.create(method, knobs), 0.0, 0.5, ctx).model
+    pruned = prune_step(model, make_method(method, knobs), 0.0, 0.5, ctx).model
     out = pruned.train()(torch.randn(4, *SHAPE))
     assert out.shape == (4, 10)
     out.square().mean().backward()
@@ -60,7 +61,7 @@ def test_every_model_prunes_with_every_structured_method_and_still_trains(name, 
 
 def test_kernel_pruning_removes_whole_kernels():
     model, ctx = model_ctx("vgg11_bn")
-    masks = prune_step(model, methods.create("kernel", {}), 0.0, 0.4, ctx).masks
+    masks = prune_step(model, make_method("kernel", {}), 0.0, 0.4, ctx).masks
     for name, layer in prunable_layers(model).items():
         if isinstance(layer, nn.Conv2d):
             kernels = masks[f"{name}.weight"].flatten(2)
@@ -71,7 +72,7 @@ def test_kernel_pruning_removes_whole_kernels():
 def test_intra_kernel_keeps_the_best_library_pattern_in_every_3x3_kernel():
     model, ctx = model_ctx("resnet20")
     weights = {n: m.weight.detach().clone() for n, m in prunable_layers(model).items()}
-    masks = prune_step(model, methods.create("intra_kernel", {}), 0.0, 0.5, ctx).masks
+    masks = prune_step(model, make_method("intra_kernel", {}), 0.0, 0.5, ctx).masks
     library = patterns(round(9 * 0.5)).bool()  # 4 of 9 weights, containing the centre, connected
     assert len(library) > 1 and library[:, 4].all()
     for name, layer in prunable_layers(model).items():
@@ -89,7 +90,7 @@ def test_intra_kernel_keeps_the_best_library_pattern_in_every_3x3_kernel():
 def test_l1_channel_global_respects_the_per_layer_maximum():
     model, ctx = model_ctx("vgg11_bn")
     before = {n: m.weight.shape[0] for n, m in prunable_layers(model).items()}
-    method = methods.create("l1_channel_global", {"max_ratio": 0.6})
+    method = make_method("l1_channel_global", {"max_ratio": 0.6})
     pruned = prune_step(model, method, 0.0, 0.5, ctx).model
     after = {n: m.weight.shape[0] for n, m in prunable_layers(pruned).items()}
     assert all(after[n] >= before[n] - int(0.6 * before[n]) for n in before)
@@ -101,15 +102,15 @@ def test_slimming_ranks_by_bn_scale_and_sparsity_training_shrinks_the_scales():
     model, ctx = model_ctx("vgg11_bn")
     with torch.no_grad():
         model[0][1].weight.copy_(torch.linspace(0.01, 1.0, 64))  # the first BN's γ, ascending
-    method = methods.create("slimming", {})
+    method = make_method("slimming", {})
     scores = method.score(model, prunable_layers(model), ctx).scores
     assert torch.equal(scores["0.0"], model[0][1].weight.detach().abs())
     trained, ctx2 = model_ctx("vgg11_bn")
     batches = [(torch.randn(8, *SHAPE), torch.randint(0, 10, (8,))) for _ in range(5)]
     ctx2 = context(batches, input_shape=SHAPE)
-    plain = methods.create("slimming", {})
+    plain = make_method("slimming", {})
     plain.score(model_ctx("vgg11_bn")[0], prunable_layers(trained), ctx2)
-    sparse = methods.create("slimming", {"sparsity": 0.01, "sparsity_epochs": 3, "lr": 0.1})
+    sparse = make_method("slimming", {"sparsity": 0.01, "sparsity_epochs": 3, "lr": 0.1})
     sparse.score(trained, prunable_layers(trained), ctx2)
     gammas = torch.cat([m.weight.detach().abs() for m in trained.modules() if isinstance(m, nn.BatchNorm2d)])
     assert gammas.mean() < 1.0  # initialised at 1, pulled down by the L1 penalty
@@ -119,14 +120,14 @@ def test_slimming_ranks_by_bn_scale_and_sparsity_training_shrinks_the_scales():
 def test_interval_adjoint_prunes_every_model_it_can_trace(name):
     """One iteration of the retention schedule; a model with an operation interval arithmetic
     does not cover (mobilenet_v3_large: hardswish, squeeze-excitation) stops with its name."""
-    from prunebench import retention
     from prunebench.layouts import counts as counts_of
-    from prunebench.pruning import prune_to_counts
+    from prunebench.pruning import retention
+    from prunebench.pruning.steps import prune_to_counts
 
     model, ctx = model_ctx(name)
     sizes = surgery.group_sizes(model, SHAPE)
     counts = counts_of(retention.table(sizes, 0.8, 1, lambda c: sum(c.values()) / sum(sizes.values()), 0.01)[1])
-    method = methods.create("interval_adjoint", {})
+    method = make_method("interval_adjoint", {})
     if name == "mobilenet_v3_large":
         with pytest.raises(ValueError, match="is not supported"):
             prune_to_counts(model, method, counts, ctx)

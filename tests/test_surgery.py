@@ -1,17 +1,18 @@
 import pytest
 import torch
 
-from prunebench import methods, models, surgery
-from prunebench.pruning import prune_step
+from prunebench.pruning import surgery
+from prunebench.pruning.steps import prune_step
+from prunebench.training import models
 
-from helpers import context, small_cnn
+from helpers import context, make_method, small_cnn
 
 SPEC = models.spec({"name": "cnn", "width": 8, "hidden": 16}, 1, 10, 8)
 
 
 @pytest.mark.parametrize("method", ["l1_channel", "magnitude"])
 def test_save_load_round_trip_gives_identical_outputs(tmp_path, method):
-    pruned = prune_step(small_cnn(), methods.create(method, {}), 0.0, 0.5, context())
+    pruned = prune_step(small_cnn(), make_method(method, {}), 0.0, 0.5, context())
     model, masks = pruned.model, pruned.masks
     surgery.save(tmp_path / "m.pt", model, SPEC, masks)
     loaded, loaded_masks, spec = surgery.load(tmp_path / "m.pt")

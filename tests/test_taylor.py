@@ -1,25 +1,28 @@
 """Issue 5: exact Taylor derivatives of the loss with respect to channel gates."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch_pruning as tp
 from torch import nn
 
-from prunebench import methods, models, surgery
-from prunebench.batches import batches
-from prunebench.hooks import gated
-from prunebench.methods import Scored
-from prunebench.methods.taylor import (
+from prunebench.pruning import surgery
+from prunebench.pruning.hooks import gated
+from prunebench.pruning.methods import Scored
+from prunebench.pruning.methods.taylor import (
     exact_deltas,
     gate_derivatives,
     spearman,
     taylor_estimate,
 )
-from prunebench.models import prunable_layers
-from prunebench.pruning import prune_step
-from prunebench.train import fit
+from prunebench.pruning.steps import prune_step
+from prunebench.training import models
+from prunebench.training.batches import batches
+from prunebench.training.loops import fit
+from prunebench.training.models import prunable_layers
 
-from helpers import context, small_cnn
+from helpers import context, make_method, small_cnn
 
 
 class Polynomial(nn.Module):
@@ -40,9 +43,13 @@ def test_the_three_orders_equal_the_closed_form_of_a_polynomial_loss():
     a, b = 1.5, -0.7
     batches = [(torch.ones(1, 1), torch.zeros(1))]
     d = gate_derivatives(Polynomial(a, b), {"lin": ["lin"]}, batches, 3, loss_fn=lambda out, y: out.sum())["lin"]
-    expected = torch.tensor([[3 * a**3 + a * b, 4 * b**2 + a * b],  # ∂L/∂m at m = 1, per gate
-                             [6 * a**3, 4 * b**2],
-                             [6 * a**3, 0.0]])
+    expected = torch.tensor(
+        [
+            [3 * a**3 + a * b, 4 * b**2 + a * b],  # ∂L/∂m at m = 1, per gate
+            [6 * a**3, 4 * b**2],
+            [6 * a**3, 0.0],
+        ]
+    )
     assert torch.allclose(d, expected, atol=1e-5)
     exact = torch.tensor([-(a**3) - a * b, -2 * b**2 - a * b])  # L(m_c = 0) − L(1); cubic, so order 3 is exact
     assert torch.allclose(taylor_estimate(d, 3), exact, atol=1e-5)
@@ -85,7 +92,9 @@ def test_spearman():
     a = torch.tensor([1.0, 2.0, 3.0, 4.0])
     assert spearman(a, a * 10) == pytest.approx(1.0)
     assert spearman(a, -a) == pytest.approx(-1.0)
-    assert spearman(torch.tensor([1.0, 2.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 3.0, 4.0])) == pytest.approx(0.9487, abs=1e-4)
+    assert spearman(torch.tensor([1.0, 2.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 3.0, 4.0])) == pytest.approx(
+        0.9487, abs=1e-4
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +102,14 @@ def trained(splits, default_params):
     cpu = torch.device("cpu")
     torch.manual_seed(0)
     model = models.build(models.spec({"name": "cnn", "width": 16, "hidden": 32}, 1, 10, 8))
-    loader = batches(splits.train, splits, default_params["data"], cpu, train=True)
-    fit(model, loader, batches(splits.val, splits, default_params["data"], cpu), default_params["train"] | {"epochs": 3}, cpu)
+    loader = batches(splits.train, splits, default_params.data, cpu, train=True)
+    fit(
+        model,
+        loader,
+        batches(splits.val, splits, default_params.data, cpu),
+        replace(default_params.train, epochs=3),
+        cpu,
+    )
     return model.eval(), loader
 
 
@@ -102,7 +117,7 @@ def trained(splits, default_params):
 def test_the_least_important_channel_costs_less_than_the_most_important(trained, order):
     model, loader = trained
     ctx = context(loader)
-    method = methods.create("t", {"method": "taylor", "order": order, "batches": 2, "normalize": False})
+    method = make_method("t", {"method": "taylor", "order": order, "batches": 2, "normalize": False})
     scores = method.score(model, prunable_layers(model), ctx).scores
     points = surgery.gate_points(model, (1, 8, 8))
     by_channel = [(float(s), root, c) for root in points for c, s in enumerate(scores[root])]
@@ -115,8 +130,9 @@ def test_the_least_important_channel_costs_less_than_the_most_important(trained,
 
 def test_fidelity_and_gradient_flow_are_reported(trained):
     model, loader = trained
-    method = methods.create("t", {"method": "taylor", "order": 2, "batches": 1, "fidelity_channels": 40,
-                                  "gradient_flow": True})
+    method = make_method(
+        "t", {"method": "taylor", "order": 2, "batches": 1, "fidelity_channels": 40, "gradient_flow": True}
+    )
     scored = method.score(model, prunable_layers(model), context(loader))
     fidelity = scored.metrics["taylor_fidelity"]
     assert set(fidelity) == {"order1", "order2", "order3"} and all(-1 <= v <= 1 for v in fidelity.values())
@@ -128,9 +144,10 @@ def test_fidelity_and_gradient_flow_are_reported(trained):
 
 def test_global_ranking_keeps_min_channels_and_removes_the_exact_count():
     model = small_cnn()
-    method = methods.create("l1g", {"method": "taylor", "min_channels": 2})
-    method.score = lambda model, layers, ctx: Scored({n: torch.arange(float(m.weight.shape[0]))
-                                                      for n, m in layers.items()})
+    method = make_method("l1g", {"method": "taylor", "min_channels": 2})
+    method.score = lambda model, layers, ctx: Scored(
+        {n: torch.arange(float(m.weight.shape[0])) for n, m in layers.items()}
+    )
     before = {n: m.weight.shape[0] for n, m in prunable_layers(model).items()}
     pruned = prune_step(model, method, 0.0, 0.7, context()).model
     after = {n: m.weight.shape[0] for n, m in prunable_layers(pruned).items()}
@@ -141,7 +158,7 @@ def test_global_ranking_keeps_min_channels_and_removes_the_exact_count():
 
 
 def test_derivatives_work_through_torchvision_residual_blocks():
-    from prunebench._torchvision import import_torchvision
+    from prunebench.training._torchvision import import_torchvision
 
     net = import_torchvision().models.resnet18(num_classes=10).eval()
     methods_before = {name: torch.Tensor.__dict__.get(name) for name in ("__iadd__", "__isub__", "__imul__")}

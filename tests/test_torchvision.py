@@ -1,6 +1,6 @@
 import torch
 
-from prunebench._torchvision import import_torchvision
+from prunebench.training._torchvision import import_torchvision
 
 
 def test_torchvision_models_and_datasets_import():

@@ -48,8 +48,11 @@ def test_a_manifest_holds_exactly_the_files_the_stage_runs_with_their_hashes(nam
     manifest = code.manifest(script)
     files = {ROOT / ("src/" + path if path.startswith("prunebench/") else path) for path in manifest}
     assert files == set(code.closure(script))
-    assert all(manifest[path] == hashlib.sha256((ROOT / ("src/" + path if path.startswith("prunebench/") else path))
-                                                .read_bytes()).hexdigest() for path in manifest)
+    assert all(
+        manifest[path]
+        == hashlib.sha256((ROOT / ("src/" + path if path.startswith("prunebench/") else path)).read_bytes()).hexdigest()
+        for path in manifest
+    )
 
 
 def test_the_check_stage_writes_the_manifests(tmp_path):
@@ -57,23 +60,33 @@ def test_the_check_stage_writes_the_manifests(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "stages/check.py")], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     for name in STAGES:
-        assert yaml.safe_load((tmp_path / paths.code_manifest(name)).read_text()) == \
-            code.manifest(ROOT / "stages" / f"{name}.py")
-    assert "prunebench/methods/taylor.py" in code.manifest(ROOT / "stages/prune.py")
-    assert "prunebench/methods/taylor.py" not in code.manifest(ROOT / "stages/finetune.py")  # editing it spares finetune
-    assert "prunebench/figures.py" not in code.manifest(ROOT / "stages/prune.py")
+        assert yaml.safe_load((tmp_path / paths.code_manifest(name)).read_text()) == code.manifest(
+            ROOT / "stages" / f"{name}.py"
+        )
+    assert "prunebench/pruning/methods/taylor.py" in code.manifest(ROOT / "stages/prune.py")
+    # editing a method spares finetune
+    assert "prunebench/pruning/methods/taylor.py" not in code.manifest(ROOT / "stages/finetune.py")
+    assert "prunebench/report/figures.py" not in code.manifest(ROOT / "stages/prune.py")
 
 
 def test_the_closure_follows_imports_inside_functions_and_packages(tmp_path):
     script = tmp_path / "stage.py"
-    script.write_text("def run():\n    from prunebench.methods.lamp import Lamp\n")
+    script.write_text("def run():\n    from prunebench.pruning.methods.lamp import Lamp\n")
     files = {p.relative_to(ROOT).as_posix() for p in code.closure(script) if p != script}
     # the package __init__ files run too, and methods/__init__ imports every method
-    assert {"src/prunebench/__init__.py", "src/prunebench/methods/__init__.py", "src/prunebench/methods/lamp.py",
-            "src/prunebench/methods/taylor.py", "src/prunebench/criteria.py"} <= files
-    assert "src/prunebench/report.py" not in files
+    assert {
+        "src/prunebench/__init__.py",
+        "src/prunebench/pruning/__init__.py",
+        "src/prunebench/pruning/methods/__init__.py",
+        "src/prunebench/pruning/methods/lamp.py",
+        "src/prunebench/pruning/methods/taylor.py",
+        "src/prunebench/pruning/criteria.py",
+    } <= files
+    assert "src/prunebench/report/markdown.py" not in files
     typing_only = tmp_path / "typing_only.py"
-    typing_only.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from prunebench import report\n")
+    typing_only.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from prunebench.report import stats\n"
+    )
     assert code.closure(typing_only) == [typing_only.resolve()]  # never runs
 
 
@@ -83,21 +96,26 @@ def test_the_modules_import_no_cycle():
 
     def visit(module: str, path: list[str]) -> None:
         for imported in sorted(graph.get(module, ())):
-            assert imported not in path, "import cycle: " + " → ".join(path[path.index(imported):] + [imported])
+            assert imported not in path, "import cycle: " + " → ".join(path[path.index(imported) :] + [imported])
             if imported not in done:
                 visit(imported, path + [imported])
         done.add(module)
 
     for module in graph:
         visit(module, [module])
-    assert "prunebench.sensitivity" not in graph["prunebench.methods.sensitivity_guided"]
+    assert "prunebench.stages.sensitivity" not in graph["prunebench.pruning.methods.sensitivity_guided"]
 
 
 def test_no_test_module_imports_another():
     for path in (ROOT / "tests").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module
+                else []
+            )
             assert not any(n.split(".")[0].startswith(("test_", "conftest")) for n in names), path.name
 
 
@@ -114,16 +132,19 @@ def named_paths() -> set[str]:
 
 
 def test_every_output_dvc_declares_is_named_in_paths():
-    declared = {out for stage in DVC.values() for kind in ("outs", "metrics")
-                for out in stage_body(stage).get(kind, [])}
+    declared = {
+        out for stage in DVC.values() for kind in ("outs", "metrics") for out in stage_body(stage).get(kind, [])
+    }
     assert declared and not declared - named_paths(), sorted(declared - named_paths())
 
 
 def test_no_plot_title_breaks_the_page_dvc_writes():
     """DVC names each plot's div after its title and calls vegaEmbed('#<id>'): a quote in a title
     ends that string, and the plot stays blank (found with benchmarks/offline_plots.py)."""
-    titles = [next(iter(entry)) if isinstance(entry, dict) else entry
-              for entry in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]]
+    titles = [
+        next(iter(entry)) if isinstance(entry, dict) else entry
+        for entry in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    ]
     assert titles and not [t for t in titles if "'" in t or '"' in t or "\\" in t]
 
 

@@ -10,22 +10,25 @@ import textwrap
 from helpers import ROOT
 
 SCRIPT = textwrap.dedent("""
-    import torch
-    from prunebench import data, models, workers
-    from prunebench.batches import batches
-    from prunebench.params import load
-    from prunebench.train import fit, seed_everything
+    from dataclasses import replace
 
-    workers.one_thread()
+    import torch
+    from prunebench import workers
+    from prunebench.training import data, models
+    from prunebench.training.batches import batches
+    from prunebench.params import load
+    from prunebench.training.loops import fit, seed_everything
+
+    torch.set_num_threads(1)
     params = load()
-    splits = data.load(data.prepare(params["data"]), params["data"])
-    val = batches(splits.val, splits, params["data"], torch.device("cpu"))
+    splits = data.load(data.prepare(params.data), params.data)
+    val = batches(splits.val, splits, params.data, torch.device("cpu"))
 
     def train(seed):
         seed_everything(seed)
         model = models.build(models.spec({"name": "cnn", "width": 8, "hidden": 16}, 1, 10, 8))
-        history = fit(model, batches(splits.train, splits, params["data"], torch.device("cpu"), train=True, seed=seed),
-                      val, params["train"] | {"epochs": 2}, torch.device("cpu"))
+        history = fit(model, batches(splits.train, splits, params.data, torch.device("cpu"), train=True, seed=seed),
+                      val, replace(params.train, epochs=2), torch.device("cpu"))
         return history, model.state_dict()
 
     alone = list(workers.run(train, [0, 1, 2], 1))
@@ -44,7 +47,7 @@ def test_two_workers_give_exactly_what_one_gives():
 CLAIM = """
 import sys, time
 from pathlib import Path
-from prunebench.train import claim_gpu
+from prunebench.runtime import claim_gpu
 print(claim_gpu(2, Path(sys.argv[1])), flush=True)
 time.sleep(float(sys.argv[2]))
 """
@@ -52,9 +55,11 @@ time.sleep(float(sys.argv[2]))
 
 def test_parallel_stages_claim_different_gpus_and_release_them_when_they_end(tmp_path):
     """What spreads `dvc queue start -j 2` over two GPUs, without GPUs: the claims alone."""
+
     def start(hold: float) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-c", CLAIM, str(tmp_path), str(hold)], stdout=subprocess.PIPE,
-                                text=True)
+        return subprocess.Popen(
+            [sys.executable, "-c", CLAIM, str(tmp_path), str(hold)], stdout=subprocess.PIPE, text=True
+        )
 
     first = start(30)
     assert first.stdout.readline().strip() == "0"

@@ -10,12 +10,14 @@ import pytest
 import torch
 import yaml
 
-from prunebench import methods, models, pretrained, schema, surgery
+from prunebench import schema
 from prunebench.errors import Unsupported
 from prunebench.params import ParamError
-from prunebench.pruning import prune_step
+from prunebench.pruning import surgery
+from prunebench.pruning.steps import prune_step
+from prunebench.training import models, pretrained
 
-from helpers import ROOT, context
+from helpers import ROOT, context, make_method
 
 FACTORY = '''
 from torch import nn
@@ -89,8 +91,11 @@ def test_a_checkpoint_loads_exactly_and_a_mismatch_is_one_line(tmp_path):
     pretrained.initial(spec | {"checkpoint": str(tmp_path / "wrapped.pt")})
 
     wider = spec | {"width": 16, "checkpoint": str(tmp_path / "mine.pt")}
-    with pytest.raises(pretrained.WeightsError, match=r"stem.0.weight has shape \(8, 1, 3, 3\), the model's is "
-                                                      r"\(16, 1, 3, 3\)"):
+    with pytest.raises(
+        pretrained.WeightsError,
+        match=r"stem.0.weight has shape \(8, 1, 3, 3\), the model's is "
+        r"\(16, 1, 3, 3\)",
+    ):
         pretrained.initial(wider)
     del state["fc.bias"]
     state["classifier.weight"] = torch.zeros(1)
@@ -115,8 +120,11 @@ def test_a_users_factory_gets_the_shape_it_takes_and_its_own_knobs(factory):
     model = models.build(models.spec(params["model"], 1, 10, 8))
     assert model[0].out_channels == 4 and model[-1].out_features == 10
     params["model"]["colour"] = 3
-    with pytest.raises(ParamError, match=r"model.colour: unknown key \(expected one of name, weights, checkpoint, "
-                                         r"download, width\)"):
+    with pytest.raises(
+        ParamError,
+        match=r"model.colour: unknown key \(expected one of name, weights, checkpoint, "
+        r"download, width\)",
+    ):
         schema.validate(params)
 
 
@@ -128,14 +136,17 @@ def test_every_default_method_prunes_the_users_model_or_refuses_naming_the_layer
     entry = yaml.safe_load((ROOT / "params.yaml").read_text())["methods"][method] or {}
     knobs = {k: v for k, v in entry.items() if k not in ("schedule", "fidelity_channels")}
     ctx = context(batches)
-    ctx.sensitivity = [{"seed": 0, "layer": layer, "kind": kind, "ratio": r, "accuracy": 0.9 - r / 2}
-                       for kind, layers in (("unstructured", ["0", "3"]), ("structured", ["0", "3"]))
-                       for layer in layers for r in (0.0, 0.5, 0.9, 0.99)]
+    ctx.sensitivity = [
+        {"seed": 0, "layer": layer, "kind": kind, "ratio": r, "accuracy": 0.9 - r / 2}
+        for kind, layers in (("unstructured", ["0", "3"]), ("structured", ["0", "3"]))
+        for layer in layers
+        for r in (0.0, 0.5, 0.9, 0.99)
+    ]
     if method == "interval_adjoint":  # no interval rule for GELU: refused, naming the layer
         with pytest.raises(Unsupported, match=r"5 \(GELU\) is not supported"):
-            prune_step(copy.deepcopy(model), methods.create(entry.get("method", method), knobs), 0.0, 0.5, ctx)
+            prune_step(copy.deepcopy(model), make_method(entry.get("method", method), knobs), 0.0, 0.5, ctx)
         return
-    pruned = prune_step(copy.deepcopy(model), methods.create(entry.get("method", method), knobs), 0.0, 0.5, ctx)
+    pruned = prune_step(copy.deepcopy(model), make_method(entry.get("method", method), knobs), 0.0, 0.5, ctx)
     assert pruned.model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
     before = sum(int((p != 0).sum()) for p in model.parameters())
     assert sum(int((p != 0).sum()) for p in pruned.model.parameters()) < before
@@ -152,8 +163,13 @@ def test_train_epochs_0_makes_the_loaded_checkpoint_the_base_model(tmp_path):
     params["train"]["epochs"] = 0
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in ("check", "data", "train"):
-        done = subprocess.run([sys.executable, str(ROOT / "stages" / f"{stage}.py")], cwd=tmp_path,
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "stages" / f"{stage}.py")],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
     base, _, saved_spec = surgery.load(tmp_path / "models/base/0.pt")
     assert all(torch.equal(base.state_dict()[k], state[k]) for k in state)  # never trained

@@ -14,11 +14,11 @@ def table(_: argparse.Namespace) -> int:
 
     from prunebench.params import load
     from prunebench.paths import WINNERS
-    from prunebench.report import winner_table
+    from prunebench.report.markdown import winner_table
 
     if not WINNERS.exists():
         raise UserError(f"{WINNERS} is missing: run the pipeline first (make run, or dvc repro)")
-    print(winner_table(pd.read_csv(WINNERS), load()["budget"]))
+    print(winner_table(pd.read_csv(WINNERS), load().budget))
     return 0
 
 
@@ -26,17 +26,24 @@ def evaluate(args: argparse.Namespace) -> int:
     """Test accuracy and cost of a saved model file, on the prepared split."""
     import json
 
-    from prunebench import measure, params, surgery
-    from prunebench.pipeline import Workbench
-    from prunebench.train import evaluate as test_metrics
-    from prunebench.train import prepare_model
+    from prunebench import params, runtime
+    from prunebench.pruning import surgery
+    from prunebench.stages.workbench import Workbench
+    from prunebench.training import measure
+    from prunebench.training.loops import evaluate as test_metrics
+    from prunebench.training.loops import prepare_model
 
     model, _, _ = surgery.load(args.path)
-    bench = Workbench.open(params.load())
+    checked = params.load()
+    bench = Workbench.open(checked, runtime.setup(checked))
     model = prepare_model(model, bench.device)
-    print(json.dumps(test_metrics(model, bench.test, bench.device)
-                     | measure.profile(model, bench.splits.input_shape, bench.params["measure"], bench.device),
-                     indent=2))
+    print(
+        json.dumps(
+            test_metrics(model, bench.test, bench.device)
+            | measure.profile(model, bench.splits.input_shape, checked.measure, bench.device),
+            indent=2,
+        )
+    )
     return 0
 
 

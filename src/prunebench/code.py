@@ -15,18 +15,21 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prunebench import repository
+
+if TYPE_CHECKING:
+    from prunebench.params import Model
 
 PACKAGE = "prunebench"
 SOURCE = Path(__file__).resolve().parent  # src/prunebench
 
 
 def module_file(name: str) -> Path | None:
-    """The file of a prunebench module (`prunebench.methods` → methods/__init__.py), if it exists."""
+    """The file of a prunebench module (`prunebench.pruning.methods` → methods/__init__.py), if it exists."""
     if name != PACKAGE and not name.startswith(PACKAGE + "."):
         return None
     path = SOURCE.joinpath(*name.split(".")[1:])
@@ -43,8 +46,7 @@ def _runtime_nodes(tree: ast.AST):
         node = todo.pop()
         yield node
         for child in ast.iter_child_nodes(node):
-            test = getattr(child, "test", None) if isinstance(child, ast.If) else None
-            if test is not None and "TYPE_CHECKING" in ast.unparse(test):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
                 todo += child.orelse
                 continue
             todo.append(child)
@@ -91,7 +93,7 @@ def closure(script: str | Path) -> list[Path]:
         if name not in seen:
             seen.add(name)
             todo |= _with_packages(imports(module_file(name))) - seen
-    return sorted({script} | {module_file(name) for name in seen})
+    return sorted({script} | {file for name in seen if (file := module_file(name)) is not None})
 
 
 def user_module(model_name: str) -> Path | None:
@@ -99,39 +101,31 @@ def user_module(model_name: str) -> Path | None:
     from the repository root without importing it; None for a registry model."""
     if ":" not in model_name:
         return None
-    with repository_on_path():
+    with repository.on_path():
         found = importlib.util.find_spec(model_name.partition(":")[0])
     return Path(found.origin).resolve() if found is not None and found.origin else None
 
 
-@contextmanager
-def repository_on_path() -> Iterator[None]:
-    """Stages run from the repository root, but Python looks for modules next to the script."""
-    root = str(Path.cwd())
-    sys.path.insert(0, root)
-    try:
-        yield
-    finally:
-        sys.path.remove(root)
-
-
-def manifest(script: str | Path, model: dict | None = None) -> dict[str, str]:
+def manifest(script: str | Path, model: Model | None = None) -> dict[str, str]:
     """Every file the stage script runs, named from the package's parent folder (src/ in a
     checkout: "prunebench/..."; "stages/..." for the script), with the SHA-256 of its content.
     Files that params.yaml's `model` section names count too: the user's model factory for a stage
     that builds models, the checkpoint for the stage that loads it (named from the repository root)."""
     script = Path(script).resolve()
     files = closure(script)
-    names = {path: (f"stages/{path.name}" if path == script else path.relative_to(SOURCE.parent).as_posix())
-             for path in files}
-    model = model or {}
-    factory = user_module(model.get("name", ""))
-    if factory is not None and module_file("prunebench.models") in files:
+    names = {
+        path: (f"stages/{path.name}" if path == script else path.relative_to(SOURCE.parent).as_posix())
+        for path in files
+    }
+    factory = user_module(model.name) if model else None
+    if factory is not None and module_file("prunebench.training.models") in files:
         names[factory] = _from_root(factory)
-    if model.get("checkpoint") and module_file("prunebench.pretrained") in files:
-        checkpoint = Path(model["checkpoint"]).resolve()
+    if model and model.checkpoint and module_file("prunebench.training.pretrained") in files:
+        checkpoint = Path(model.checkpoint).resolve()
         names[checkpoint] = _from_root(checkpoint)
-    return {names[path]: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(names, key=names.get)}
+    return {
+        names[path]: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(names, key=lambda p: names[p])
+    }
 
 
 def _from_root(path: Path) -> str:

@@ -29,12 +29,19 @@ def cpu_model() -> str:
 def describe(device: torch.device) -> dict[str, str | int]:
     """The facts that decide whether two runs can agree to the bit."""
     facts: dict[str, str | int] = {
-        "cpu": cpu_model(), "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
-        "cores": workers.cores(), "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "python": platform.python_version(), "os": platform.platform(terse=True),
+        "cpu": cpu_model(),
+        "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+        "cores": workers.cores(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "os": platform.platform(terse=True),
         "device": device.type,
     }
     if device.type == "cuda":
-        facts |= {"gpu": torch.cuda.get_device_name(device), "cuda": torch.version.cuda or "",
-                  "cudnn": str(torch.backends.cudnn.version())}
+        facts |= {
+            "gpu": torch.cuda.get_device_name(device),
+            "cuda": torch.version.cuda or "",
+            "cudnn": str(torch.backends.cudnn.version()),
+        }
     return facts

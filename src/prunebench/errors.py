@@ -28,10 +28,19 @@ def reported(where: str) -> Iterator[None]:
         if os.environ.get(DEBUG, "") not in ("", "0"):
             raise
         lines = str(error).strip().splitlines() or [""]
-        message = lines[0] if isinstance(error, UserError) else \
-            f"{type(error).__name__}: {lines[0]} (set {DEBUG}=1 for the traceback)"
+        message = (
+            lines[0]
+            if isinstance(error, UserError)
+            else f"{type(error).__name__}: {lines[0]} (set {DEBUG}=1 for the traceback)"
+        )
         sys.exit(f"{where}: {message}")
 
 
 class Unsupported(UserError, ValueError):
     """A method cannot prune this model: the message names the layer or what the model lacks."""
+
+
+class OutOfReach(UserError, ValueError):
+    """A selection asks a method for more than it can remove (`min_channels`, `max_ratio`, every
+    layer keeping one channel, the sensitivity sweep's largest ratio): the budget search takes it
+    as the furthest the method goes, never as a failure."""

@@ -11,8 +11,17 @@ PHASES = ("pruned", "recalibrated", "finetuned")  # the accuracies of a pruned m
 # the retention schedule: a plan row is the iteration, the units kept per channel group, then these
 PLAN_COLUMNS = ("iteration", "kept_percent", "removed_fraction", "budget_kept")
 # and an iteration's result (plots/methods/<m>/iterations.csv) the iteration's counts, then these
-ITERATION_COLUMNS = ("iteration", "units_kept", "removed_fraction", "budget_kept", "epochs", "val_accuracy", "val_loss",
-                     "params", "macs")
+ITERATION_COLUMNS = (
+    "iteration",
+    "units_kept",
+    "removed_fraction",
+    "budget_kept",
+    "epochs",
+    "val_accuracy",
+    "val_loss",
+    "params",
+    "macs",
+)
 
 
 def counts(row: dict[str, Any]) -> dict[str, int]:

@@ -8,11 +8,17 @@ from typing import Any
 
 from tqdm import tqdm
 
-shown = True  # False in forked workers (prunebench.workers)
+shown = True  # False in forked workers: `quiet`
 
 
 def bar(iterable: Iterable | None = None, **kwargs: Any) -> tqdm:
     return tqdm(iterable, disable=not shown, **kwargs)
+
+
+def quiet() -> None:
+    """No bars in this process: a forked worker's (the stage's bar over the jobs stands for it)."""
+    global shown
+    shown = False
 
 
 def say(text: str) -> None:

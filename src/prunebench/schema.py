@@ -1,187 +1,133 @@
-"""What params.yaml may hold: every key, what each value may be, and the names the registries know.
+"""What params.yaml may hold beyond its declaration (`prunebench.params`): the names the
+registries know (data sets, models, methods), a model factory's knobs and a method's knobs; and
+the JSON Schema of params.yaml that editors read (params.schema.json, written by
+`python -m prunebench.schema`, compared with the declaration by a test).
 
-A bad value or an unknown key stops with one line that names the key, e.g.
-`params.yaml: ratio = 1.5: expected a number in [0, 1)` or
-`params.yaml: schedule.q: unknown key (did you mean schedule.retention.q?)`: a typo never runs
-the defaults silently.
+The check stage runs `validate` before any stage that owns outputs, so a typo stops the pipeline
+with one line such as `params.yaml: schedule.q: unknown key (did you mean schedule.retention.q?)`.
 """
 
 from __future__ import annotations
 
-import difflib
 import inspect
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
-from prunebench import spec
-from prunebench.budget import BUDGETS
-from prunebench.params import ParamError
-from prunebench.spec import Check
+from prunebench.params import ENTRY_KEYS, MODEL_START, Json, MethodEntry, Model, ParamError, Params, fail, unknown
+from prunebench.params import json_schema as declared_schema
+from prunebench.params import parse as parse_params
 
-LOOP = {  # every training loop (train, finetune, schedule.retrain) has these
-    "compile": spec.boolean(),
-    "lr": spec.positive(),
-    "momentum": spec.number(0, 1, hi_open=True),
-    "weight_decay": spec.number(0, 1),
-    "patience": spec.integer(0),
-}
-
-SCHEMA: dict[str, Check | dict] = {
-    "budget": spec.one_of(*BUDGETS),
-    "ratio": spec.number_or_list(spec.number(0, 1, lo_open=True, hi_open=True)),
-    "seeds": spec.list_of(spec.integer(0)),
-    "device": spec.one_of("auto", "cpu", "cuda"),
-    "workers": spec.optional(spec.integer(1)),
-    "data": {
-        "name": spec.string(),  # checked against the registry below
-        "root": spec.string(),
-        "split_seed": spec.integer(0),
-        "val_fraction": spec.number(0, 1, lo_open=True, hi_open=True),
-        "test_fraction": spec.number(0, 1, lo_open=True, hi_open=True),
-        "batch_size": spec.integer(1),
-        "num_workers": spec.optional(spec.integer(0)),
-        "download": spec.boolean(),
-        "image_size": spec.optional(spec.integer(8)),
-    },
-    "model": {"name": spec.string()},  # and the factory's own knobs, checked below
-    "train": {"epochs": spec.integer(0), **LOOP},  # 0: the loaded model is the base model
-    "finetune": {"epochs": spec.integer(0), **LOOP},
-    "sensitivity": {"ratios": spec.list_of(spec.number(0, 1, lo_open=True, hi_open=True))},
-    "schedule": {
-        "iterations": spec.integer(1),
-        "retention": {"q": spec.number(0, 1, lo_open=True, hi_open=True), "max_iterations": spec.integer(1),
-                      "tolerance": spec.number(0, 1)},
-        "retrain": {"epochs": spec.integer(0), **LOOP},
-    },
-    "recalibrate": spec.integer(0),
-    "measure": {"latency_batch": spec.integer(1), "warmup": spec.integer(0), "min_run_time": spec.positive()},
-    "stats": {"confidence": spec.number(0, 1, lo_open=True, hi_open=True), "resamples": spec.integer(100)},
-    "methods": {},  # run name → knobs, checked below
-}
+SCHEMA_FILE = Path("params.schema.json")
 
 
-def fail(key: str, value: Any, allowed: str) -> None:
-    raise ParamError(f"params.yaml: {key} = {value!r}: expected {allowed}")
+def validate(raw: dict[str, Any]) -> Params:
+    """params.yaml as plain data → checked, typed `Params`."""
+    params = parse_params(raw)
+    _check_data(params.data.name)
+    _check_model(params.model)
+    for entry in params.methods.values():
+        _check_method(entry)
+    return params
 
 
-def validate(params: dict[str, Any]) -> None:
-    _check_tree(params, SCHEMA, prefix="")
-    _check_data(params["data"])
-    _check_model(params["model"])
-    _check_methods(params["methods"])
-    if len(set(params["seeds"])) != len(params["seeds"]):
-        fail("seeds", params["seeds"], "distinct seeds")
-    ratios = params["ratio"] if isinstance(params["ratio"], list) else [params["ratio"]]
-    if len(set(ratios)) != len(ratios):
-        fail("ratio", params["ratio"], "distinct operating points")
-    if params["data"]["val_fraction"] + params["data"]["test_fraction"] >= 1:
-        fail("data.val_fraction + data.test_fraction", None, "a sum below 1")
+def _check_data(name: str) -> None:
+    from prunebench.training.data import DATASETS
+
+    if name not in DATASETS:
+        fail("data.name", name, "one of " + ", ".join(DATASETS))
 
 
-def known_keys(schema: dict = SCHEMA, prefix: str = "") -> list[str]:
-    """Every dotted key the schema names."""
-    keys = []
-    for key, check in schema.items():
-        keys.append(prefix + key)
-        if isinstance(check, dict):
-            keys += known_keys(check, f"{prefix}{key}.")
-    return keys
+def _check_model(model: Model) -> None:
+    from prunebench.training import models
 
-
-def suggest(key: str, known: list[str]) -> str | None:
-    """The known key most like `key`: alike as a whole path and in its last part, so that a key
-    put at the wrong level (schedule.q) finds its place (schedule.retention.q)."""
-    def likeness(candidate: str) -> tuple[float, float]:
-        leaf = difflib.SequenceMatcher(None, key.rsplit(".", 1)[-1], candidate.rsplit(".", 1)[-1]).ratio()
-        return difflib.SequenceMatcher(None, key, candidate).ratio() + leaf, leaf
-
-    best = max(known, key=likeness)
-    total, leaf = likeness(best)
-    return best if total >= 1.2 and leaf >= 0.5 else None
-
-
-def unknown(key: str, siblings: list[str], known: list[str] | None = None) -> None:
-    """Stop on a key params.yaml should not have, with the closest of the `known` keys (default:
-    all of the schema's) or else the keys allowed at its place."""
-    guess = suggest(key, known or known_keys())
-    hint = f"did you mean {guess}?" if guess else "expected one of " + (", ".join(siblings) or "none")
-    raise ParamError(f"params.yaml: {key}: unknown key ({hint})")
-
-
-def _check_tree(params: Any, schema: dict, prefix: str) -> None:
-    if not isinstance(params, dict):
-        fail(prefix.rstrip(".") or "params.yaml", params, "a mapping")
-    for key in params:
-        if key not in schema and prefix != "model.":
-            unknown(prefix + key, list(schema))
-    for key, check in schema.items():
-        name = prefix + key
-        if key not in params:
-            fail(name, None, "a value (the key is missing)")
-        if isinstance(check, dict):
-            if check:
-                _check_tree(params[key], check, name + ".")
-        elif not check.ok(params[key]):
-            fail(name, params[key], check.allowed)
-
-
-def _check_data(data: dict[str, Any]) -> None:
-    from prunebench.data import DATASETS
-
-    if data["name"] not in DATASETS:
-        fail("data.name", data["name"], "one of " + ", ".join(DATASETS))
-
-
-MODEL_INITIAL = {"weights": spec.optional(spec.string()), "checkpoint": spec.optional(spec.string()),
-                 "download": spec.boolean()}
-
-
-def _check_model(model: dict[str, Any]) -> None:
-    from prunebench import models
-
-    if not isinstance(model["name"], str) or (model["name"] not in models.MODELS and ":" not in model["name"]):
-        fail("model.name", model["name"], "one of " + ", ".join(models.MODELS) + ", or package.module:function")
+    if model.name not in models.MODELS and ":" not in model.name:
+        fail("model.name", model.name, "one of " + ", ".join(models.MODELS) + ", or package.module:function")
     try:
-        parameters = inspect.signature(models.factory(model["name"])).parameters
+        parameters = inspect.signature(models.factory(model.name)).parameters
     except models.ModelError as error:
         raise ParamError(f"params.yaml: {error}") from error
     knobs = [p for p, v in parameters.items() if p not in models.SHAPE and v.kind is not v.VAR_KEYWORD]
     takes_any = any(v.kind is v.VAR_KEYWORD for v in parameters.values())
-    for key, value in model.items():
-        if key in MODEL_INITIAL and not MODEL_INITIAL[key].ok(value):
-            fail(f"model.{key}", value, MODEL_INITIAL[key].allowed)
-        elif key != "name" and key not in MODEL_INITIAL and key not in knobs and not takes_any:
-            allowed = ["name", *MODEL_INITIAL, *knobs]
+    for key in model.knobs:
+        if key not in knobs and not takes_any:
+            allowed = ["name", *MODEL_START, *knobs]
             unknown(f"model.{key}", allowed, [f"model.{k}" for k in allowed])
-    if model.get("weights") and model.get("checkpoint"):
-        fail("model.weights", model["weights"], "null when model.checkpoint is set (one starting point)")
-    if model.get("checkpoint") and not Path(model["checkpoint"]).is_file():
-        fail("model.checkpoint", model["checkpoint"], "a state dict file (path from the repository root)")
+    if model.weights and model.checkpoint:
+        fail("model.weights", model.weights, "null when model.checkpoint is set (one starting point)")
+    if model.checkpoint and not Path(model.checkpoint).is_file():
+        fail("model.checkpoint", model.checkpoint, "a state dict file (path from the repository root)")
 
 
-def _check_methods(methods: Any) -> None:
-    from prunebench.methods import ENTRY_KEYS, METHODS, implementation, schedule
+def _check_method(entry: MethodEntry) -> None:
+    from prunebench.pruning.methods import METHODS, schedule
+    from prunebench.spec import checks
 
-    if not isinstance(methods, dict) or not methods:
-        fail("methods", methods, "a non-empty mapping of run name to knobs")
-    for key, entry in methods.items():
-        if entry is not None and not isinstance(entry, dict):
-            fail(f"methods.{key}", entry, "a mapping of knobs (or {})")
-        name = implementation(key, entry)
-        if name not in METHODS:
-            where = f"methods.{key}.method" if entry and "method" in entry else f"methods.{key}"
-            fail(where, name, "a registered method: " + ", ".join(METHODS))
-        checks = METHODS[name].Knobs.checks()
-        how = schedule(key, entry)
-        if how not in ("steps", "retention"):
-            fail(f"methods.{key}.schedule", how, "steps or retention")
-        if how == "retention" and METHODS[name].unit != "channel":
-            fail(f"methods.{key}.schedule", how, f"steps ({name} prunes weights; the retention schedule counts units)")
-        for knob, value in (entry or {}).items():
-            if knob in ENTRY_KEYS:
-                continue
-            if knob not in checks:
-                allowed = [*ENTRY_KEYS, *checks]
-                unknown(f"methods.{key}.{knob}", allowed, [f"methods.{key}.{k}" for k in allowed])
-            if not checks[knob].ok(value):
-                fail(f"methods.{key}.{knob}", value, checks[knob].allowed)
+    key = entry.key
+    if entry.method not in METHODS:
+        where = f"methods.{key}.method" if entry.method != key else f"methods.{key}"
+        fail(where, entry.method, "a registered method: " + ", ".join(METHODS))
+    cls = METHODS[entry.method]
+    if schedule(entry) == "retention" and cls.unit != "channel":
+        fail(
+            f"methods.{key}.schedule",
+            "retention",
+            f"steps ({entry.method} prunes weights; the retention schedule counts units)",
+        )
+    allowed_knobs = checks(cls.Knobs)
+    for knob, value in entry.knobs.items():
+        if knob not in allowed_knobs:
+            allowed = [*ENTRY_KEYS, *allowed_knobs]
+            unknown(f"methods.{key}.{knob}", allowed, [f"methods.{key}.{k}" for k in allowed])
+        if not allowed_knobs[knob].ok(value):
+            fail(f"methods.{key}.{knob}", value, allowed_knobs[knob].allowed)
+
+
+def json_schema() -> Json:
+    """params.yaml's JSON Schema: the declaration, with the registries' names and knobs."""
+    from prunebench.pruning.methods import METHODS
+    from prunebench.spec import checks
+
+    knobs: dict[str, list[tuple[str, Json]]] = {}
+    for name, cls in METHODS.items():
+        for knob, check in checks(cls.Knobs).items():
+            knobs.setdefault(knob, []).append((name, check.json))
+    entry_properties: Json = {
+        "method": {"enum": list(METHODS), "description": "the registered method (default: the key)"},
+        "schedule": {"enum": ["steps", "retention"], "description": "how ratio is reached (default: the method's own)"},
+    }
+    for knob, found in knobs.items():
+        variants = [schema for i, (_, schema) in enumerate(found) if schema not in [s for _, s in found[:i]]]
+        entry_properties[knob] = (variants[0] if len(variants) == 1 else {"anyOf": variants}) | {
+            "description": "a knob of " + ", ".join(name for name, _ in found)
+        }
+    entry = {
+        "anyOf": [{"type": "null"}, {"type": "object", "properties": entry_properties, "additionalProperties": False}]
+    }
+    schema = declared_schema(Params, methods=entry)
+    from prunebench.training.data import DATASETS
+    from prunebench.training.models import MODELS
+
+    fields = schema["properties"]
+    fields["data"]["properties"]["name"] |= {"enum": list(DATASETS)}
+    fields["model"]["properties"]["name"] = {
+        "anyOf": [{"enum": list(MODELS)}, {"type": "string", "pattern": r"^[\w.]+:\w+$"}],
+        "description": fields["model"]["properties"]["name"]["description"],
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "prunebench params.yaml",
+        "description": "Every knob of the benchmark; `prunebench.params` declares it.",
+    } | schema
+
+
+def write(path: Path = SCHEMA_FILE) -> None:
+    from prunebench.io import write_text
+
+    write_text(path, json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    write(Path(sys.argv[1]) if len(sys.argv) > 1 else SCHEMA_FILE)
+    print(f"{sys.argv[1] if len(sys.argv) > 1 else SCHEMA_FILE}: written")

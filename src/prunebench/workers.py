@@ -1,11 +1,9 @@
 """Run a stage's independent jobs (seeds, operating points) side by side.
 
-Measured on the 2-core machine: the default models train as fast on one thread as on two, and
-under load one thread is far faster, so every stage process runs torch on one thread, and on the
-CPU a stage runs `workers` processes at a time (forked from the stage after it loaded the data, so
-nothing is imported or loaded twice). One thread everywhere also makes the results independent of
-the number of cores and of `workers`: every job seeds itself, and the arithmetic of a job does not
-depend on which process runs it. On CUDA the jobs take turns on the one device.
+On the CPU a stage runs `workers` processes at a time, forked from the stage after it loaded the
+data, so nothing is imported or loaded twice; each runs torch on one thread (`prunebench.runtime`)
+and every job seeds itself, so the results do not depend on which process runs a job. On CUDA
+the jobs take turns on the one device.
 """
 
 from __future__ import annotations
@@ -19,17 +17,6 @@ from prunebench import progress
 
 Job = TypeVar("Job")
 _work: Callable[[Any], Any] | None = None  # what the forked workers run: set before the fork, inherited
-
-
-def one_thread() -> None:
-    """Torch on one thread in this process (and so in every process it forks)."""
-    import torch  # here, not above: a stage that runs no torch (compare) must not pay for importing it
-
-    torch.set_num_threads(1)
-
-
-def _worker() -> None:
-    progress.shown = False
 
 
 def cores() -> int:
@@ -54,11 +41,12 @@ def run(work: Callable[[Job], Any], jobs: Sequence[Job], workers: int) -> Iterat
         return
     _work = work
     try:
-        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs)), initializer=_worker) as pool:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs)), initializer=progress.quiet) as pool:
             yield from pool.imap(_call, jobs)
     finally:
         _work = None
 
 
 def _call(job: Any) -> Any:
+    assert _work is not None, "set by `run` before the fork"
     return _work(job)

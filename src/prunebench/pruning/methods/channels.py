@@ -1,0 +1,83 @@
+"""Structured channel methods beyond L1: the random baseline, global L1, and Network Slimming."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import islice
+
+import torch
+from torch import nn
+
+from prunebench.errors import Unsupported
+from prunebench.pruning.methods.base import ChannelKnobs, Method, RankingKnobs, Scored, knob
+from prunebench.pruning.methods.l1_channel import L1Channel
+from prunebench.pruning.surgery import channel_groups, gate_points
+from prunebench.spec import boolean, integer, number
+from prunebench.training.optim import SGD
+
+
+class RandomChannel(Method):
+    """Random output channels, the same fraction in every layer: the structured baseline."""
+
+    unit = "channel"
+    Knobs = ChannelKnobs
+
+    def score(self, model, layers, ctx):
+        return Scored({name: torch.rand(m.weight.shape[0], generator=ctx.generator) for name, m in layers.items()})
+
+
+class L1ChannelGlobal(L1Channel):
+    """Filter L1 norms ranked over all layers at once (Li et al.'s global variant)."""
+
+    scope = "global"
+
+    @dataclass(frozen=True)
+    class Knobs(RankingKnobs):
+        max_ratio: float = knob(0.9, number(0, 1))
+
+
+class Slimming(Method):
+    """Network Slimming (Liu et al., ICCV 2017): channels ranked by |γ| of the BatchNorm that
+    follows them, one global threshold. With `sparsity` > 0 the model first trains for
+    `sparsity_epochs` passes over the calibration batches with an L1 penalty on every γ,
+    which pushes unimportant scales towards zero. Channels without a BatchNorm are kept."""
+
+    unit = "channel"
+    scope = "global"
+
+    @dataclass(frozen=True)
+    class Knobs(RankingKnobs):
+        normalize: bool = knob(False, boolean())  # γ are already on one scale
+        max_ratio: float = knob(0.9, number(0, 1))
+        sparsity: float = knob(0.0, number(0, 1))  # L1 coefficient on the BN scales (0 = no sparsity training)
+        sparsity_epochs: int = knob(1, integer(0))
+        sparsity_batches: int = knob(20, integer(1))  # batches per sparsity epoch
+        lr: float = knob(0.01, number(0, 10))
+
+    def score(self, model, layers, ctx):
+        cfg = self.knobs
+        modules = dict(model.named_modules())
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
+        if not norms:
+            raise Unsupported("slimming ranks channels by BatchNorm scales, and this model has no BatchNorm")
+        if cfg.sparsity > 0 and cfg.sparsity_epochs > 0:
+            optimizer = SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+            model.train()
+            for _ in range(cfg.sparsity_epochs):
+                for x, y in islice(ctx.batches(), cfg.sparsity_batches):
+                    x, y = x.to(ctx.device), y.to(ctx.device)
+                    loss = nn.functional.cross_entropy(model(x), y)
+                    loss = loss + cfg.sparsity * sum(bn.weight.abs().sum() for bn in norms)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+            model.eval()
+        points = gate_points(model, ctx.input_shape)
+        scores = {}
+        for group in channel_groups(model, ctx.input_shape):
+            bns = [modules[p] for p in points[group[0]] if isinstance(modules[p], nn.modules.batchnorm._BatchNorm)]
+            if bns:
+                gamma = torch.stack([bn.weight.detach().abs().cpu() for bn in bns]).mean(0)
+                scores |= {name: gamma for name in group}
+        below = torch.cat([bn.weight.detach().abs().cpu() for bn in norms]).lt(1e-2).float().mean()
+        return Scored(scores, metrics={"bn_scales_below_1e-2": float(below)})

@@ -1,0 +1,19 @@
+"""Layer-wise magnitude pruning: in every layer, the weights with the smallest |w| go."""
+
+from __future__ import annotations
+
+from prunebench.pruning.criteria import weight_magnitude
+from prunebench.pruning.methods.base import Method, Scored
+
+
+class Magnitude(Method):
+    unit = "weight"
+
+    def score(self, model, layers, ctx):
+        return Scored({name: weight_magnitude(m) for name, m in layers.items()})
+
+
+class GlobalMagnitude(Magnitude):
+    """One |w| threshold over all prunable weights: layers lose different fractions."""
+
+    scope = "global"

@@ -1,0 +1,131 @@
+"""The geometric retention schedule: prune a little, retrain, repeat, then pick a model to deploy.
+
+Layer (channel group) l keeps N_l(t) = max(1, round(h_l · q^t)) units at iteration t, and the
+iterations stop at the first that keeps at most the target share of the budget (MACs,
+parameters or units: `prunebench.pruning.budget`), or at `max_iterations`. An operating point takes
+the first iteration that reaches it.
+Every finished iteration is a checkpoint on disk, so a killed run resumes at the first
+unfinished one; a checkpoint is reused only if it was made from the same inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from prunebench import resume
+from prunebench.io import read_csv, read_json, write_csv, write_json
+from prunebench.layouts import EPOCH_COLUMNS, counts
+from prunebench.progress import bar, say
+from prunebench.pruning import surgery
+
+RULE = "fewest parameters with validation accuracy ≥ unpruned − tolerance"
+
+
+def table(
+    sizes: dict[str, int], q: float, max_iterations: int, kept: Callable[[dict[str, int]], float], target: float
+) -> list[dict[str, Any]]:
+    """Units kept per layer at iterations 0, 1, …, up to the first whose counts keep at most
+    `target` of the budget (`kept` of the counts), or `max_iterations`, or once every layer is
+    down to one unit. Each row also has the share of units kept and removed, and of the budget kept."""
+    total = sum(sizes.values())
+    rows: list[dict[str, Any]] = []
+    for t in range(max_iterations + 1):
+        counts = {name: max(1, round(h * q**t)) for name, h in sizes.items()}
+        removed = 1 - sum(counts.values()) / total
+        rows.append(
+            {
+                "iteration": t,
+                **counts,
+                "kept_percent": 100 * (1 - removed),
+                "removed_fraction": removed,
+                "budget_kept": kept(counts),
+            }
+        )
+        if rows[-1]["budget_kept"] <= target or all(n == 1 for n in counts.values()):
+            break
+    return rows
+
+
+def first_reaching(rows: list[dict[str, Any]], target: float) -> dict[str, Any]:
+    """The first iteration that keeps at most `target` of the budget, else the last."""
+    return next((row for row in rows if row["budget_kept"] <= target), rows[-1])
+
+
+class Checkpoints(resume.Store):
+    """One seed's iterations: <dir>/<t>/model.pt (the best retrained weights), history.csv (per
+    epoch, train and validation) and result.json, written last: its presence marks t finished."""
+
+    def model(self, t: int) -> Path:
+        return self.directory / str(t) / "model.pt"
+
+    def finished(self) -> list[dict[str, Any]]:
+        """Results of the finished iterations 0, 1, … up to the first gap."""
+        rows: list[dict[str, Any]] = []
+        while (done := self.directory / str(len(rows)) / "result.json").exists():
+            rows.append(read_json(done))
+        return rows
+
+    def save(self, t: int, model: nn.Module, spec: dict, history: list[dict], result: dict[str, Any]) -> None:
+        surgery.save(self.model(t), model, spec)
+        write_csv(self.directory / str(t) / "history.csv", history, EPOCH_COLUMNS)
+        write_json(self.directory / str(t) / "result.json", result)
+
+    def history(self, t: int) -> list[dict[str, Any]]:
+        return read_csv(self.directory / str(t) / "history.csv")
+
+
+def iterate(
+    model: nn.Module,
+    spec: dict,
+    rows: list[dict[str, Any]],
+    checkpoints: Checkpoints,
+    prune: Callable[[nn.Module, int, dict[str, int]], nn.Module],
+    retrain: Callable[[nn.Module, int], list[dict]],
+    assess: Callable[[nn.Module], dict[str, float]],
+) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """Run the schedule `rows` (from `table`): iteration 0 is the unpruned model; each later one
+    prunes to its counts, retrains and assesses (`assess` gives the ITERATION_COLUMNS from
+    val_accuracy on). Returns the last model and one result per iteration: the iteration's
+    counts per layer, then `layouts.ITERATION_COLUMNS`. Finished iterations are reused (also past `rows`'
+    end: a later run to a deeper target goes on from them)."""
+    results = checkpoints.finished()[: len(rows)]
+    if results:
+        model = surgery.load(checkpoints.model(len(results) - 1))[0]
+        if len(results) < len(rows):
+            say(f"resuming at iteration {len(results)} ({checkpoints.directory})")
+    for row in bar(rows[len(results) :], desc="iterations", unit="it", leave=False):
+        t = row["iteration"]
+        history = []
+        if t > 0:
+            model = prune(model, t, counts(row))
+            history = retrain(model, t)
+        result = {
+            "iteration": t,
+            **counts(row),
+            "units_kept": sum(counts(row).values()),
+            "removed_fraction": row["removed_fraction"],
+            "budget_kept": row["budget_kept"],
+            "epochs": len(history),
+            **assess(model),
+        }
+        checkpoints.save(t, model, spec, history, result)
+        results.append(result)
+    return model, results
+
+
+def choose(results: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:
+    """The deployed model: the smallest (fewest parameters; the earlier on a tie) whose validation
+    accuracy is at least the unpruned model's (iteration 0) minus `tolerance`."""
+    floor = results[0]["val_accuracy"] - tolerance
+    best = min((r for r in results if r["val_accuracy"] >= floor), key=lambda r: (r["params"], r["iteration"]))
+    return {
+        "rule": RULE.replace("tolerance", f"{tolerance:g}"),
+        "iteration": best["iteration"],
+        "val_accuracy": best["val_accuracy"],
+        "params": best["params"],
+        "units_kept": best["units_kept"],
+    }

@@ -1,0 +1,188 @@
+"""Physical removal of channels and neurons, and saving/loading of pruned models.
+
+Removal goes through torch-pruning's dependency graph, which keeps coupled layers consistent:
+residual additions, BatchNorm statistics, the next layer's inputs, the classifier input.
+A saved model is its weights plus a plain-data description of the (pruned) architecture;
+loading rebuilds the architecture and reads the file with `weights_only=True`, so a file can
+never run code.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch_pruning as tp
+from torch import Tensor, nn
+
+from prunebench.errors import OutOfReach, UserError
+from prunebench.io import save_with
+from prunebench.training import models
+
+FORMAT = "prunebench-model/1"
+SIZE_ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_features", "num_features")
+OUT_CHANNEL_FNS = (tp.pruner.function.prune_conv_out_channels, tp.pruner.function.prune_linear_out_channels)
+
+
+def remove_indices(model: nn.Module, removed: dict[str, list[int]], input_shape: tuple[int, ...]) -> nn.Module:
+    """Remove exactly the given output channels of each channel group, keyed by the group's
+    root layer; torch-pruning removes the same channels from every coupled layer."""
+    graph = _graph(model, input_shape)
+    modules = dict(model.named_modules())
+    for root, idxs in removed.items():
+        if not idxs:
+            continue
+        layer = modules[root]
+        fn = OUT_CHANNEL_FNS[0] if isinstance(layer, nn.Conv2d) else OUT_CHANNEL_FNS[1]
+        group = graph.get_pruning_group(layer, fn, idxs)
+        if not graph.check_pruning_group(group):
+            raise OutOfReach(f"cannot remove {len(idxs)} of the output channels of {root}: every layer keeps one")
+        group.prune()
+    return model
+
+
+def _graph(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph:
+    device = next(model.parameters()).device
+    return tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, *input_shape, device=device))
+
+
+def _groups(model: nn.Module, graph: tp.DependencyGraph) -> list[dict[str, nn.Module]]:
+    """torch-pruning's channel groups as {name: module} of the modules whose outputs go together."""
+    names = {m: n for n, m in model.named_modules()}
+    position = {n: i for i, n in enumerate(names.values())}
+    modules = dict(model.named_modules())
+    groups = []
+    for group in graph.get_all_groups(
+        ignored_layers=[modules[models.output_layer_name(model)]], root_module_types=[nn.Conv2d, nn.Linear]
+    ):
+        members = sorted(
+            (
+                names[dep.target.module]
+                for dep, _ in group
+                if graph.is_out_channel_pruning_fn(dep.handler) and dep.target.module in names
+            ),
+            key=lambda name: position[name],
+        )
+        groups.append({name: modules[name] for name in members})
+    return sorted(groups, key=lambda g: position[next(iter(g))])  # network order
+
+
+def channel_groups(model: nn.Module, input_shape: tuple[int, ...]) -> list[list[str]]:
+    """Prunable layers whose output channels must be removed together (a residual addition
+    couples them), root first."""
+    prunable = models.prunable_layers(model)
+    groups = [[name for name in group if name in prunable] for group in _groups(model, _graph(model, input_shape))]
+    return [group for group in groups if group]
+
+
+def group_sizes(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+    """The output channels (or neurons) of each channel group, keyed by its root layer; coupled
+    layers count once."""
+    modules = dict(model.named_modules())
+    return {group[0]: models.output_units(modules[group[0]]) for group in channel_groups(model, input_shape)}
+
+
+def gate_points(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, list[str]]:
+    """Where each channel group's channels leave their layers, keyed by the group's root: for
+    every member layer, the BatchNorm that directly follows it if there is one, else the layer.
+    Zeroing a channel there is exactly what removing it does to everything downstream."""
+    graph = _graph(model, input_shape)
+    prunable = models.prunable_layers(model)
+    points = {}
+    for group in _groups(model, graph):
+        members = [name for name in group if name in prunable]
+        if not members:
+            continue
+        names = {m: n for n, m in group.items()}
+        follow = []
+        for name in members:
+            norms = [
+                names[node.module]
+                for node in graph.module2node[group[name]].outputs
+                if isinstance(node.module, nn.modules.batchnorm._BatchNorm) and node.module in names
+            ]
+            follow.append(norms[0] if norms else name)
+        points[members[0]] = follow
+    return points
+
+
+def architecture(model: nn.Module) -> dict[str, dict[str, int]]:
+    """The layer sizes that pruning can change, as plain data."""
+    layers = {}
+    for name, module in model.named_modules():
+        sizes = {a: getattr(module, a) for a in SIZE_ATTRS if isinstance(getattr(module, a, None), int)}
+        if sizes:
+            layers[name] = sizes
+    return layers
+
+
+def save(path: str | Path, model: nn.Module, spec: dict[str, Any], masks: dict[str, Tensor] | None = None) -> None:
+    """`spec` is the model description `models.build` takes; `masks` keeps unstructured pruning."""
+    payload = {
+        "format": FORMAT,
+        "spec": spec,
+        "layers": architecture(model),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "masks": {k: v.cpu() for k, v in (masks or {}).items()},
+    }
+
+    def write(tmp: Path) -> None:  # through a file object: the archive is named "archive", not after tmp,
+        with open(tmp, "wb") as f:  # so the same model gives the same bytes and DVC re-runs nothing
+            torch.save(payload, f)
+
+    save_with(path, write)
+
+
+class ModelFileError(UserError, ValueError):
+    """A model file that is missing, unreadable, or holds pickled Python objects (refused)."""
+
+
+def read(path: str | Path) -> Any:
+    """A torch file's tensors and plain data, never running code from it (weights_only)."""
+    if not Path(path).is_file():
+        raise ModelFileError(f"{path}: no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ModelFileError(
+            f"{path}: refused: it holds pickled Python objects, not plain weights "
+            "(prunebench loads models with weights_only=True)"
+        ) from error
+    except (RuntimeError, EOFError, OSError) as error:
+        raise ModelFileError(
+            f"{path}: unreadable, truncated or not a torch file "
+            f"({str(error).splitlines()[0] if str(error) else type(error).__name__})"
+        ) from error
+
+
+def load(path: str | Path) -> tuple[nn.Module, dict[str, Tensor], dict[str, Any]]:
+    """Rebuild a saved model on the CPU: (model, masks, spec)."""
+    payload = read(path)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a prunebench model file (expected format {FORMAT})")
+    model = models.build(payload["spec"])
+    _resize(model, payload["layers"], payload["state_dict"])
+    model.load_state_dict(payload["state_dict"])
+    return model, payload["masks"], payload["spec"]
+
+
+def load_pruned(path: str | Path) -> nn.Module:
+    """The deployment entry point: a saved (pruned) model, rebuilt and ready for inference."""
+    return load(path)[0].eval()
+
+
+def _resize(model: nn.Module, layers: dict[str, dict[str, int]], state: dict[str, Tensor]) -> None:
+    """Give every layer the sizes and tensor shapes it had when saved."""
+    modules = dict(model.named_modules())
+    for name, sizes in layers.items():
+        for attr, value in sizes.items():
+            setattr(modules[name], attr, value)
+    for key, tensor in state.items():
+        owner, _, attr = key.rpartition(".")
+        module = modules[owner]
+        if attr in module._parameters:
+            module._parameters[attr] = nn.Parameter(torch.empty_like(tensor))
+        elif attr in module._buffers:
+            module._buffers[attr] = torch.empty_like(tensor)

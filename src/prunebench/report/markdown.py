@@ -1,0 +1,315 @@
+"""The comparison in words and tables: mean ± std per method and point, which method wins each
+budget and which are indistinguishable from it, and the Markdown report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prunebench.params import Params
+from prunebench.report import stats
+
+TOLERANCE = 0.01  # a target is met when what a method keeps of the budget is within 1 % of it
+WINNER_PHASES = {"finetuned": "after fine-tuning", "recalibrated": "after pruning (BatchNorm recalibrated)"}
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of every numeric column, one row per method × point;
+    `reached` when every seed met the target."""
+    numeric = [c for c in results.select_dtypes("number").columns if c not in ("seed", "ratio")]
+    grouped = results.groupby(["method", "ratio"], sort=False)
+    summary = grouped[numeric].agg(["mean", "std"])
+    summary.columns = [f"{col}_{stat}" for col, stat in summary.columns]
+    labels = (
+        ("unit", grouped["unit"].first()),
+        ("schedule", grouped["schedule"].first()),
+        ("seeds", grouped.size()),
+        ("reached", grouped["reached"].all()),
+    )
+    for position, (column, values) in enumerate(labels):
+        summary.insert(position, column, values)
+    return summary.reset_index()
+
+
+def standings(
+    results: pd.DataFrame, predictions: dict[str, np.ndarray], phase: str, confidence: float, resamples: int
+) -> pd.DataFrame:
+    """Per point, the methods that reached it, best first: mean accuracy in `phase`, the
+    difference from the best with its paired-bootstrap interval, and whether it is tied with the
+    best; and the seeds a 1 pp difference would take to separate at that point."""
+    rows = []
+    for ratio, at_point in results.groupby("ratio", sort=True):
+        reached = at_point.groupby("method", sort=False)["reached"].all()
+        seeds = sorted(at_point["seed"].unique())
+        correct = {
+            m: np.stack([predictions[f"{m}/{ratio:g}/{s}/{phase}"] for s in seeds]) for m in reached.index[reached]
+        }
+        if not correct:
+            continue
+        ranked = stats.rank(correct, confidence, resamples)
+        # the comparisons that decide: among the best and the methods tied with it (at least the runner-up)
+        contenders = (
+            [s.method for s in ranked if s.tied] if sum(s.tied for s in ranked) > 1 else [s.method for s in ranked[:2]]
+        )
+        pool = {m: correct[m] for m in contenders}
+        needed = stats.seeds_needed(stats.seed_spread(pool), confidence=confidence) if len(seeds) > 1 else None
+        std = at_point.groupby("method")[f"{phase}_accuracy"].std()
+        for s in ranked:
+            rows.append(
+                {
+                    "phase": phase,
+                    "ratio": ratio,
+                    "target_reduction": 1 / (1 - ratio),
+                    "method": s.method,
+                    "accuracy": s.accuracy,
+                    "accuracy_std": std[s.method],
+                    "difference": s.difference,
+                    "low": s.low,
+                    "high": s.high,
+                    "tied": s.tied,
+                    "seeds_for_1pp": needed,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _pm(mean: float, std: float, scale: float = 100.0, digits: int = 1) -> str:
+    std = 0.0 if pd.isna(std) else std
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A table as Markdown, its cells as given (no re-formatting of numbers)."""
+    return frame.to_markdown(index=False, disable_numparse=True)
+
+
+def winner_table(winners: pd.DataFrame, budget: str, phase: str = "finetuned") -> str:
+    """Per budget: the best method, the methods statistically tied with it, and the seeds a 1 pp
+    difference would need."""
+    rows = []
+    for ratio, group in winners[winners["phase"] == phase].groupby("ratio", sort=True):
+        best = group.iloc[0]
+        tied = [f"{r.method} ({r.accuracy * 100:.1f})" for r in group.iloc[1:].itertuples() if r.tied]
+        needed = group["seeds_for_1pp"].iloc[0]
+        rows.append(
+            [
+                f"{budget} {best.target_reduction:g}× (ratio {ratio:g})",
+                best.method,
+                _pm(best.accuracy, best.accuracy_std),
+                ", ".join(tied) or "none",
+                f"{len(group) - 1 - len(tied)} of {len(group) - 1}",
+                "–" if pd.isna(needed) else f"{needed:.0f}",
+            ]
+        )
+    return markdown(
+        pd.DataFrame(
+            rows,
+            columns=[
+                "budget",
+                "best",
+                "accuracy %",
+                "tied with the best (accuracy %)",
+                "worse than the best",
+                "seeds for 1 pp",
+            ],
+        )
+    )
+
+
+def target_note(reached: bool, reduction: float, target: float) -> str:
+    """How a method met a target reduction: within 1 %, past it by its granularity, or not at all."""
+    if not reached:
+        return f"out of reach: {reduction:.2f}×"
+    return "met" if reduction <= target / (1 - TOLERANCE) else f"passed: {reduction:.2f}×"
+
+
+def point_table(summary: pd.DataFrame, winners: pd.DataFrame, ratio: float) -> str:
+    """Every method at one point: how it met the target, its accuracies and its cost."""
+    at = summary[summary["ratio"] == ratio]
+    verdict = {
+        r.method: "best" if r.difference == 0 and r.low == r.high == 0 else ("tie" if r.tied else "worse")
+        for r in winners[(winners["phase"] == "finetuned") & (winners["ratio"] == ratio)].itertuples()
+    }
+    rows = [
+        [
+            r.method,
+            r.unit,
+            target_note(r.reached, r.reduction_mean, 1 / (1 - ratio)),
+            f"{r.macs_reduction_mean:.2f}×",
+            f"{r.params_reduction_mean:.2f}×",
+            _pm(r.pruned_accuracy_mean, r.pruned_accuracy_std),
+            _pm(r.recalibrated_accuracy_mean, r.recalibrated_accuracy_std),
+            _pm(r.finetuned_accuracy_mean, r.finetuned_accuracy_std),
+            _pm(r.accuracy_change_mean, r.accuracy_change_std),
+            f"{r.latency_ms_mean:.3f}",
+            f"{r.speedup_mean:.2f}×",
+            verdict.get(r.method, "–"),
+        ]
+        for r in at.itertuples()
+    ]
+    return markdown(
+        pd.DataFrame(
+            rows,
+            columns=[
+                "method",
+                "unit",
+                "target",
+                "MACs ↓",
+                "params ↓",
+                "acc. pruned %",
+                "acc. recalibrated %",
+                "acc. fine-tuned %",
+                "Δ vs base (pp)",
+                "latency ms",
+                "speed-up",
+                "vs best",
+            ],
+        )
+    )
+
+
+def markdown_report(
+    params: Params,
+    results: pd.DataFrame,
+    summary: pd.DataFrame,
+    winners: pd.DataFrame,
+    figures: list[Path],
+    layer_ratios: pd.DataFrame,
+    diagnostics: dict[str, dict[str, float]],
+    deployed: pd.DataFrame,
+    env: dict[str, Any],
+) -> str:
+    budget, seeds = params.budget, ", ".join(map(str, params.seeds))
+    base = results.drop_duplicates("seed")
+    stats_cfg = params.stats
+    text = [
+        "# prunebench report",
+        "",
+        f"Data set `{params.data.name}`, model `{params.model.name}`, seeds {seeds}; test split; "
+        f"mean ± std over seeds. Budget: `{budget}`; every method searched its own fraction of units to remove "
+        f"{', '.join(f'{r:g}' for r in sorted(results['ratio'].unique()))} of it. Base model: "
+        f"{_pm(base['base_accuracy'].mean(), base['base_accuracy'].std())} % test accuracy, "
+        f"{base['base_macs_sparse'].mean():,.0f} MACs, {base['base_nonzeros'].mean():,.0f} nonzero parameters.",
+        "",
+        f"Protocol: after pruning, BatchNorm statistics are re-estimated on {params.recalibrate} training batches "
+        f"(no gradient step); then every model is fine-tuned for {params.finetune.epochs} epochs "
+        "(`finetune`), the same budget for every method and point.",
+        "",
+        "## Which method, at which budget",
+        "",
+        f"The best mean test accuracy after fine-tuning at each point, and the methods indistinguishable from it: "
+        f"a paired bootstrap over seeds and test examples ({stats_cfg.resamples} resamples) whose "
+        f"{stats_cfg.confidence:.0%} interval for the difference contains 0. *Seeds for 1 pp*: how many seeds a "
+        "paired comparison needs to separate a 1 pp difference (two-sided 5 %, power 80 %), from the seed-to-seed "
+        "spread of the paired differences at that point. Methods that missed the target are left out.",
+        "",
+        winner_table(winners, budget),
+        "",
+        "Before fine-tuning (BatchNorm recalibrated):",
+        "",
+        winner_table(winners, budget, "recalibrated"),
+        "",
+    ]
+    for ratio in sorted(results["ratio"].unique()):
+        text += [f"## {budget} {1 / (1 - ratio):g}× (ratio {ratio:g})", "", point_table(summary, winners, ratio), ""]
+    missed = summary[~summary["reached"]]
+    if len(missed):
+        text += [
+            "## Targets out of reach",
+            "",
+            "These methods cannot remove that much of the budget (their granularity, `min_channels`, `max_ratio`, "
+            "or layers they never prune); each row shows the furthest the method goes.",
+            "",
+            markdown(
+                pd.DataFrame(
+                    [
+                        [r.method, f"{r.ratio:g}", f"{1 / (1 - r.ratio):g}×", f"{r.reduction_mean:.2f}×"]
+                        for r in missed.itertuples()
+                    ],
+                    columns=["method", "ratio", "target", "achieved"],
+                )
+            ),
+            "",
+        ]
+    text += [
+        "*Pruned* is the test accuracy right after pruning, *recalibrated* after re-estimating the BatchNorm "
+        "statistics, *fine-tuned* after fine-tuning. *MACs* count only nonzero weights: unstructured methods "
+        "keep dense kernels, so their measured latency does not drop; structured methods physically shrink the "
+        f"model. Latency is measured on {params.device} (batch {params.measure.latency_batch}, the "
+        f"median pass of at least {params.measure.min_run_time:g} s of passes) and varies between runs. "
+        "Methods on the retention schedule retrain after every iteration, so their accuracy after pruning "
+        "includes that retraining.",
+        "",
+    ]
+    if len(layer_ratios):
+        ratio = layer_ratios["ratio"].iloc[0]
+        table = layer_ratios.pivot_table(index="method", columns="layer", values="removed", sort=False)
+        text += [
+            f"## Fraction removed per layer at ratio {ratio:g}",
+            "",
+            "Achieved, mean over seeds; for channel methods, the fraction of the layer's weights that physical "
+            "removal took away (output and input channels).",
+            "",
+            markdown(table.map(lambda v: f"{v:.2f}").reset_index()),
+            "",
+        ]
+    if diagnostics:
+        text += [
+            "## Method diagnostics",
+            "",
+            "Mean over seeds and points. `taylor_fidelity.orderK`: Spearman rank correlation between the "
+            "order-K Taylor estimate of each channel's loss change and the exact change (the channel zeroed), "
+            "on a sample of channels.",
+            "",
+            markdown(
+                pd.DataFrame(
+                    [(m, k, f"{v:.3f}") for m, values in diagnostics.items() for k, v in values.items()],
+                    columns=["method", "diagnostic", "value"],
+                )
+            ),
+            "",
+        ]
+    if len(deployed):
+        text += [
+            "## Retention schedule: the deployed models",
+            "",
+            "Chosen per seed among the iterations, on the validation split (never the test split), by the rule "
+            "*fewest parameters with validation accuracy ≥ unpruned − "
+            f"{params.schedule.retention.tolerance:g}*"
+            "; every iteration is in `plots/methods/<method>/iterations.csv`.",
+            "",
+            markdown(
+                deployed.assign(
+                    val_accuracy=deployed["val_accuracy"].map(lambda v: f"{v:.4f}"),
+                    params=deployed["params"].map(lambda v: f"{v:,}"),
+                )
+            ),
+            "",
+        ]
+    text += [
+        "## Environment",
+        "",
+        "Where the base models were trained (`metrics/base.json`): "
+        + ", ".join(f"{k} `{v}`" for k, v in env.items())
+        + ". The same params, seeds, code, software and "
+        "CPU give bit-identical figures (latency aside); another CPU may choose other vectorised kernels, "
+        "whose sums round differently, and then agrees within seed noise, not to the bit.",
+        "",
+    ]
+    text += [
+        f"![{p.stem if p.parent.parent.name != 'methods' else p.parent.name + ' ' + p.stem}]({Path('..') / p})"
+        for p in figures
+    ]
+    return "\n".join(text) + "\n"
+
+
+def diagnostics_means(rows: pd.DataFrame) -> dict[str, float]:
+    """A method's diagnostic columns ("diagnostic.<name>") as name → mean over seeds and points."""
+    return {
+        c.removeprefix("diagnostic."): float(rows[c].mean())
+        for c in rows.columns
+        if c.startswith("diagnostic.") and rows[c].notna().any()
+    }

@@ -1,0 +1,81 @@
+"""The results table: one row per method × point × seed, the base model's, the pruned and
+fine-tuned models' metrics side by side (the concatenate stage writes it, the compare stage
+reads it); and the test predictions behind the paired statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prunebench import paths
+from prunebench.io import atomic_path, read_csv
+from prunebench.layouts import BASE_COLUMNS
+
+
+def result_rows(base: list[dict], pruned: list[dict], finetuned: list[dict]) -> list[dict[str, Any]]:
+    """One method's rows: each pruned row (point × seed) with its fine-tuned result, its seed's
+    base model, and the ratios users compare on (all against the same seed's base model)."""
+    by_seed = {row["seed"]: row for row in base}
+    tuned = {(row["ratio"], row["seed"]): row for row in finetuned}
+    rows = []
+    for row in pruned:
+        b = by_seed[row["seed"]]
+        t = tuned[row["ratio"], row["seed"]]
+        rows.append(
+            {f"base_{k}": b[k] for k in BASE_COLUMNS}
+            | row
+            | {k: v for k, v in t.items() if k not in row}
+            | {
+                "target_reduction": 1 / (1 - row["ratio"]),
+                "reduction": 1 / row["kept"],  # of the budget
+                "macs_reduction": b["macs_sparse"] / row["macs_sparse"],
+                "params_reduction": b["nonzeros"] / row["nonzeros"],
+                "speedup": row["base_latency_ms"] / row["latency_ms"],  # both timed by the prune stage
+                "sparsity": 1 - row["nonzeros"] / b["params"],
+                "accuracy_change": t["finetuned_accuracy"] - b["accuracy"],
+            }
+        )
+    return rows
+
+
+def concatenate(methods: list[str]) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Every method's rows, in the order of params.yaml, and every test prediction, keyed
+    "<method>/<point>/<seed>/<phase>"."""
+    base = read_csv(paths.BASE_RESULTS)
+    rows: list[dict[str, Any]] = []
+    predictions: dict[str, np.ndarray] = {}
+    for key in methods:
+        rows += result_rows(base, read_csv(paths.pruned_results(key)), read_csv(paths.finetuned_results(key)))
+        for path in (paths.pruned_predictions(key), paths.finetuned_predictions(key)):
+            predictions |= {f"{key}/{name}": right for name, right in load_predictions(path).items()}
+    return rows, predictions
+
+
+def save_predictions(path: str | Path, correct: dict[str, Any]) -> None:
+    """Which test examples each model gets right, as packed bits (a bool per example)."""
+    arrays = {name: np.packbits(np.asarray(right, dtype=bool)) for name, right in correct.items()}
+    sizes = {f"{name}:size": np.array(len(right)) for name, right in correct.items()}
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays, **sizes)  # type: ignore[arg-type]  # numpy types only allow_pickle
+
+
+def load_predictions(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path) as stored:
+        return {
+            name: np.unpackbits(stored[name])[: int(stored[f"{name}:size"])].astype(bool)
+            for name in stored.files
+            if not name.endswith(":size")
+        }
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level of dotted keys: {"a": {"b": 1}} → {"a.b": 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

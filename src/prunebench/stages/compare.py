@@ -1,0 +1,237 @@
+"""The compare stage, in four steps: read every input once (`Inputs`); write the tables (mean ±
+std per method and point, the winners of each budget with their ties, the CSVs behind the `dvc
+plots` definitions, the metrics for `dvc exp show`); draw the figures, in the report's order,
+while the MLflow runs are logged beside them; write the report. MLflow logs the frames read for
+the report, so it shows exactly what DVC produced."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from prunebench import paths, runtime, workers
+from prunebench.io import read_csv, read_json, save_with, write_json, write_text
+from prunebench.layouts import ITERATION_COLUMNS
+from prunebench.params import Params
+from prunebench.report import figures, markdown, method_figures, tracking
+from prunebench.report.results import load_predictions
+
+CURVE_COLUMNS = (
+    "method",
+    "ratio",
+    "seed",
+    "reduction",
+    "macs_reduction",
+    "speedup",
+    "pruned_accuracy",
+    "recalibrated_accuracy",
+    "finetuned_accuracy",
+    "finetuned_loss",
+)  # plots/compare/curve.csv
+
+
+@dataclass
+class Inputs:
+    """What the stages before wrote, read once."""
+
+    results: pd.DataFrame  # results/results.csv
+    predictions: dict[str, Any]  # results/predictions.npz
+    train_curves: pd.DataFrame
+    finetune_curves: pd.DataFrame  # every method's, with a method column
+    layers: pd.DataFrame  # per method, point, seed and layer
+    iterations: pd.DataFrame  # the retention schedule's, every method on it
+    retained: list[str]  # the methods on the retention schedule
+    env: dict[str, Any]  # where the base models were trained
+
+    @property
+    def middle(self) -> float:
+        """The point shown in detail."""
+        ratios = sorted(self.results["ratio"].unique())
+        return float(ratios[len(ratios) // 2])
+
+
+@dataclass
+class Tables:
+    summary: pd.DataFrame  # mean ± std per method and point
+    winners: pd.DataFrame  # per phase and point: every method that reached it, best first, tied or not
+
+
+def run(params: Params) -> None:
+    setup = runtime.setup(params, uses_torch=False)
+    inputs = read_inputs(list(params.methods))
+    tables = write_tables(params, inputs)
+    pictures, (experiment, runs) = draw_and_log(params, inputs, tables, setup.workers)
+    write_report(params, inputs, tables, pictures)
+    tracking.log_files(runs[0], [paths.RESULTS, paths.SUMMARY, paths.WINNERS, paths.REPORT, *pictures])
+    print(
+        f"MLflow: the benchmark and {len(runs) - 1} point runs in {tracking.tracking_uri()}; "
+        f"the training runs: {tracking.runs_page(experiment)} (make ui serves the local store)"
+    )
+    print(markdown.winner_table(tables.winners, params.budget))
+
+
+def read_inputs(keys: list[str]) -> Inputs:
+    retained = [key for key in keys if paths.method_iterations(key).exists()]
+    return Inputs(
+        results=pd.read_csv(paths.RESULTS),
+        predictions=load_predictions(paths.PREDICTIONS),
+        train_curves=pd.read_csv(paths.TRAIN_CURVES),
+        finetune_curves=pd.concat([pd.read_csv(paths.finetune_curves(key)).assign(method=key) for key in keys]),
+        layers=pd.concat([pd.read_csv(paths.method_layers(key)).assign(method=key) for key in keys]),
+        iterations=pd.concat(
+            [pd.read_csv(paths.method_iterations(key)).assign(method=key) for key in retained]
+            or [pd.DataFrame(columns=["method", "seed", *ITERATION_COLUMNS, "deployed"])]
+        ),
+        retained=retained,
+        env=read_json(paths.BASE_METRICS)["environment"],
+    )
+
+
+def write_tables(params: Params, inputs: Inputs) -> Tables:
+    """The summary and the winners, the CSVs behind the dvc.yaml plot definitions, and the metrics."""
+    results, middle = inputs.results, inputs.middle
+    summary = markdown.summarize(results)
+    winners = pd.concat(
+        [
+            markdown.standings(results, inputs.predictions, phase, params.stats.confidence, params.stats.resamples)
+            for phase in markdown.WINNER_PHASES
+        ]
+    )
+    _csv(paths.SUMMARY, summary)
+    _csv(paths.WINNERS, winners)
+    out = paths.COMPARE_PLOTS
+    mean_reduction = results.groupby(["method", "ratio"])["reduction"].transform("mean")
+    _csv(out / "curve.csv", results[list(CURVE_COLUMNS)].assign(reduction=mean_reduction))
+    layers, curves = inputs.layers, inputs.finetune_curves
+    _csv(
+        out / "layers.csv",
+        layers[layers["ratio"] == middle]
+        .groupby(["method", "layer"], sort=False)[["pruned_macs", "pruned_nonzeros"]]
+        .mean()
+        .reset_index(),
+    )
+    _csv(
+        out / "finetune_curves.csv",
+        curves[curves["ratio"] == middle]
+        .groupby(["method", "epoch"], sort=False)[["val_accuracy", "val_loss"]]
+        .mean()
+        .reset_index(),
+    )
+    _csv(
+        out / "iterations.csv",
+        inputs.iterations[["method", "seed", "iteration", "units_kept", "val_accuracy", "val_loss"]],
+    )
+    metrics: dict[str, dict[str, dict[str, float]]] = {}  # method → point → what `dvc exp show` compares
+    for r in summary.to_dict("records"):
+        metrics.setdefault(r["method"], {})[f"{r['ratio']:g}"] = {
+            "finetuned_accuracy": r["finetuned_accuracy_mean"],
+            "recalibrated_accuracy": r["recalibrated_accuracy_mean"],
+            "reduction": r["reduction_mean"],
+        }
+    write_json(paths.SUMMARY_METRICS, metrics)
+    return Tables(summary, winners)
+
+
+Draw = Callable[[], list[Path]]
+
+
+def figure_list(params: Params, inputs: Inputs, tables: Tables) -> list[Draw]:
+    """The report's figures in the order it shows them; each entry draws its files (or names
+    the sensitivity stage's)."""
+    out, keys = paths.COMPARE_PLOTS, list(params.methods)
+    base_accuracy = inputs.results.drop_duplicates("seed")["base_accuracy"].mean()
+    iterations = inputs.iterations
+
+    def weights() -> list[Path]:
+        frames = [pd.read_csv(paths.method_weights(key)).assign(method=key) for key in keys]
+        return [figures.plot_weights(pd.concat(frames), out / "weights.png")]
+
+    def method(key: str) -> Draw:
+        return lambda: _method_figures(key, iterations[iterations["method"] == key] if key in inputs.retained else None)
+
+    return [
+        lambda: [figures.plot_tradeoff(tables.summary, params.budget, base_accuracy, out / "tradeoff.png")],
+        lambda: [figures.plot_speedup(tables.summary, out / "speedup.png")],
+        lambda: [
+            figures.plot_curves(
+                inputs.finetune_curves, "method", out / "finetune_curves.png", "fine-tuning", panels="ratio"
+            )
+        ],
+        lambda: [figures.plot_curves(inputs.train_curves, "seed", out / "train_curves.png", "base training")],
+        lambda: [paths.SENSITIVITY_UNSTRUCTURED, paths.SENSITIVITY_STRUCTURED],  # drawn by the sensitivity stage
+        lambda: [figures.plot_layers(inputs.layers, out / "layers.png")],
+        weights,
+        *[method(key) for key in keys],
+    ]
+
+
+def draw_and_log(params: Params, inputs: Inputs, tables: Tables, processes: int) -> tuple[list[Path], Any]:
+    """The figures, in order, and the MLflow runs (the experiment's id and the run ids): MLflow's
+    bookkeeping and the figures take about as long, so worker processes do them side by side."""
+    jobs: list[Callable[[], Any]] = [
+        lambda: tracking.log_benchmark(
+            params,
+            inputs.results,
+            tables.winners,
+            inputs.train_curves,
+            inputs.finetune_curves,
+            inputs.iterations,
+            inputs.env,
+        ),
+        *figure_list(params, inputs, tables),
+    ]
+    logged, *drawn = workers.run(lambda i: jobs[i](), list(range(len(jobs))), processes)  # closures, not pickled
+    return [picture for made in drawn for picture in made], logged
+
+
+def write_report(params: Params, inputs: Inputs, tables: Tables, pictures: list[Path]) -> None:
+    results, iterations, middle = inputs.results, inputs.iterations, inputs.middle
+    diagnostics = {
+        key: values
+        for key, rows in results.groupby("method", sort=False)
+        if (values := markdown.diagnostics_means(rows))
+    }
+    chosen = iterations[iterations["deployed"].astype(bool)] if len(iterations) else iterations
+    deployed = chosen[["method", "seed", "iteration", "val_accuracy", "params", "units_kept"]]
+    layers = inputs.layers
+    layer_ratios = (
+        layers[layers["ratio"] == middle]
+        .groupby(["method", "layer"], sort=False)["removed"]
+        .mean()
+        .reset_index()
+        .assign(ratio=middle)
+    )
+    write_text(
+        paths.REPORT,
+        markdown.markdown_report(
+            params, results, tables.summary, tables.winners, pictures, layer_ratios, diagnostics, deployed, inputs.env
+        ),
+    )
+
+
+def _method_figures(key: str, iterations: pd.DataFrame | None) -> list[Path]:
+    """One method's own figures (its diagnostics, its retention schedule), from the tables its prune stage wrote."""
+    source, out = paths.method_plots(key), paths.method_figures(key)
+    pictures = [
+        plot(read_csv(source / f"{name}.csv"), out / f"{name}.png")
+        for name, plot in method_figures.TABLE_PLOTS.items()
+        if (source / f"{name}.csv").exists()
+    ]
+    if iterations is not None:
+        plan = read_csv(source / "retention.csv")
+        rows = iterations.to_dict("records")
+        pictures += [
+            method_figures.plot_retention(plan, out / "retention.png"),
+            method_figures.plot_retention_distribution(plan, out / "retention_distribution.png"),
+            method_figures.plot_iterations(rows, "accuracy", out / "accuracies.png"),
+            method_figures.plot_iterations(rows, "loss", out / "losses.png"),
+        ]
+    return pictures
+
+
+def _csv(path: Path, frame: pd.DataFrame) -> None:
+    save_with(path, lambda tmp: frame.to_csv(tmp, index=False))

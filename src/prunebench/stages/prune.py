@@ -1,0 +1,213 @@
+"""The prune stage: one method on every seed's base model, at every operating point.
+
+A point is a target: `ratio` of the `budget` (MACs, nonzero parameters or units) removed; the
+method's schedule (`prunebench.stages.schedules`) yields each seed's pruned model per point.
+Every pruned model is assessed on the test split twice (`assess_point`): as pruned, and after its
+BatchNorm statistics are re-estimated on `recalibrate` training batches (pruning changes what
+each BatchNorm sees). The recalibrated model is saved; fine-tuning starts from it. Latency is
+measured last, by the stage process alone, once per architecture.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from prunebench import paths, runtime
+from prunebench.io import read_csv, write_csv
+from prunebench.params import Params
+from prunebench.progress import say
+from prunebench.pruning import methods, surgery
+from prunebench.pruning.methods import Context
+from prunebench.pruning.units import units_of
+from prunebench.report.results import flatten, save_predictions
+from prunebench.stages.schedules import Found, Outcome, schedule_for
+from prunebench.stages.workbench import Workbench
+from prunebench.training import measure
+from prunebench.training.loops import evaluate, prepare_model, recalibrate, seed_everything
+from prunebench.training.models import prunable_layers
+
+WEIGHT_BINS = 120  # of the weight histograms
+Weights = dict[str, torch.Tensor]
+
+
+@dataclass
+class SeedRecord:
+    """What pruning one seed at every point found (its models are saved); `merge` joins the
+    seeds' records in seed order."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)  # one per point: results/pruned/<m>.csv
+    predictions: dict[str, torch.Tensor] = field(default_factory=dict)  # "<point>/<seed>/<phase>" → correct
+    layers: list[dict[str, Any]] = field(default_factory=list)  # per point and layer: cost
+    weights: list[dict[str, Any]] = field(default_factory=list)  # histograms (first seed)
+    found: Found = field(default_factory=Found)  # the schedule's tables, iterations, retraining
+
+    @classmethod
+    def merge(cls, records: list[SeedRecord]) -> SeedRecord:
+        merged = cls()
+        for record in records:
+            merged.rows += record.rows
+            merged.predictions |= record.predictions
+            merged.layers += record.layers
+            merged.weights += record.weights
+            for name, rows in record.found.tables.items():
+                merged.found.tables.setdefault(name, []).extend(rows)
+            merged.found.iterations += record.found.iterations
+            merged.found.histories += record.found.histories
+        return merged
+
+
+def run(params: Params, key: str) -> None:
+    """Prune every seed's base model with the method `methods.<key>` at every point and write the
+    stage's outputs."""
+    bench = Workbench.open(params, runtime.setup(params))
+    entry = params.methods[key]
+    method = methods.create(entry)
+    units = units_of(method)
+    shape, seeds = bench.splits.input_shape, params.seeds
+    sensitivity = read_csv(paths.SENSITIVITY)
+    shared_cost = units.cost(surgery.load(paths.base_model(seeds[0]))[0], shape) if units.per_architecture else None
+    schedule = schedule_for(bench, entry, method, shared_cost)
+
+    def prune_seed(seed: int) -> SeedRecord:
+        seed_everything(seed)
+        model, _, spec = surgery.load(paths.base_model(seed))
+        model = prepare_model(model, bench.device)
+        base_weights = {name: layer.weight.detach().cpu().clone() for name, layer in prunable_layers(model).items()}
+        _, base_layers = measure.costs(model, shape)
+        cost = shared_cost or units.cost(model, shape)
+        calibration = bench.train_batches(seed)
+        ctx = Context(
+            batches=lambda: iter(calibration),
+            device=bench.device,
+            generator=torch.Generator().manual_seed(seed),
+            input_shape=shape,
+            sensitivity=[row for row in sensitivity if row["seed"] == seed],
+        )
+        record = SeedRecord()
+        outcomes = schedule.points(
+            model, spec, seed, ctx, lambda s: cost(s).kept(cost.base, params.budget), record.found
+        )
+        if seed == seeds[0]:
+            record.weights += _histogram("base", base_weights.values(), base_weights.values())
+        for outcome in outcomes:
+            assess_point(bench, key, outcome, seed, spec, base_weights, base_layers, record)
+        return record
+
+    found = SeedRecord.merge(bench.run(prune_seed, seeds, f"prune {key}"))
+    timed = _latencies(bench, key, found.rows)
+    write_csv(paths.pruned_results(key), timed)
+    save_predictions(paths.pruned_predictions(key), found.predictions)
+    write_csv(paths.method_layers(key), found.layers)
+    write_csv(paths.method_weights(key), found.weights)
+    for name, rows in found.found.tables.items():
+        write_csv(paths.method_plots(key) / f"{name}.csv", rows)
+    schedule.write(found.found)
+
+
+def assess_point(
+    bench: Workbench,
+    key: str,
+    outcome: Outcome,
+    seed: int,
+    spec: dict[str, Any],
+    base_weights: Weights,
+    base_layers: dict[str, dict[str, float]],
+    record: SeedRecord,
+) -> None:
+    """Test one pruned model as pruned and BatchNorm-recalibrated, save the recalibrated model,
+    and add its row, predictions, per-layer costs and (first seed) weight histogram to `record`."""
+    params, choice, ratio = bench.params, outcome.choice, outcome.ratio
+    model = prepare_model(outcome.pruned.model, bench.device)
+    before = evaluate(model, bench.test, bench.device, per_example=True)
+    recalibrate(model, bench.train_batches(seed), params.recalibrate)
+    after = evaluate(model, bench.test, bench.device, per_example=True)
+    totals, layer_costs = measure.costs(model, bench.splits.input_shape)
+    surgery.save(paths.pruned_model(key, ratio, seed), model, spec, outcome.pruned.masks)
+    point = paths.point_name(ratio)
+    entry = params.methods[key]
+    record.predictions |= {
+        f"{point}/{seed}/pruned": before["correct"],
+        f"{point}/{seed}/recalibrated": after["correct"],
+    }
+    record.rows.append(
+        {
+            "method": key,
+            "implementation": entry.method,
+            "unit": methods.METHODS[entry.method].unit,
+            "schedule": methods.schedule(entry),
+            "budget": params.budget,
+            "ratio": ratio,
+            "seed": seed,
+            "reached": choice.reached,
+            "fraction": choice.fraction,
+            "kept": choice.kept,
+            "iteration": outcome.iteration,
+            "pruned_accuracy": before["accuracy"],
+            "pruned_loss": before["loss"],
+            "recalibrated_accuracy": after["accuracy"],
+            "recalibrated_loss": after["loss"],
+            **totals,
+            **{f"diagnostic.{k}": v for k, v in flatten(outcome.pruned.metrics).items()},
+        }
+    )
+    record.layers += [
+        {
+            "ratio": ratio,
+            "seed": seed,
+            "layer": name,
+            "base_macs": base_layers[name]["macs"],
+            "base_nonzeros": base_layers[name]["nonzeros"],
+            "pruned_macs": layer_costs[name]["macs"],
+            "pruned_nonzeros": layer_costs[name]["nonzeros"],
+            "removed": 1 - layer_costs[name]["nonzeros"] / weight.numel(),
+        }
+        for name, weight in base_weights.items()
+    ]
+    if seed == params.seeds[0]:
+        record.weights += _histogram(
+            point, base_weights.values(), [layer.weight.detach().cpu() for layer in prunable_layers(model).values()]
+        )
+    say(
+        f"{key} {params.budget} {point} seed {seed}: kept {choice.kept:.3f} of the {params.budget}"
+        f"{'' if choice.reached else ' (target out of reach)'}, test accuracy {before['accuracy']:.4f}"
+        f" pruned, {after['accuracy']:.4f} recalibrated"
+    )
+
+
+def _latencies(bench: Workbench, key: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with each pruned model's latency and its base model's, timed beside each other so
+    that the speed-up compares like with like; latency depends on the architecture alone, so each
+    is timed once."""
+    timed: dict[str, float] = {}
+
+    def latency(path: Path) -> float:
+        model = prepare_model(surgery.load(path)[0], bench.device)
+        architecture = json.dumps(surgery.architecture(model), sort_keys=True)
+        if architecture not in timed:
+            timed[architecture] = bench.latency(model)
+        return timed[architecture]
+
+    return [
+        row
+        | {
+            "latency_ms": latency(paths.pruned_model(key, row["ratio"], row["seed"])),
+            "base_latency_ms": latency(paths.base_model(row["seed"])),
+        }
+        for row in rows
+    ]
+
+
+def _histogram(model: str, base: Any, weights: Any) -> list[dict[str, Any]]:
+    """Counts of the nonzero `weights` in WEIGHT_BINS bins spanning the base model's weights."""
+    low, high = min(float(w.min()) for w in base), max(float(w.max()) for w in base)
+    values = torch.cat([w.flatten() for w in weights]).float()
+    counts, edges = torch.histogram(values[values != 0], bins=WEIGHT_BINS, range=(low, high))
+    return [
+        {"model": model, "left": float(e), "right": float(r), "count": int(c)}
+        for e, r, c in zip(edges[:-1], edges[1:], counts, strict=True)
+    ]

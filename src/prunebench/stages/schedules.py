@@ -1,0 +1,251 @@
+"""How a method reaches the operating points, one class per schedule kind; each yields one seed's
+points (`Outcome`) for the prune stage to assess, and writes what only it has.
+
+Steps: the method scores each seed's base model once (one-shot), and each point searches its own
+fraction of the method's units on that ranking (`budget.search`); with several steps, each step
+re-scores after retraining. Retention: one run of iterations per seed serves every point: each
+point takes the first iteration that reaches it, and a deployed model is chosen among the
+iterations by a stated rule. The retention schedule keeps a checkpoint per iteration under
+checkpoints/ (`prunebench.resume`): a killed run resumes there.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunebench import paths, resume
+from prunebench.io import save_with, write_csv
+from prunebench.layouts import counts
+from prunebench.params import MethodEntry, Params, plain
+from prunebench.progress import say
+from prunebench.pruning import methods, retention, surgery
+from prunebench.pruning.budget import Choice
+from prunebench.pruning.methods import Context, Method
+from prunebench.pruning.selection import Masks, Pruned, mask_keeper
+from prunebench.pruning.steps import prune_in_steps, prune_to_counts
+from prunebench.stages.workbench import Workbench
+from prunebench.training.loops import evaluate, fit, prepare_model, seed_everything
+from prunebench.training.measure import count_params, layer_macs
+from prunebench.training.models import prunable_layers
+
+Tables = dict[str, list[dict[str, Any]]]
+
+
+@dataclass
+class Outcome:
+    """One operating point of one seed: the pruned model and how it met the target."""
+
+    ratio: float
+    pruned: Pruned
+    choice: Choice
+    iteration: int | None = None  # the retention schedule's iteration
+
+
+@dataclass
+class Found:
+    """What a schedule reports of one seed besides its points: the method's tables (each row
+    tagged with its seed and point or iteration), and the retention iterations and retraining."""
+
+    tables: Tables = field(default_factory=dict)
+    iterations: list[dict[str, Any]] = field(default_factory=list)
+    histories: list[dict[str, Any]] = field(default_factory=list)
+
+    def collect(self, tables: Tables, **where: Any) -> None:
+        """Add a scoring's tables, each row tagged with where it came from (seed, point, iteration)."""
+        for name, rows in tables.items():
+            self.tables.setdefault(name, []).extend(where | row for row in rows)
+
+
+class Schedule(ABC):
+    """One method's way to the points, set up once per stage (before the seeds fan out)."""
+
+    def __init__(self, bench: Workbench, entry: MethodEntry, method: Method, kept: Callable[[Any], float] | None):
+        self.bench, self.entry, self.method = bench, entry, method
+        self.kept = kept  # what a selection keeps of the budget, when one cost serves every seed
+
+    @property
+    def params(self) -> Params:
+        return self.bench.params
+
+    @abstractmethod
+    def points(
+        self,
+        model: nn.Module,
+        spec: dict[str, Any],
+        seed: int,
+        ctx: Context,
+        kept: Callable[[Any], float],
+        found: Found,
+    ) -> Iterator[Outcome]:
+        """Every point of one seed, one at a time."""
+
+    def write(self, found: Found) -> None:  # noqa: B027 (a hook: most schedules write nothing of their own)
+        """The schedule's own outputs, from every seed's `found`."""
+
+
+class Steps(Schedule):
+    """`schedule.iterations` steps per point, retraining between them; one step is one-shot."""
+
+    def points(
+        self,
+        model: nn.Module,
+        spec: dict[str, Any],
+        seed: int,
+        ctx: Context,
+        kept: Callable[[Any], float],
+        found: Found,
+    ) -> Iterator[Outcome]:
+        iterations = self.params.schedule.iterations
+
+        def retrain(model: nn.Module, masks: Masks, step: int) -> nn.Module:
+            model = prepare_model(model, self.bench.device)
+            fit(
+                model,
+                self.bench.train_batches(seed),
+                self.bench.val,
+                self.params.schedule.retrain,
+                self.bench.device,
+                after_step=mask_keeper(model, masks),
+                desc=f"seed {seed} retrain step {step}",
+            )
+            return model
+
+        scored = None
+        if iterations == 1:
+            model.eval()
+            scored = self.method.score(model, prunable_layers(model), ctx)
+            found.collect(scored.tables, seed=seed)
+        for ratio in self.params.points:
+            pruned, choice = prune_in_steps(
+                copy.deepcopy(model), self.method, ctx, kept, 1 - ratio, iterations, retrain, scored
+            )
+            if scored is None:
+                found.collect(pruned.tables, seed=seed, ratio=ratio)
+            yield Outcome(ratio, pruned, choice)
+
+
+class Retention(Schedule):
+    """The geometric retention schedule (`prunebench.pruning.retention`); its plan is written
+    before pruning starts."""
+
+    def __init__(
+        self,
+        bench: Workbench,
+        entry: MethodEntry,
+        method: Method,
+        kept: Callable[[Any], float] | None,
+        sizes: dict[str, int],
+    ):
+        super().__init__(bench, entry, method, kept)
+        cfg = self.params.schedule.retention
+        assert kept is not None, "channel costs depend on the architecture alone"
+        self.plan = retention.table(sizes, cfg.q, cfg.max_iterations, kept, min(1 - r for r in self.params.points))
+        write_csv(paths.method_plots(entry.key) / "retention.csv", self.plan)
+
+    def points(
+        self,
+        model: nn.Module,
+        spec: dict[str, Any],
+        seed: int,
+        ctx: Context,
+        kept: Callable[[Any], float],
+        found: Found,
+    ) -> Iterator[Outcome]:
+        key, cfg = self.entry.key, self.params.schedule
+        made_from = resume.fingerprint(
+            self.entry.method,
+            dataclasses.asdict(self.method.knobs),
+            cfg.retention.q,
+            plain(cfg.retrain),
+            plain(self.params.data),
+            self.params.device,
+            self.params.budget,
+            seed,
+            files=[paths.base_model(seed), paths.code_manifest("prune")],
+        )
+        store = retention.Checkpoints(paths.retention_checkpoints(key, seed), made_from)
+        results = self._iterate(model, spec, seed, ctx, store, found)
+        choice = retention.choose(results, cfg.retention.tolerance)
+        deployed = store.model(choice["iteration"])
+        save_with(paths.deployed_model(key, seed), lambda tmp: _copy(deployed, tmp))
+        found.histories += [
+            {"seed": seed, "iteration": t, **epoch} for t in range(1, len(results)) for epoch in store.history(t)
+        ]
+        found.iterations += [{"seed": seed, **r, "deployed": r["iteration"] == choice["iteration"]} for r in results]
+        say(f"{key} seed {seed}: deployed iteration {choice['iteration']} ({choice['rule']})")
+        for ratio in self.params.points:  # each point: the first iteration that reaches it (else the last)
+            row = retention.first_reaching(self.plan, 1 - ratio)
+            reached = row["budget_kept"] <= 1 - ratio
+            point = Choice(row["removed_fraction"], counts(row), row["budget_kept"], reached)
+            yield Outcome(ratio, Pruned(surgery.load(store.model(row["iteration"]))[0]), point, row["iteration"])
+
+    def _iterate(
+        self,
+        model: nn.Module,
+        spec: dict[str, Any],
+        seed: int,
+        ctx: Context,
+        store: retention.Checkpoints,
+        found: Found,
+    ) -> list[dict[str, Any]]:
+        """The schedule from checkpoint to checkpoint: prune to the counts, retrain with early
+        stopping on the validation split, assess on the validation split. Each iteration is
+        seeded on its own, so a resumed run is identical to an unbroken one."""
+        bench = self.bench
+
+        def own_seed(t: int) -> int:
+            return seed * 1000 + t
+
+        def prune(model: nn.Module, t: int, counts: dict[str, int]) -> nn.Module:
+            step = dataclasses.replace(ctx, generator=torch.Generator().manual_seed(own_seed(t)))
+            pruned = prune_to_counts(prepare_model(model, bench.device), self.method, counts, step)
+            found.collect(pruned.tables, seed=seed, iteration=t)
+            return prepare_model(pruned.model, bench.device)
+
+        def retrain(model: nn.Module, t: int) -> list[dict]:
+            seed_everything(own_seed(t))
+            return fit(
+                model,
+                bench.train_batches(own_seed(t)),
+                bench.val,
+                self.params.schedule.retrain,
+                bench.device,
+                desc=f"seed {seed} iteration {t}",
+            )
+
+        def assess(model: nn.Module) -> dict[str, float]:
+            val = evaluate(prepare_model(model, bench.device), bench.val, bench.device)
+            return {
+                "val_accuracy": val["accuracy"],
+                "val_loss": val["loss"],
+                "params": count_params(model),
+                "macs": sum(layer_macs(model, bench.splits.input_shape).values()),
+            }
+
+        return retention.iterate(model, spec, self.plan, store, prune, retrain, assess)[1]
+
+    def write(self, found: Found) -> None:
+        write_csv(paths.method_iterations(self.entry.key), found.iterations)
+        write_csv(paths.method_plots(self.entry.key) / "retrain_history.csv", found.histories)  # every epoch
+
+
+def _copy(source: Path, target: Path) -> None:
+    shutil.copyfile(source, target)
+
+
+def schedule_for(bench: Workbench, entry: MethodEntry, method: Method, cost: Any) -> Schedule:
+    """The entry's schedule; `cost` is the cost of a selection when it serves every seed, else None."""
+    kept = None if cost is None else (lambda selection: cost(selection).kept(cost.base, bench.params.budget))
+    if methods.schedule(entry) == "retention":
+        return Retention(bench, entry, method, kept, cost.sizes)
+    return Steps(bench, entry, method, kept)

@@ -1,0 +1,105 @@
+"""What a model costs: parameters, nonzeros, MACs (dense and sparsity-aware), latency.
+
+MACs come from thop. Sparsity-aware MACs scale each Conv/Linear layer's MACs by the fraction
+of its weights that are nonzero (every weight is used the same number of times in a forward
+pass), so unstructured pruning shows up there; dense kernels do not run faster for it, which
+is why measured latency stands next to it.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from prunebench.params import Measure
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_nonzero(model: nn.Module) -> int:
+    return sum(int(torch.count_nonzero(p)) for p in model.parameters())
+
+
+def layer_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
+    """MACs of every leaf module for one example, from thop (on a copy: thop adds buffers)."""
+    import thop
+
+    probe = copy.deepcopy(model).cpu().float().eval()
+    x = torch.zeros(1, *input_shape)
+    _, _, tree = thop.profile(probe, inputs=(x,), verbose=False, ret_layer_info=True)
+
+    flat: dict[str, float] = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for name, (ops, _params, children) in node.items():
+            path = prefix + name
+            if children:
+                walk(children, path + ".")
+            else:
+                flat[path] = float(ops)
+
+    walk(tree, "")
+    return flat
+
+
+def sparse_layer_macs(model: nn.Module, per_layer: dict[str, float]) -> dict[str, float]:
+    """Each layer's MACs, Conv/Linear ones scaled by the density of their weight."""
+    modules = dict(model.named_modules())
+    scaled = {}
+    for name, ops in per_layer.items():
+        weight = getattr(modules[name], "weight", None)
+        if isinstance(modules[name], (nn.Conv2d, nn.Linear)) and weight is not None:
+            ops *= float(torch.count_nonzero(weight)) / weight.numel()
+        scaled[name] = ops
+    return scaled
+
+
+def costs(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Size and MACs from one thop pass: totals (params, nonzeros, macs, macs_sparse), and per
+    Conv/Linear layer its sparsity-aware MACs and nonzero weights."""
+    dense = layer_macs(model, input_shape)
+    sparse = sparse_layer_macs(model, dense)
+    layers = {
+        name: {"macs": sparse[name], "nonzeros": int(torch.count_nonzero(m.weight))}
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    }
+    totals = {
+        "params": count_params(model),
+        "nonzeros": count_nonzero(model),
+        "macs": sum(dense.values()),
+        "macs_sparse": sum(sparse.values()),
+    }
+    return totals, layers
+
+
+@torch.no_grad()
+def latency_ms(
+    model: nn.Module, input_shape: tuple[int, ...], batch: int, warmup: int, min_run_time: float, device: torch.device
+) -> float:
+    """Median wall time of one forward pass over a batch (torch.utils.benchmark, which
+    synchronises CUDA), after `warmup` untimed passes, on the stage's threads."""
+    from torch.utils import benchmark  # here: it imports setuptools (0.14 s), and most stages time nothing
+
+    model.eval()
+    x = torch.randn(batch, *input_shape, device=device)
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    timer = benchmark.Timer("model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
+    if warmup:
+        timer.timeit(warmup)
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1000
+
+
+def profile(model: nn.Module, input_shape: tuple[int, ...], cfg: Measure, device: torch.device) -> dict[str, float]:
+    """Size, MACs and latency of a model; `cfg` is the params.yaml `measure` section."""
+    return costs(model, input_shape)[0] | {"latency_ms": latency(model, input_shape, cfg, device)}
+
+
+def latency(model: nn.Module, input_shape: tuple[int, ...], cfg: Measure, device: torch.device) -> float:
+    """`latency_ms` with the params.yaml `measure` settings."""
+    return latency_ms(model, input_shape, cfg.latency_batch, cfg.warmup, cfg.min_run_time, device)

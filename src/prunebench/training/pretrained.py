@@ -1,0 +1,107 @@
+"""Where the base model starts: freshly initialised, from torchvision's weights, or from the
+user's checkpoint (`model.weights`, `model.checkpoint`).
+
+Weights are read offline from torch's hub cache, the file torchvision itself would download
+there, so a machine without internet works once the file is in place. Both kinds of file are
+read with `weights_only=True` (`surgery.read`): loading weights never runs code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from prunebench.errors import UserError
+from prunebench.progress import say
+from prunebench.pruning import surgery
+from prunebench.training import models
+
+
+class WeightsError(UserError, ValueError):
+    """The weights or checkpoint a `model` section names cannot be had, or do not fit."""
+
+
+def initial(description: dict) -> nn.Module:
+    """The model the base training starts from (with `train.epochs: 0`, the base model itself)."""
+    model = models.build(description)
+    if description.get("weights"):
+        fresh = transfer(model, surgery.read(weights_file(description)))
+        say(f"model.weights {description['weights']}: loaded; initialised afresh: {', '.join(fresh) or 'nothing'}")
+    if description.get("checkpoint"):
+        load_checkpoint(model, Path(description["checkpoint"]))
+    return model
+
+
+def weights_file(description: dict) -> Path:
+    """torchvision's file for `model.weights`, in the hub cache; fetched only with `model.download`."""
+    from prunebench.training._torchvision import import_torchvision
+
+    name, weights = description["name"], description["weights"]
+    try:
+        choices = import_torchvision().models.get_model_weights(name)
+    except (ValueError, KeyError) as error:
+        raise WeightsError(
+            f"model.weights = {weights!r}: {name} has no torchvision weights "
+            "(use model.checkpoint for a state dict of your own)"
+        ) from error
+    if weights not in choices.__members__:
+        raise WeightsError(f"model.weights = {weights!r}: expected one of {', '.join(choices.__members__)}")
+    url = choices[weights].url
+    directory = Path(torch.hub.get_dir()) / "checkpoints"
+    file = directory / Path(urlparse(url).path).name
+    if not file.is_file():
+        if not description.get("download"):
+            raise WeightsError(
+                f"model.weights = {weights!r}: {file.name} is not in {directory}: put it there "
+                f"(from {url}), or set model.download: true on a machine with internet"
+            )
+        torch.hub.load_state_dict_from_url(url, model_dir=str(directory), map_location="cpu", check_hash=True)
+    return file
+
+
+def transfer(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Copy every tensor whose name and shape fit; the rest (a classifier for other classes, a stem
+    adapted to small images or other channels) stay freshly initialised, and are returned."""
+    own = model.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if len(fitting) < len(own) / 2:
+        raise WeightsError(
+            f"model.weights: only {len(fitting)} of the model's {len(own)} tensors fit the file: "
+            "weights of another architecture?"
+        )
+    model.load_state_dict(fitting, strict=False)
+    return [k for k in own if k not in fitting and not k.endswith("num_batches_tracked")]
+
+
+def load_checkpoint(model: nn.Module, path: Path) -> None:
+    """A state dict of exactly this architecture (or a dict holding one under "state_dict")."""
+    state = surgery.read(path)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"model.checkpoint: {path} holds no state dict (name → tensor)")
+    own = model.state_dict()
+    missing, unexpected = [k for k in own if k not in state], [k for k in state if k not in own]
+    if missing or unexpected:
+        raise WeightsError(
+            f"model.checkpoint: {path} does not fit model {model.__class__.__name__}: "
+            f"missing {_first(missing)}; unexpected {_first(unexpected)}"
+        )
+    wrong = next((k for k in own if own[k].shape != state[k].shape), None)
+    if wrong is not None:
+        raise WeightsError(
+            f"model.checkpoint: {path}: {wrong} has shape {tuple(state[wrong].shape)}, "
+            f"the model's is {tuple(own[wrong].shape)}"
+        )
+    model.load_state_dict(state)
+
+
+def _first(keys: list[str], shown: int = 3) -> str:
+    return (
+        "none"
+        if not keys
+        else ", ".join(keys[:shown]) + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
+    )
