@@ -157,3 +157,20 @@ def test_dvc_parses_its_yaml_with_the_c_parser():
 
     assert CParser is not None and YAML(typ="safe").Parser is CParser
     assert parse_yaml("a: [1, 2]", "x.yaml") == {"a": [1, 2]}
+
+
+def test_the_layout_picture_in_readme_names_every_module():
+    """README's layout picture is how a newcomer finds a module: a module it leaves out is one
+    nobody will find (the picture lists each file by name under its package)."""
+    readme = (ROOT / "README.md").read_text()
+    picture = readme[readme.index("## Layout") : readme.index("## Habits")]
+    source = ROOT / "src" / "prunebench"
+    missing = [
+        path.relative_to(source).as_posix()
+        for path in sorted(source.rglob("*.py"))
+        if path.name != "__init__.py" and path.name not in picture
+    ]
+    packages = [
+        path.relative_to(source).as_posix() + "/" for path in source.iterdir() if (path / "__init__.py").exists()
+    ]
+    assert not missing and all(package.split("/")[-2] + "/" in picture for package in packages), missing

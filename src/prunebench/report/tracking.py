@@ -152,9 +152,9 @@ def experiment_name(params: Params) -> str:
 
 
 def runs_page(experiment_id: str) -> str:
-    """The UI's page of the experiment's training runs. MLflow 3.17's UI opens an experiment in its
-    GenAI mode (traces, token usage) unless the link asks for model training, whatever the
-    experiment's kind (seen in headless chromium); `make ui` serves the local store on port 5000."""
+    """The UI's page of the experiment's training runs: MLflow's UI opens an experiment in its GenAI
+    mode (traces, token usage) unless the link asks for model training, whatever the experiment's
+    kind; `make ui` serves the local store on port 5000."""
     uri = tracking_uri()
     base = uri if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
     return f"{base.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"

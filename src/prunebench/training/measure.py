@@ -83,7 +83,7 @@ def latency_ms(
 ) -> float:
     """Median wall time of one forward pass over a batch (torch.utils.benchmark, which
     synchronises CUDA), after `warmup` untimed passes, on the stage's threads."""
-    from torch.utils import benchmark  # here: it imports setuptools (0.14 s), and most stages time nothing
+    from torch.utils import benchmark  # here: it imports setuptools, and most stages time nothing
 
     model.eval()
     x = torch.randn(batch, *input_shape, device=device)

@@ -1,9 +1,8 @@
 """SGD with momentum and the cosine learning rate, as torch.optim's `SGD` and `CosineAnnealingLR`
 compute them (tests/test_optim.py compares the two).
 
-Why not torch.optim: its first use imports torch._dynamo, 1.6 s of wall time in every process
-that trains (measured on the 2-core machine: two forked workers, first `SGD(...)` each), and the
-pipeline has about 20 such stage processes. The update is three foreach calls, the schedule a
+Why not torch.optim: its first use imports torch._dynamo, seconds of wall time in every process
+that trains, and the pipeline has about 20 such stage processes (benchmarks/README.md). The update is three foreach calls, the schedule a
 closed form of the epoch, so a resumed run needs the momentum buffers and nothing else.
 """
 

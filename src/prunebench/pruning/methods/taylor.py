@@ -166,7 +166,7 @@ def fidelity(
 
 def spearman(a: Tensor, b: Tensor) -> float:
     """Spearman rank correlation (average ranks for ties)."""
-    from scipy.stats import spearmanr  # 0.7 s to import: only the fidelity check needs it
+    from scipy.stats import spearmanr  # slow to import: only the fidelity check needs it
 
     return float(spearmanr(a.double().numpy(), b.double().numpy()).statistic)
 
