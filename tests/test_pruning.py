@@ -86,7 +86,6 @@ def test_iterative_steps_reach_the_ratio_and_never_revive_a_weight():
 
 
 def test_masks_stay_applied_through_training(splits, default_params, cpu):
-
     model = small_cnn()
     pruned = prune_step(model, make_method("magnitude", {}), 0.0, 0.6, context())
     model, masks = pruned.model, pruned.masks
@@ -140,7 +139,7 @@ def test_the_step_schedule_retrains_between_steps_and_reaches_the_ratio():
         model,
         make_method("magnitude", {}),
         context(),
-        lambda masks: cost(masks).kept(cost.base, "units"),
+        lambda masks: cost.kept(masks, "units"),
         0.125,
         3,
         retrain,
@@ -155,7 +154,7 @@ def test_the_step_schedule_retrains_between_steps_and_reaches_the_ratio():
         model,
         make_method("l1_channel", {}),
         context(),
-        lambda counts: channels(counts).kept(channels.base, "units"),
+        lambda counts: channels.kept(counts, "units"),
         0.25,
         2,
         lambda model, masks, step: model,

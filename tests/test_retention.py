@@ -53,7 +53,7 @@ def test_the_retention_table_keeps_one_unit_and_stops_at_the_limits():
 def test_under_a_macs_budget_the_table_stops_at_the_deepest_point_and_each_point_takes_the_first_reaching_it():
     mlp = models.build(models.spec({"name": "mlp"}, 1, 10, 28))  # 784-256-64-10
     cost = ChannelCost(mlp, (1, 28, 28))
-    kept = lambda counts: cost(counts).kept(cost.base, "macs")  # noqa: E731
+    kept = lambda counts: cost.kept(counts, "macs")  # noqa: E731
     rows = retention.table(cost.sizes, 0.8, 30, kept, target=1 / 8)
     assert rows[-1]["budget_kept"] <= 1 / 8 < rows[-2]["budget_kept"]  # stops at the first reaching 8×
     assert [r["budget_kept"] for r in rows] == sorted((r["budget_kept"] for r in rows), reverse=True)

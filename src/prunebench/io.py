@@ -72,7 +72,7 @@ def _value(text: str) -> Any:
     return text
 
 
-def save_with(path: str | Path, save: Callable[[Path], None]) -> None:
+def save_with(path: str | Path, save: Callable[[Path], object]) -> None:
     """Run `save(tmp_path)` (e.g. torch.save or savefig) and move the result into place."""
     with atomic_path(path) as tmp:
         save(tmp)

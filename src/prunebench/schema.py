@@ -98,7 +98,10 @@ def json_schema() -> Json:
         "schedule": {"enum": ["steps", "retention"], "description": "how ratio is reached (default: the method's own)"},
     }
     for knob, found in knobs.items():
-        variants = [schema for i, (_, schema) in enumerate(found) if schema not in [s for _, s in found[:i]]]
+        variants: list[Json] = []
+        for _, variant in found:  # the knob's distinct checks across the methods that have it
+            if variant not in variants:
+                variants.append(variant)
         entry_properties[knob] = (variants[0] if len(variants) == 1 else {"anyOf": variants}) | {
             "description": "a knob of " + ", ".join(name for name, _ in found)
         }

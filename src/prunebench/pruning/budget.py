@@ -48,7 +48,20 @@ class Cost:
         return getattr(self, budget) / getattr(base, budget)
 
 
-class WeightCost:
+class SelectionCost:
+    """The cost of a selection of one model's units (`__call__`), and of keeping them all (`base`)."""
+
+    base: Cost
+
+    def __call__(self, selection: Any) -> Cost:
+        raise NotImplementedError
+
+    def kept(self, selection: Any, budget: str) -> float:
+        """The fraction of the base model's `budget` that `selection` keeps."""
+        return self(selection).kept(self.base, budget)
+
+
+class WeightCost(SelectionCost):
     """The cost of keep-masks on one model's prunable weights."""
 
     def __init__(self, model: nn.Module, input_shape: tuple[int, ...]):
@@ -70,7 +83,7 @@ class WeightCost:
         )
 
 
-class ChannelCost:
+class ChannelCost(SelectionCost):
     """The cost of keeping `counts[root]` channels of each channel group of one architecture."""
 
     def __init__(self, model: nn.Module, input_shape: tuple[int, ...]):

@@ -83,6 +83,7 @@ def top_eigenpairs(
         for u in vectors:
             v -= (v @ u) * u
         vectors.append(v / v.norm().clamp_min(1e-30))
-        values.append(estimate if estimate is not None else 0.0)  # iterations ≥ 1: always set
+        assert estimate is not None, "at least one iteration (k and iterations are ≥ 1)"
+        values.append(estimate)
         used.append(step)
     return Eigenpairs(torch.tensor(values, dtype=operator.dtype), torch.stack(vectors), used)

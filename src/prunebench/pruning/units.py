@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 from torch import nn
 
 from prunebench.pruning import surgery
-from prunebench.pruning.budget import ChannelCost, Cost, WeightCost
+from prunebench.pruning.budget import ChannelCost, SelectionCost, WeightCost
 from prunebench.pruning.methods import Context, Method, Scored
 from prunebench.pruning.selection import (
     Counts,
@@ -54,7 +54,7 @@ class Units(ABC, Generic[S]):
         """Prune `model` to the selection, after the method's `adjust`."""
 
     @abstractmethod
-    def cost(self, model: nn.Module, input_shape: tuple[int, ...]) -> Callable[[S], Cost]:
+    def cost(self, model: nn.Module, input_shape: tuple[int, ...]) -> SelectionCost:
         """What a selection of `model`'s units keeps: MACs, parameters, units (`.base`: all of them)."""
 
     @abstractmethod

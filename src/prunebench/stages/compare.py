@@ -53,6 +53,10 @@ class Inputs:
         ratios = sorted(self.results["ratio"].unique())
         return float(ratios[len(ratios) // 2])
 
+    def at_middle(self, frame: pd.DataFrame, by: list[str], columns: list[str]) -> pd.DataFrame:
+        """The mean over seeds of `columns` at the middle point, per `by` (in order of appearance)."""
+        return frame[frame["ratio"] == self.middle].groupby(by, sort=False)[columns].mean().reset_index()
+
 
 @dataclass
 class Tables:
@@ -93,7 +97,7 @@ def read_inputs(keys: list[str]) -> Inputs:
 
 def write_tables(params: Params, inputs: Inputs) -> Tables:
     """The summary and the winners, the CSVs behind the dvc.yaml plot definitions, and the metrics."""
-    results, middle = inputs.results, inputs.middle
+    results = inputs.results
     summary = markdown.summarize(results)
     winners = pd.concat(
         [
@@ -106,20 +110,10 @@ def write_tables(params: Params, inputs: Inputs) -> Tables:
     out = paths.COMPARE_PLOTS
     mean_reduction = results.groupby(["method", "ratio"])["reduction"].transform("mean")
     _csv(out / "curve.csv", results[list(CURVE_COLUMNS)].assign(reduction=mean_reduction))
-    layers, curves = inputs.layers, inputs.finetune_curves
-    _csv(
-        out / "layers.csv",
-        layers[layers["ratio"] == middle]
-        .groupby(["method", "layer"], sort=False)[["pruned_macs", "pruned_nonzeros"]]
-        .mean()
-        .reset_index(),
-    )
+    _csv(out / "layers.csv", inputs.at_middle(inputs.layers, ["method", "layer"], ["pruned_macs", "pruned_nonzeros"]))
     _csv(
         out / "finetune_curves.csv",
-        curves[curves["ratio"] == middle]
-        .groupby(["method", "epoch"], sort=False)[["val_accuracy", "val_loss"]]
-        .mean()
-        .reset_index(),
+        inputs.at_middle(inputs.finetune_curves, ["method", "epoch"], ["val_accuracy", "val_loss"]),
     )
     _csv(
         out / "iterations.csv",
@@ -189,7 +183,7 @@ def draw_and_log(params: Params, inputs: Inputs, tables: Tables, processes: int)
 
 
 def write_report(params: Params, inputs: Inputs, tables: Tables, pictures: list[Path]) -> None:
-    results, iterations, middle = inputs.results, inputs.iterations, inputs.middle
+    results, iterations = inputs.results, inputs.iterations
     diagnostics = {
         key: values
         for key, rows in results.groupby("method", sort=False)
@@ -197,14 +191,7 @@ def write_report(params: Params, inputs: Inputs, tables: Tables, pictures: list[
     }
     chosen = iterations[iterations["deployed"].astype(bool)] if len(iterations) else iterations
     deployed = chosen[["method", "seed", "iteration", "val_accuracy", "params", "units_kept"]]
-    layers = inputs.layers
-    layer_ratios = (
-        layers[layers["ratio"] == middle]
-        .groupby(["method", "layer"], sort=False)["removed"]
-        .mean()
-        .reset_index()
-        .assign(ratio=middle)
-    )
+    layer_ratios = inputs.at_middle(inputs.layers, ["method", "layer"], ["removed"]).assign(ratio=inputs.middle)
     write_text(
         paths.REPORT,
         markdown.markdown_report(

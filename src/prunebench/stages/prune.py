@@ -54,10 +54,7 @@ class SeedRecord:
             merged.predictions |= record.predictions
             merged.layers += record.layers
             merged.weights += record.weights
-            for name, rows in record.found.tables.items():
-                merged.found.tables.setdefault(name, []).extend(rows)
-            merged.found.iterations += record.found.iterations
-            merged.found.histories += record.found.histories
+            merged.found.extend(record.found)
         return merged
 
 
@@ -72,6 +69,13 @@ def run(params: Params, key: str) -> None:
     sensitivity = read_csv(paths.SENSITIVITY)
     shared_cost = units.cost(surgery.load(paths.base_model(seeds[0]))[0], shape) if units.per_architecture else None
     schedule = schedule_for(bench, entry, method, shared_cost)
+    labels = {
+        "method": key,
+        "implementation": entry.method,
+        "unit": method.unit,
+        "schedule": methods.schedule(entry),
+        "budget": params.budget,
+    }  # the first columns of every row
 
     def prune_seed(seed: int) -> SeedRecord:
         seed_everything(seed)
@@ -90,12 +94,12 @@ def run(params: Params, key: str) -> None:
         )
         record = SeedRecord()
         outcomes = schedule.points(
-            model, spec, seed, ctx, lambda s: cost(s).kept(cost.base, params.budget), record.found
+            model, spec, seed, ctx, lambda selection: cost.kept(selection, params.budget), record.found
         )
         if seed == seeds[0]:
             record.weights += _histogram("base", base_weights.values(), base_weights.values())
         for outcome in outcomes:
-            assess_point(bench, key, outcome, seed, spec, base_weights, base_layers, record)
+            assess_point(bench, labels, outcome, seed, spec, base_weights, base_layers, record)
         return record
 
     found = SeedRecord.merge(bench.run(prune_seed, seeds, f"prune {key}"))
@@ -111,7 +115,7 @@ def run(params: Params, key: str) -> None:
 
 def assess_point(
     bench: Workbench,
-    key: str,
+    labels: dict[str, str],
     outcome: Outcome,
     seed: int,
     spec: dict[str, Any],
@@ -120,8 +124,9 @@ def assess_point(
     record: SeedRecord,
 ) -> None:
     """Test one pruned model as pruned and BatchNorm-recalibrated, save the recalibrated model,
-    and add its row, predictions, per-layer costs and (first seed) weight histogram to `record`."""
-    params, choice, ratio = bench.params, outcome.choice, outcome.ratio
+    and add its row (after `labels`: the method's key, implementation, unit, schedule, budget),
+    predictions, per-layer costs and (first seed) weight histogram to `record`."""
+    params, choice, ratio, key = bench.params, outcome.choice, outcome.ratio, labels["method"]
     model = prepare_model(outcome.pruned.model, bench.device)
     before = evaluate(model, bench.test, bench.device, per_example=True)
     recalibrate(model, bench.train_batches(seed), params.recalibrate)
@@ -129,18 +134,13 @@ def assess_point(
     totals, layer_costs = measure.costs(model, bench.splits.input_shape)
     surgery.save(paths.pruned_model(key, ratio, seed), model, spec, outcome.pruned.masks)
     point = paths.point_name(ratio)
-    entry = params.methods[key]
     record.predictions |= {
         f"{point}/{seed}/pruned": before["correct"],
         f"{point}/{seed}/recalibrated": after["correct"],
     }
     record.rows.append(
-        {
-            "method": key,
-            "implementation": entry.method,
-            "unit": methods.METHODS[entry.method].unit,
-            "schedule": methods.schedule(entry),
-            "budget": params.budget,
+        labels
+        | {
             "ratio": ratio,
             "seed": seed,
             "reached": choice.reached,

@@ -17,7 +17,6 @@ import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,7 +28,7 @@ from prunebench.layouts import counts
 from prunebench.params import MethodEntry, Params, plain
 from prunebench.progress import say
 from prunebench.pruning import methods, retention, surgery
-from prunebench.pruning.budget import Choice
+from prunebench.pruning.budget import ChannelCost, Choice, SelectionCost
 from prunebench.pruning.methods import Context, Method
 from prunebench.pruning.selection import Masks, Pruned, mask_keeper
 from prunebench.pruning.steps import prune_in_steps, prune_to_counts
@@ -65,13 +64,18 @@ class Found:
         for name, rows in tables.items():
             self.tables.setdefault(name, []).extend(where | row for row in rows)
 
+    def extend(self, other: Found) -> None:
+        """Add what another seed found after this one's."""
+        self.collect(other.tables)
+        self.iterations += other.iterations
+        self.histories += other.histories
+
 
 class Schedule(ABC):
     """One method's way to the points, set up once per stage (before the seeds fan out)."""
 
-    def __init__(self, bench: Workbench, entry: MethodEntry, method: Method, kept: Callable[[Any], float] | None):
+    def __init__(self, bench: Workbench, entry: MethodEntry, method: Method):
         self.bench, self.entry, self.method = bench, entry, method
-        self.kept = kept  # what a selection keeps of the budget, when one cost serves every seed
 
     @property
     def params(self) -> Params:
@@ -138,18 +142,16 @@ class Retention(Schedule):
     """The geometric retention schedule (`prunebench.pruning.retention`); its plan is written
     before pruning starts."""
 
-    def __init__(
-        self,
-        bench: Workbench,
-        entry: MethodEntry,
-        method: Method,
-        kept: Callable[[Any], float] | None,
-        sizes: dict[str, int],
-    ):
-        super().__init__(bench, entry, method, kept)
-        cfg = self.params.schedule.retention
-        assert kept is not None, "channel costs depend on the architecture alone"
-        self.plan = retention.table(sizes, cfg.q, cfg.max_iterations, kept, min(1 - r for r in self.params.points))
+    def __init__(self, bench: Workbench, entry: MethodEntry, method: Method, cost: ChannelCost):
+        super().__init__(bench, entry, method)
+        cfg, budget = self.params.schedule.retention, self.params.budget
+        self.plan = retention.table(
+            cost.sizes,
+            cfg.q,
+            cfg.max_iterations,
+            lambda counts: cost.kept(counts, budget),
+            min(1 - r for r in self.params.points),
+        )
         write_csv(paths.method_plots(entry.key) / "retention.csv", self.plan)
 
     def points(
@@ -177,7 +179,7 @@ class Retention(Schedule):
         results = self._iterate(model, spec, seed, ctx, store, found)
         choice = retention.choose(results, cfg.retention.tolerance)
         deployed = store.model(choice["iteration"])
-        save_with(paths.deployed_model(key, seed), lambda tmp: _copy(deployed, tmp))
+        save_with(paths.deployed_model(key, seed), lambda tmp: shutil.copyfile(deployed, tmp))
         found.histories += [
             {"seed": seed, "iteration": t, **epoch} for t in range(1, len(results)) for epoch in store.history(t)
         ]
@@ -239,13 +241,10 @@ class Retention(Schedule):
         write_csv(paths.method_plots(self.entry.key) / "retrain_history.csv", found.histories)  # every epoch
 
 
-def _copy(source: Path, target: Path) -> None:
-    shutil.copyfile(source, target)
-
-
-def schedule_for(bench: Workbench, entry: MethodEntry, method: Method, cost: Any) -> Schedule:
-    """The entry's schedule; `cost` is the cost of a selection when it serves every seed, else None."""
-    kept = None if cost is None else (lambda selection: cost(selection).kept(cost.base, bench.params.budget))
+def schedule_for(bench: Workbench, entry: MethodEntry, method: Method, cost: SelectionCost | None) -> Schedule:
+    """The entry's schedule; `cost` is the cost of a selection when it serves every seed, else None
+    (the retention schedule counts channels, whose cost always does)."""
     if methods.schedule(entry) == "retention":
-        return Retention(bench, entry, method, kept, cost.sizes)
-    return Steps(bench, entry, method, kept)
+        assert isinstance(cost, ChannelCost), "the retention schedule is for channel methods (schema.py)"
+        return Retention(bench, entry, method, cost)
+    return Steps(bench, entry, method)
