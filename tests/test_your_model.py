@@ -104,6 +104,67 @@ def test_a_checkpoint_loads_exactly_and_a_mismatch_is_one_line(tmp_path):
         pretrained.initial(spec | {"checkpoint": str(tmp_path / "renamed.pt")})
 
 
+def _bn_model_state() -> tuple[dict, dict[str, torch.Tensor]]:
+    spec = models.spec({"name": "cnn", "width": 8, "hidden": 16}, 1, 10, 8)
+    torch.manual_seed(4)
+    model = models.build(spec)
+    model.train()(torch.randn(4, 1, 8, 8))  # running statistics and batch counters differ from a fresh model's
+    return spec, model.state_dict()
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["dataparallel", "compiled_in_dataparallel", "model_state_dict", "model", "no_counters", "safetensors"],
+)
+def test_checkpoints_as_other_code_bases_save_them_load_and_say_what_was_adapted(tmp_path, capsys, form):
+    from safetensors.torch import save_file
+
+    spec, state = _bn_model_state()
+    file = tmp_path / ("mine.safetensors" if form == "safetensors" else "mine.pt")
+    saved: dict = dict(state)
+    if form == "dataparallel":
+        saved = {"best_prec1": 93.4, "state_dict": {f"module.{k}": v for k, v in state.items()}}
+    elif form == "compiled_in_dataparallel":
+        saved = {f"module._orig_mod.{k}": v for k, v in state.items()}
+    elif form in ("model_state_dict", "model"):
+        saved = {"epoch": 90, form: state, "optimizer_state_dict": {"state": {}, "param_groups": []}}
+    elif form == "no_counters":  # a file saved before PyTorch 0.4.1
+        saved = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    if form == "safetensors":
+        save_file(saved, file)
+    else:
+        torch.save(saved, file)
+    loaded = pretrained.initial(spec | {"checkpoint": str(file)}).state_dict()
+    expected = {k: torch.zeros_like(v) if form == "no_counters" and "num_batches" in k else v for k, v in state.items()}
+    assert all(torch.equal(loaded[k], expected[k]) for k in state)
+    said = [line for line in capsys.readouterr().out.splitlines() if "model.checkpoint" in line]
+    assert len(said) == 1
+    adapted = {
+        "dataparallel": "adapted: the state dict under 'state_dict' (beside best_prec1); prefix 'module.' stripped",
+        "compiled_in_dataparallel": "adapted: prefix 'module.' stripped; prefix '_orig_mod.' stripped",
+        "model_state_dict": "adapted: the state dict under 'model_state_dict' (beside epoch, optimizer_state_dict)",
+        "model": "adapted: the state dict under 'model' (beside epoch, optimizer_state_dict)",
+        "no_counters": "adapted: num_batches_tracked absent from 4 BatchNorm layers (set to 0)",
+        "safetensors": "loaded 28 tensors",
+    }[form]
+    assert said[0].endswith(adapted), said[0]
+
+
+def test_a_checkpoint_that_is_no_state_dict_or_no_safetensors_is_one_line(tmp_path):
+    spec, state = _bn_model_state()
+    torch.save({"epoch": 3, "weights": [1, 2]}, tmp_path / "odd.pt")
+    with pytest.raises(pretrained.WeightsError, match=r"odd.pt holds no state dict \(name → tensor\), nor one under"):
+        pretrained.initial(spec | {"checkpoint": str(tmp_path / "odd.pt")})
+    (tmp_path / "bad.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage")
+    with pytest.raises(surgery.ModelFileError, match="bad.safetensors: unreadable or not a safetensors file"):
+        pretrained.initial(spec | {"checkpoint": str(tmp_path / "bad.safetensors")})
+    torch.save({f"module.{k}": v for k, v in state.items() if k != "fc.bias"}, tmp_path / "short.pt")
+    with pytest.raises(
+        pretrained.WeightsError, match="short.pt does not fit model .*: missing fc.bias; unexpected none"
+    ):
+        pretrained.initial(spec | {"checkpoint": str(tmp_path / "short.pt")})
+
+
 @pytest.fixture
 def factory(tmp_path, monkeypatch):
     """The user's module in the repository root (here: the test's working directory)."""

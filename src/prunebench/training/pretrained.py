@@ -2,13 +2,15 @@
 user's checkpoint (`model.weights`, `model.checkpoint`).
 
 Weights are read offline from torch's hub cache, the file torchvision itself would download
-there, so a machine without internet works once the file is in place. Both kinds of file are
-read with `weights_only=True` (`surgery.read`): loading weights never runs code.
+there, so a machine without internet works once the file is in place. Torch files are read with
+`weights_only=True` (`surgery.read`), `.safetensors` files hold tensors only: loading weights
+never runs code.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import torch
@@ -76,14 +78,21 @@ def transfer(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
     return [k for k in own if k not in fitting and not k.endswith("num_batches_tracked")]
 
 
+WRAPPERS = ("state_dict", "model_state_dict", "model", "net", "network")  # where training scripts keep it
+PREFIXES = ("module.", "_orig_mod.")  # DataParallel / DistributedDataParallel; torch.compile
+
+
 def load_checkpoint(model: nn.Module, path: Path) -> None:
-    """A state dict of exactly this architecture (or a dict holding one under "state_dict")."""
-    state = surgery.read(path)
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"model.checkpoint: {path} holds no state dict (name → tensor)")
+    """A state dict of exactly this architecture, as other code bases save it: under a wrapper key
+    next to an epoch or an optimiser, with DataParallel's or torch.compile's prefix, without the
+    BatchNorm batch counters of files older than PyTorch 0.4.1, or as `.safetensors`. What was
+    adapted is said in one line; what does not fit stays one line naming the first keys or shape."""
+    state, adapted = _state_dict(path)
     own = model.state_dict()
+    counters = [k for k in own if k.endswith("num_batches_tracked") and k not in state]
+    if counters:  # PyTorch's own load_state_dict fills them in for such files
+        state |= {k: own[k] for k in counters}
+        adapted.append(f"num_batches_tracked absent from {len(counters)} BatchNorm layers (set to 0)")
     missing, unexpected = [k for k in own if k not in state], [k for k in state if k not in own]
     if missing or unexpected:
         raise WeightsError(
@@ -97,6 +106,50 @@ def load_checkpoint(model: nn.Module, path: Path) -> None:
             f"the model's is {tuple(own[wrong].shape)}"
         )
     model.load_state_dict(state)
+    say(f"model.checkpoint {path}: loaded {len(own)} tensors" + (f"; adapted: {'; '.join(adapted)}" if adapted else ""))
+
+
+def _state_dict(path: Path) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The file's name → tensor mapping, unwrapped and without a prefix every key shares, and
+    what was done to get it."""
+    state: Any = _read_safetensors(path) if path.suffix == ".safetensors" else surgery.read(path)
+    adapted = []
+    if isinstance(state, dict) and not _is_state(state):
+        wrapper = next((k for k in WRAPPERS if isinstance(state.get(k), dict) and _is_state(state[k])), None)
+        if wrapper is not None:
+            others = [k for k in state if k != wrapper]
+            state = state[wrapper]
+            adapted.append(f"the state dict under {wrapper!r}" + (f" (beside {_first(others)})" if others else ""))
+    if not isinstance(state, dict) or not state or not _is_state(state):
+        raise WeightsError(
+            f"model.checkpoint: {path} holds no state dict (name → tensor), nor one under {', '.join(WRAPPERS)}"
+        )
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in PREFIXES:
+            if all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix) :]: v for k, v in state.items()}
+                adapted.append(f"prefix {prefix!r} stripped")
+                stripped = True
+    return dict(state), adapted
+
+
+def _is_state(value: dict) -> bool:
+    return bool(value) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """A .safetensors file: tensors only, by construction (no pickle)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise surgery.ModelFileError(f"{path}: no such file")
+    try:
+        return load_file(path, device="cpu")
+    except (SafetensorError, OSError) as error:
+        raise surgery.ModelFileError(f"{path}: unreadable or not a safetensors file ({error})") from error
 
 
 def _first(keys: list[str], shown: int = 3) -> str:
