@@ -38,8 +38,8 @@ run: install
 
 # What CI checks before the tests (and the pre-commit hooks before a commit): format, lint, types.
 lint: install
-	$(BIN)/ruff format --check src tests benchmarks stages
-	$(BIN)/ruff check src tests benchmarks stages
+	$(BIN)/ruff format --check src tests benchmarks stages examples
+	$(BIN)/ruff check src tests benchmarks stages examples
 	$(BIN)/mypy
 
 test: install

@@ -24,6 +24,7 @@ from prunebench.training._torchvision import import_torchvision
 from prunebench.training.batches import Batches
 from prunebench.training.data import Images, Splits
 from prunebench.training.loops import fit, prepare_model
+from prunebench.training.preprocess import Preprocess
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # CIFAR-10's
 LOOP = Loop(epochs=1, compile=False, lr=0.05, momentum=0.9, weight_decay=5e-4, patience=0)
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     loader = DataLoader(PilImages(images, labels, transform), batch_size=batch, shuffle=True, num_workers=0)
     part = Images(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)).to(device)
-    splits = Splits(part, part, part, 3, 10, size, 255.0, MEAN, STD, "crop_flip")
+    splits = Splits(part, part, part, 3, 10, size, Preprocess(MEAN, STD, 1.0, "crop_flip"))
     val = Batches(Images(part.images[:batch], part.labels[:batch]), splits, batch)
 
     def model() -> nn.Module:

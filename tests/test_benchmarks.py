@@ -27,5 +27,6 @@ def test_a_benchmark_runs_in_smoke_mode(path, capsys):
         "data_path": "| prunebench: uint8 on the device",
         "offline_plots": "remote scripts: none",
         "weight_ranking": "| cnn | intra_kernel |",
+        "sensitivity_sweep": "| sweep, 2 workers | ",
     }[path.stem]
     assert expected in output

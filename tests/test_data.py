@@ -7,7 +7,8 @@ import torch
 
 from prunebench.training import data
 from prunebench.training._torchvision import import_torchvision
-from prunebench.training.batches import PAD, batches, crop_flip
+from prunebench.training.batches import batches
+from prunebench.training.preprocess import PAD, crop_flip
 
 from helpers import ROOT
 

@@ -65,7 +65,7 @@ def swept(splits, default_params):
     cpu = torch.device("cpu")
     model = small_cnn()
     val = batches(splits.val, splits, default_params.data, cpu)
-    return model, sweep(model, val, [0.25, 0.5, 0.75], cpu, (1, 8, 8))
+    return model, sweep({0: model}, val, [0.25, 0.5, 0.75], cpu, (1, 8, 8))
 
 
 def test_sweep_covers_every_layer_and_group_and_leaves_the_model_unchanged(swept):

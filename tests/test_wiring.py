@@ -38,7 +38,9 @@ def test_a_stage_depends_on_its_code_manifest_and_on_no_code_file_directly(name)
 def test_the_check_stage_writes_every_stage_manifest_and_reruns_on_any_code_change():
     check = DVC["check"]
     assert {"src/prunebench", "stages"} <= set(check["deps"])
-    assert set(check["outs"]) == {paths.PARAMS_OK.as_posix()} | {paths.code_manifest(s).as_posix() for s in STAGES}
+    assert set(check["outs"]) == {paths.PARAMS_OK.as_posix(), paths.MODEL_CHECK.as_posix()} | {
+        paths.code_manifest(s).as_posix() for s in STAGES
+    }
     assert {p.stem for p in (ROOT / "stages").glob("*.py")} == {"check", *STAGES}
 
 

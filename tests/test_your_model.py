@@ -238,3 +238,16 @@ def test_train_epochs_0_makes_the_loaded_checkpoint_the_base_model(tmp_path):
     manifest = json.loads((tmp_path / "checks/code/train.json").read_text())
     assert "start.pt" in manifest  # editing the checkpoint re-runs the train stage
     assert 0 < json.loads((tmp_path / "metrics/base.json").read_text())["accuracy"] < 0.5  # untrained: near chance
+
+
+def test_the_example_factory_builds_a_model_from_another_checkout(tmp_path):
+    """README's "Bring a model from elsewhere": model.name examples.foreign_model:build."""
+    (tmp_path / "their_zoo.py").write_text(
+        "from torch import nn\n\n\ndef fixed():\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, 10))\n\n\n"
+        "def sized(num_classes=10):\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))\n"
+    )
+    for function, classes in (("fixed", 10), ("sized", 7)):
+        section = {"name": "examples.foreign_model:build", "source": str(tmp_path), "module": "their_zoo"}
+        model = models.build(models.spec(section | {"function": function}, 1, classes, 8))
+        assert model(torch.zeros(2, 1, 8, 8)).shape == (2, classes)
+    sys.modules.pop("their_zoo", None)

@@ -47,6 +47,17 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_model(args: argparse.Namespace) -> int:
+    """Build the model of a params file, load its weights, run one batch, and say which channel
+    groups are frozen and which methods refuse it (what the check stage says), in seconds."""
+    from prunebench import params, schema
+    from prunebench.stages.check import inspect_model
+
+    for line in inspect_model(schema.validate(params.read(args.params))).lines():
+        print(line)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="prunebench", description=__doc__)
     parser.add_argument("--debug", action="store_true", help=f"show tracebacks (or set {DEBUG}=1)")
@@ -55,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     ev = commands.add_parser("evaluate", help=evaluate.__doc__)
     ev.add_argument("path", help="a .pt file written by the pipeline, e.g. models/finetuned/l1_channel/0.75/0.pt")
     ev.set_defaults(run=evaluate)
+    cm = commands.add_parser("check-model", help=check_model.__doc__)
+    cm.add_argument("params", nargs="?", default="params.yaml", help="the params file (default: params.yaml)")
+    cm.set_defaults(run=check_model)
     args = parser.parse_args(argv)
     if args.debug:
         os.environ[DEBUG] = "1"

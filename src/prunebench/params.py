@@ -39,6 +39,7 @@ PARAMS_FILE = Path("params.yaml")
 BUDGETS = ("macs", "params", "units")  # what `ratio` removes (`prunebench.pruning.budget`)
 SCHEDULES = ("steps", "retention")  # how a method reaches `ratio`
 ENTRY_KEYS = ("method", "schedule")  # keys of a `methods` entry that are not the method's knobs
+AUGMENTS = ("none", "crop_flip", "resized_crop_flip")  # data.augment (`prunebench.training.preprocess`)
 MODEL_START = ("weights", "checkpoint", "download")  # `model` keys that choose the starting weights
 
 
@@ -64,12 +65,26 @@ class Data:
     name: str = setting(string(), doc="digits | mnist | fashionmnist | cifar10 | cifar100 | imagefolder")
     root: str = setting(string(), doc="where torchvision data sets are looked for")
     download: bool = setting(boolean(), doc="let torchvision fetch the data set into root (needs internet)")
-    image_size: int | None = setting(optional(integer(8)), doc="imagefolder crop size (null: 224)")
+    image_size: int | None = setting(
+        optional(integer(8)), doc="the model's input size (null: imagefolder 224, others native)"
+    )
     split_seed: int = setting(integer(0), doc="seed of the fixed stratified split")
     val_fraction: float = setting(fraction(), doc="validation part, carved from the training part")
     test_fraction: float = setting(fraction(), doc="test part (digits only)")
     batch_size: int = setting(integer(1))
     num_workers: int | None = setting(optional(integer(0)), doc="imagefolder DataLoader workers (null: per core)")
+    crop_pct: float | None = setting(
+        optional(fraction(hi_open=False)),
+        None,
+        "evaluation: resize to image_size / crop_pct, centre crop (null: the weights' or the data set's)",
+    )
+    mean: list[float] | None = setting(
+        optional(list_of(fraction(False, False))), None, "per channel, of images in [0, 1] (null: the data set's)"
+    )
+    std: list[float] | None = setting(optional(list_of(positive())), None, "per channel (null: the data set's)")
+    augment: str | None = setting(
+        optional(one_of(*AUGMENTS)), None, "training augmentation: " + " | ".join(AUGMENTS) + " (null: the data set's)"
+    )
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PARAMS_OK = Path("checks/params.ok")
+MODEL_CHECK = Path("checks/model.json")  # frozen channel groups and refused methods (the check stage)
 CODE = Path("checks/code")  # per stage, the files it runs and their hashes: its code dependency
 
 SPLIT = Path("data/prepared/split.json")
@@ -88,6 +89,12 @@ def method_weights(method: str) -> Path:
 def method_iterations(method: str) -> Path:
     """The retention schedule's results, one row per seed × iteration."""
     return method_plots(method) / "iterations.csv"
+
+
+def refusal(outputs: Path) -> Path:
+    """In the output folders of a method that refuses the model (its pruned and fine-tuned models,
+    its tables): why, in place of results."""
+    return outputs / "refused.json"
 
 
 def finetuned_models(method: str) -> Path:

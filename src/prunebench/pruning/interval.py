@@ -71,7 +71,11 @@ def trace(model: nn.Module) -> fx.GraphModule:
     for module in copied.modules():
         if hasattr(module, "inplace"):
             module.inplace = False  # type: ignore[assignment]  # a plain bool attribute of ReLU and kin
-    return fx.symbolic_trace(copied)
+    try:
+        return fx.symbolic_trace(copied)
+    except Exception as error:  # torch.fx raises whatever the model's Python does with a proxy
+        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        raise Unsupported(f"interval propagation: torch.fx cannot trace the model ({first})") from error
 
 
 def _linear_parts(module: nn.Module) -> tuple[Linear, Linear]:

@@ -1,7 +1,10 @@
 """Physical removal of channels and neurons, and saving/loading of pruned models.
 
 Removal goes through torch-pruning's dependency graph, which keeps coupled layers consistent:
-residual additions, BatchNorm statistics, the next layer's inputs, the classifier input.
+residual additions, BatchNorm statistics, the next layer's inputs, the classifier input. Where
+the graph is wrong about a model (a shortcut that pads channels with `F.pad` couples layers of
+16, 32 and 64 channels into one group), the group is frozen: checked once per architecture
+(`frozen_groups`), never cut, and named to the user; every other group prunes as usual.
 A saved model is its weights plus a plain-data description of the (pruned) architecture;
 loading rebuilds the architecture and reads the file with `weights_only=True`, so a file can
 never run code.
@@ -9,7 +12,9 @@ never run code.
 
 from __future__ import annotations
 
+import copy
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +53,14 @@ def _graph(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph
     return tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, *input_shape, device=device))
 
 
-def _groups(model: nn.Module, graph: tp.DependencyGraph) -> list[dict[str, nn.Module]]:
-    """torch-pruning's channel groups as {name: module} of the modules whose outputs go together."""
+def _groups(model: nn.Module, graph: tp.DependencyGraph, input_shape: tuple[int, ...]) -> list[dict[str, nn.Module]]:
+    """torch-pruning's channel groups that can be cut, as {name: module} of the modules whose
+    outputs go together, in network order; frozen groups left out."""
+    frozen = {group.members for group in frozen_groups(model, input_shape)}
+    return [group for group in _all_groups(model, graph) if _prunable_members(model, group) not in frozen]
+
+
+def _all_groups(model: nn.Module, graph: tp.DependencyGraph) -> list[dict[str, nn.Module]]:
     names = {m: n for n, m in model.named_modules()}
     position = {n: i for i, n in enumerate(names.values())}
     modules = dict(model.named_modules())
@@ -69,11 +80,94 @@ def _groups(model: nn.Module, graph: tp.DependencyGraph) -> list[dict[str, nn.Mo
     return sorted(groups, key=lambda g: position[next(iter(g))])  # network order
 
 
+def _prunable_members(model: nn.Module, group: dict[str, nn.Module]) -> tuple[str, ...]:
+    prunable = models.prunable_layers(model)
+    return tuple(name for name in group if name in prunable)
+
+
+@dataclass(frozen=True)
+class Frozen:
+    """A channel group torch-pruning builds but cannot cut consistently: its channels all stay."""
+
+    members: tuple[str, ...]  # its prunable layers, network order
+    reason: str
+
+    def __str__(self) -> str:
+        shown = "+".join(self.members[:4]) + ("+…" if len(self.members) > 4 else "")
+        return f"{shown} ({len(self.members)} layer{'s' if len(self.members) > 1 else ''}): {self.reason}"
+
+
+_checked: dict[tuple, list[Frozen]] = {}  # per architecture's layer names: what was found frozen
+
+
+def frozen_groups(model: nn.Module, input_shape: tuple[int, ...]) -> list[Frozen]:
+    """The channel groups that fail the check, each once per model kind: one channel count in
+    the whole group, and the removal of its first channel, or of its last, leaves a model that
+    runs and keeps its output shape. Which groups fail depends on how layers are wired, not on how many
+    channels pruning has left them, so the answer holds for every pruned model of the kind."""
+    key = (type(model).__qualname__, tuple(n for n, _ in model.named_modules()), tuple(input_shape))
+    if key not in _checked:
+        graph = _graph(model, input_shape)
+        x = torch.zeros(2, *input_shape, device=next(model.parameters()).device)
+        with torch.no_grad():
+            expected = copy.deepcopy(model).eval()(x).shape  # the model itself may be training: its statistics stay
+        found = []
+        for group in _all_groups(model, graph):
+            members = _prunable_members(model, group)
+            reason = _fault(model, graph, group, x, expected) if members else None
+            if reason:
+                found.append(Frozen(members, reason))
+        _checked[key] = found
+    return _checked[key]
+
+
+def _fault(
+    model: nn.Module, graph: tp.DependencyGraph, group: dict[str, nn.Module], x: Tensor, expected: torch.Size
+) -> str | None:
+    """Why the group cannot be cut, or None."""
+    sizes = {name: models.output_units(module) for name, module in group.items() if _out_size(module)}
+    counts = sorted(set(sizes.values()))
+    root_name, root = next(iter(group.items()))
+    if len(counts) > 1:
+        fn = OUT_CHANNEL_FNS[0] if isinstance(root, nn.Conv2d) else OUT_CHANNEL_FNS[1]
+        ops = {type(dep.target.grad_fn).__name__ for dep, _ in graph.get_pruning_group(root, fn, [0])}
+        cause = "channel padding (F.pad) in a shortcut" if any("Pad" in op for op in ops) else "an operation"
+        return f"{cause} couples layers of {_and(counts)} channels"
+    channels = sizes[root_name]
+    if channels < 2:
+        return None
+    for index in (0, channels - 1):  # the first and the last: a channel split breaks on one of them
+        probe = copy.deepcopy(model).eval()
+        try:
+            remove_indices(probe, {root_name: [index]}, tuple(x.shape[1:]))
+            with torch.no_grad():
+                shape = probe(x).shape
+        except Exception as error:  # whatever the probe raises is the finding
+            return f"removing channel {index} breaks the model ({type(error).__name__}: {_line(error)})"
+        if shape != expected:
+            return f"removing channel {index} changes the output shape from {tuple(expected)} to {tuple(shape)}"
+    return None
+
+
+def _out_size(module: nn.Module) -> int | None:
+    return next((getattr(module, a) for a in ("out_channels", "out_features") if hasattr(module, a)), None)
+
+
+def _and(counts: list[int]) -> str:
+    return ", ".join(map(str, counts[:-1])) + f" and {counts[-1]}"
+
+
+def _line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:160] if text else "no message"
+
+
 def channel_groups(model: nn.Module, input_shape: tuple[int, ...]) -> list[list[str]]:
     """Prunable layers whose output channels must be removed together (a residual addition
-    couples them), root first."""
-    prunable = models.prunable_layers(model)
-    groups = [[name for name in group if name in prunable] for group in _groups(model, _graph(model, input_shape))]
+    couples them), root first; frozen groups left out."""
+    groups = [
+        list(_prunable_members(model, group)) for group in _groups(model, _graph(model, input_shape), input_shape)
+    ]
     return [group for group in groups if group]
 
 
@@ -91,7 +185,7 @@ def gate_points(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, lis
     graph = _graph(model, input_shape)
     prunable = models.prunable_layers(model)
     points = {}
-    for group in _groups(model, graph):
+    for group in _groups(model, graph, input_shape):
         members = [name for name in group if name in prunable]
         if not members:
             continue

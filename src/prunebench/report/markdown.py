@@ -171,6 +171,32 @@ def point_table(summary: pd.DataFrame, winners: pd.DataFrame, ratio: float) -> s
     )
 
 
+def model_section(check: dict[str, Any], refused: dict[str, str]) -> list[str]:
+    """What the model allowed (the check stage's findings, and methods that refused it while
+    pruning): frozen channel groups, whose channels every channel method keeps and whose MACs
+    count as kept, and the methods without results. Nothing when everything pruned."""
+    if not check["frozen"] and not refused:
+        return []
+    lines = ["## What this model allows", ""]
+    if check["frozen"]:
+        lines += [
+            f"{len(check['frozen'])} of the model's channel groups are frozen: torch-pruning's dependency graph "
+            "cannot cut them consistently, so channel methods keep every channel of these layers (their MACs "
+            f"count as kept) and prune the other {check['groups']} groups; unstructured methods prune them as usual.",
+            "",
+            *[f"- frozen: {'+'.join(group['layers'])}: {group['reason']}" for group in check["frozen"]],
+            "",
+        ]
+    if refused:
+        lines += [
+            "These methods refused the model and have no results; the others ran:",
+            "",
+            *[f"- **{key}**: {why}" for key, why in refused.items()],
+            "",
+        ]
+    return lines
+
+
 def markdown_report(
     params: Params,
     results: pd.DataFrame,
@@ -181,6 +207,7 @@ def markdown_report(
     diagnostics: dict[str, dict[str, float]],
     deployed: pd.DataFrame,
     env: dict[str, Any],
+    model: list[str],
 ) -> str:
     budget, seeds = params.budget, ", ".join(map(str, params.seeds))
     base = results.drop_duplicates("seed")
@@ -198,6 +225,7 @@ def markdown_report(
         f"(no gradient step); then every model is fine-tuned for {params.finetune.epochs} epochs "
         "(`finetune`), the same budget for every method and point.",
         "",
+        *model,
         "## Which method, at which budget",
         "",
         f"The best mean test accuracy after fine-tuning at each point, and the methods indistinguishable from it: "

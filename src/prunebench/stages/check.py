@@ -1,22 +1,74 @@
-"""The check stage: validate params.yaml, and record the code each stage runs, before any stage
-that owns outputs starts.
+"""The check stage: validate params.yaml, check the model, and record the code each stage runs,
+before any stage that owns outputs starts.
 
 DVC deletes a stage's outputs before running it, so a bad value must stop the pipeline here,
-first. The params output is constant, so a valid change never re-runs anything downstream by
+first. So must a model that cannot run: the model is built, its weights loaded and one batch run
+through it, in seconds, and its channel groups checked; frozen groups and the methods that refuse
+the model are said here and written for the report (`paths.MODEL_CHECK`), and the other methods
+run. The params output is constant, so a valid change never re-runs anything downstream by
 itself; a stage's code manifest changes exactly when a file it runs does (`prunebench.code`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prunebench import code, params, paths, schema
+from prunebench.errors import UserError
 from prunebench.io import write_json, write_text
+from prunebench.params import Params
+from prunebench.progress import say
+
+if TYPE_CHECKING:  # the check stage imports torch only to build the model, in `inspect_model`
+    from prunebench.pruning.inspection import Inspection
 
 
 def run(scripts: list[Path]) -> None:
     """`scripts`: the stage scripts whose manifests to write."""
     checked = schema.validate(params.read())
+    found = inspect_model(checked)
+    for line in found.lines():
+        say(line)
+    write_json(paths.MODEL_CHECK, found.as_json())
     write_text(paths.PARAMS_OK, "params.yaml is valid\n")
     for script in scripts:
         write_json(paths.code_manifest(script.stem), code.manifest(script, checked.model))
+
+
+def inspect_model(checked: Params) -> Inspection:
+    """Build the model of params.yaml, load its weights, run one batch of the data's shape through
+    it, and inspect its channel groups and the methods against it."""
+    import torch
+
+    from prunebench.pruning import inspection
+    from prunebench.pruning.methods import Context
+    from prunebench.training import data, models, pretrained
+
+    torch.set_num_threads(1)
+    channels, classes, size = data.shape_of(checked.data)
+    model = pretrained.initial(models.spec(checked.model.as_dict(), channels, classes, size)).eval()
+    generator = torch.Generator().manual_seed(0)
+    batch = torch.randn(2, channels, size, size, generator=generator)
+    try:
+        with torch.no_grad():
+            shape = tuple(model(batch).shape)
+    except Exception as error:  # the user's model: whatever it raises is the finding
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise UserError(
+            f"model.name = {checked.model.name!r}: one batch of shape {tuple(batch.shape)} fails "
+            f"({type(error).__name__}: {first})"
+        ) from error
+    if shape != (2, classes):
+        raise UserError(
+            f"model.name = {checked.model.name!r}: one batch of shape {tuple(batch.shape)} gives outputs of "
+            f"shape {shape}; expected (2, {classes}): one logit per class of data.name = {checked.data.name!r}"
+        )
+    labels = torch.randint(0, classes, (2,), generator=generator)
+    ctx = Context(
+        batches=lambda: iter([(batch, labels)]),
+        device=torch.device("cpu"),
+        generator=generator,
+        input_shape=(channels, size, size),
+    )
+    return inspection.inspect(model, checked.methods, ctx)

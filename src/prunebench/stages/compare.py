@@ -46,6 +46,9 @@ class Inputs:
     iterations: pd.DataFrame  # the retention schedule's, every method on it
     retained: list[str]  # the methods on the retention schedule
     env: dict[str, Any]  # where the base models were trained
+    keys: list[str]  # the methods with results, in the order of params.yaml
+    refused: dict[str, str]  # the methods that refused the model, and why
+    model_check: dict[str, Any]  # what the check stage found: frozen channel groups
 
     @property
     def middle(self) -> float:
@@ -78,7 +81,10 @@ def run(params: Params) -> None:
     print(markdown.winner_table(tables.winners, params.budget))
 
 
-def read_inputs(keys: list[str]) -> Inputs:
+def read_inputs(methods: list[str]) -> Inputs:
+    refusals = [paths.refusal(paths.method_plots(key)) for key in methods]
+    refused = {key: read_json(path)["reason"] for key, path in zip(methods, refusals) if path.exists()}
+    keys = [key for key in methods if key not in refused]
     retained = [key for key in keys if paths.method_iterations(key).exists()]
     return Inputs(
         results=pd.read_csv(paths.RESULTS),
@@ -92,6 +98,9 @@ def read_inputs(keys: list[str]) -> Inputs:
         ),
         retained=retained,
         env=read_json(paths.BASE_METRICS)["environment"],
+        keys=keys,
+        refused=refused,
+        model_check=read_json(paths.MODEL_CHECK),
     )
 
 
@@ -136,7 +145,7 @@ Draw = Callable[[], list[Path]]
 def figure_list(params: Params, inputs: Inputs, tables: Tables) -> list[Draw]:
     """The report's figures in the order it shows them; each entry draws its files (or names
     the sensitivity stage's)."""
-    out, keys = paths.COMPARE_PLOTS, list(params.methods)
+    out, keys = paths.COMPARE_PLOTS, inputs.keys
     base_accuracy = inputs.results.drop_duplicates("seed")["base_accuracy"].mean()
     iterations = inputs.iterations
 
@@ -195,7 +204,16 @@ def write_report(params: Params, inputs: Inputs, tables: Tables, pictures: list[
     write_text(
         paths.REPORT,
         markdown.markdown_report(
-            params, results, tables.summary, tables.winners, pictures, layer_ratios, diagnostics, deployed, inputs.env
+            params,
+            results,
+            tables.summary,
+            tables.winners,
+            pictures,
+            layer_ratios,
+            diagnostics,
+            deployed,
+            inputs.env,
+            markdown.model_section(inputs.model_check, inputs.refused),
         ),
     )
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from prunebench import paths, resume, runtime
-from prunebench.io import write_csv
+from prunebench.io import read_json, write_csv, write_json
 from prunebench.layouts import EPOCH_COLUMNS
 from prunebench.params import Params, plain
 from prunebench.pruning import surgery
@@ -20,6 +20,13 @@ from prunebench.training.loops import evaluate, fit, prepare_model, seed_everyth
 
 
 def run(params: Params, key: str) -> None:
+    refused = paths.refusal(paths.pruned_models(key))
+    if refused.exists():  # the method refused the model: nothing to fine-tune, and the report says why
+        write_json(paths.refusal(paths.finetuned_models(key)), read_json(refused))
+        write_csv(paths.finetuned_results(key), [], ("method", "ratio", "seed"))
+        save_predictions(paths.finetuned_predictions(key), {})
+        write_csv(paths.finetune_curves(key), [], ("ratio", "seed", *EPOCH_COLUMNS))
+        return
     bench = Workbench.open(params, runtime.setup(params))
 
     def finetune(job: tuple[float, int]) -> tuple[dict[str, Any], torch.Tensor, list[dict[str, Any]]]:

@@ -11,6 +11,7 @@ measured last, by the stage process alone, once per architecture.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,11 @@ from typing import Any
 import torch
 
 from prunebench import paths, runtime
-from prunebench.io import read_csv, write_csv
+from prunebench.errors import Unsupported
+from prunebench.io import read_csv, write_csv, write_json
 from prunebench.params import Params
 from prunebench.progress import say
-from prunebench.pruning import methods, surgery
+from prunebench.pruning import inspection, methods, surgery
 from prunebench.pruning.methods import Context
 from prunebench.pruning.units import units_of
 from prunebench.report.results import flatten, save_predictions
@@ -67,7 +69,13 @@ def run(params: Params, key: str) -> None:
     units = units_of(method)
     shape, seeds = bench.splits.input_shape, params.seeds
     sensitivity = read_csv(paths.SENSITIVITY)
-    shared_cost = units.cost(surgery.load(paths.base_model(seeds[0]))[0], shape) if units.per_architecture else None
+    first = surgery.load(paths.base_model(seeds[0]))[0]
+    probe = Context(
+        batches=lambda: iter(()), device=torch.device("cpu"), generator=torch.Generator(), input_shape=shape
+    )
+    if why := inspection.refusal(method, first, probe):
+        return refuse(key, why)
+    shared_cost = units.cost(first, shape) if units.per_architecture else None
     schedule = schedule_for(bench, entry, method, shared_cost)
     labels = {
         "method": key,
@@ -102,7 +110,10 @@ def run(params: Params, key: str) -> None:
             assess_point(bench, labels, outcome, seed, spec, base_weights, base_layers, record)
         return record
 
-    found = SeedRecord.merge(bench.run(prune_seed, seeds, f"prune {key}"))
+    try:
+        found = SeedRecord.merge(bench.run(prune_seed, seeds, f"prune {key}"))
+    except Unsupported as refused:  # found while scoring: the method refuses, the others run
+        return refuse(key, str(refused))
     timed = _latencies(bench, key, found.rows)
     write_csv(paths.pruned_results(key), timed)
     save_predictions(paths.pruned_predictions(key), found.predictions)
@@ -111,6 +122,17 @@ def run(params: Params, key: str) -> None:
     for name, rows in found.found.tables.items():
         write_csv(paths.method_plots(key) / f"{name}.csv", rows)
     schedule.write(found.found)
+
+
+def refuse(key: str, why: str) -> None:
+    """The outputs of a method that refuses the model: why, where its models and tables would be,
+    and results without rows; nothing it wrote before it found out stays."""
+    say(f"{key}: refused: {why}")
+    for folder in (paths.pruned_models(key), paths.method_plots(key)):
+        shutil.rmtree(folder, ignore_errors=True)
+        write_json(paths.refusal(folder), {"method": key, "reason": why})
+    write_csv(paths.pruned_results(key), [], ("method", "ratio", "seed"))
+    save_predictions(paths.pruned_predictions(key), {})
 
 
 def assess_point(

@@ -10,7 +10,8 @@ layers joined with "+" (e.g. "stem.0+block.conv2"; the first is the group's root
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -18,7 +19,6 @@ from torch import nn
 from prunebench import paths, runtime
 from prunebench.io import write_csv
 from prunebench.params import Params
-from prunebench.progress import bar
 from prunebench.pruning.criteria import filter_l1
 from prunebench.pruning.selection import choose_channels, kept_count, select_weights
 from prunebench.pruning.surgery import channel_groups, load, remove_indices
@@ -28,59 +28,93 @@ from prunebench.training.loops import evaluate, prepare_model
 from prunebench.training.models import prunable_layers
 
 
-def sweep(
+@dataclass(frozen=True)
+class Probe:
+    """One evaluation of the sweep: a seed's base model with one layer (unstructured) or one
+    channel group (structured, its layers joined by "+") pruned by `ratio`; kind "base": unpruned."""
+
+    seed: int
+    kind: str
+    layer: str = ""
+    ratio: float = 0.0
+
+
+def probes(model: nn.Module, seed: int, ratios: list[float], input_shape: tuple[int, ...]) -> list[Probe]:
+    """The seed's evaluations: the base model, then every prunable layer and every channel group
+    (frozen groups left out) at every ratio."""
+    layers = [Probe(seed, "unstructured", name, r) for name in prunable_layers(model) for r in ratios]
+    groups = ["+".join(group) for group in channel_groups(model, input_shape)]
+    return [Probe(seed, "base"), *layers, *[Probe(seed, "structured", label, r) for label in groups for r in ratios]]
+
+
+def evaluate_probe(
     model: nn.Module,
+    probe: Probe,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    input_shape: tuple[int, ...],
+) -> dict[str, float]:
+    """Accuracy and loss of `model` (left as it was) with the probe's pruning."""
+    if probe.kind == "base":
+        return evaluate(model, loader, device)
+    if probe.kind == "unstructured":  # mask the layer in place, and put it back
+        layer = prunable_layers(model)[probe.layer]
+        original = layer.weight.detach().clone()
+        keep = select_weights({probe.layer: layer}, {probe.layer: original.abs()}, probe.ratio, "layer", {})
+        with torch.no_grad():
+            layer.weight.copy_(original * keep[f"{probe.layer}.weight"].to(original.device))
+        found = evaluate(model, loader, device)
+        with torch.no_grad():
+            layer.weight.copy_(original)
+        return found
+    group = probe.layer.split("+")
+    pruned = copy.deepcopy(model)
+    scores = {n: filter_l1(layer) for n, layer in prunable_layers(pruned).items() if n in group}
+    count = kept_count(len(scores[group[0]]), probe.ratio)
+    remove_indices(pruned, choose_channels([group], scores, {group[0]: count})[1], input_shape)
+    return evaluate(pruned, loader, device)
+
+
+Runner = Callable[[Callable[[Probe], dict[str, float]], list[Probe], str], list[dict[str, float]]]
+
+
+def in_order(work: Callable[[Probe], dict[str, float]], jobs: list[Probe], desc: str) -> list[dict[str, float]]:
+    """The runner of one process: each evaluation after the other."""
+    return [work(probe) for probe in jobs]
+
+
+def sweep(
+    base: dict[int, nn.Module],
     loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
     ratios: list[float],
     device: torch.device,
     input_shape: tuple[int, ...],
+    runner: Runner = in_order,
 ) -> list[dict]:
-    """Rows (layer, kind, ratio, accuracy, loss) for every prunable layer (unstructured) and
-    channel group (structured) at every ratio; ratio 0 is the unpruned model."""
-    model.eval()
-    base = evaluate(model, loader, device)
-    layers = prunable_layers(model)
-    groups = channel_groups(model, input_shape)
+    """Rows (seed, layer, kind, ratio, accuracy, loss) for every seed's base model, every prunable
+    layer (unstructured) and channel group (structured) at every ratio; ratio 0 is the unpruned
+    model. `runner(work, jobs, desc)` does the evaluations (the workbench: side by side)."""
+    jobs = [probe for seed, model in base.items() for probe in probes(model.eval(), seed, ratios, input_shape)]
+    found = runner(lambda p: evaluate_probe(base[p.seed], p, loader, device, input_shape), jobs, "sensitivity")
+    unpruned = {probe.seed: metrics for probe, metrics in zip(jobs, found) if probe.kind == "base"}
     rows = []
-    progress = bar(total=(len(layers) + len(groups)) * len(ratios), desc="sensitivity", unit="eval")
-    for name, layer in layers.items():
-        original = layer.weight.detach().clone()
-        rows.append({"layer": name, "kind": "unstructured", "ratio": 0.0, **base})
-        for ratio in ratios:
-            keep = select_weights({name: layer}, {name: original.abs()}, ratio, "layer", {})[f"{name}.weight"]
-            with torch.no_grad():
-                layer.weight.copy_(original * keep.to(original.device))
-            rows.append({"layer": name, "kind": "unstructured", "ratio": ratio, **evaluate(model, loader, device)})
-            progress.update()
-        with torch.no_grad():
-            layer.weight.copy_(original)
-    for group in groups:
-        label = "+".join(group)
-        rows.append({"layer": label, "kind": "structured", "ratio": 0.0, **base})
-        for ratio in ratios:
-            probe = copy.deepcopy(model)
-            scores = {n: filter_l1(layer) for n, layer in prunable_layers(probe).items() if n in group}
-            count = kept_count(len(scores[group[0]]), ratio)
-            remove_indices(probe, choose_channels([group], scores, {group[0]: count})[1], input_shape)
-            rows.append({"layer": label, "kind": "structured", "ratio": ratio, **evaluate(probe, loader, device)})
-            progress.update()
-    progress.close()
+    for probe, metrics in zip(jobs, found):
+        if probe.kind == "base":
+            continue
+        row = {"seed": probe.seed, "layer": probe.layer, "kind": probe.kind}
+        if probe.ratio == ratios[0]:  # ratio 0: the unpruned model, once per layer and group
+            rows.append(row | {"ratio": 0.0, **unpruned[probe.seed]})
+        rows.append(row | {"ratio": probe.ratio, **metrics})
     return rows
 
 
 def run(params: Params) -> None:
-    """The sweep on every seed's base model (validation split), its table and the two figures
-    (a line per layer; a heatmap of channel groups × ratios)."""
+    """The sweep on every seed's base model (validation split), its (layer, ratio) evaluations
+    spread over the workers, its table and the two figures (a line per layer; a heatmap of
+    channel groups × ratios)."""
     bench = Workbench.open(params, runtime.setup(params))
-
-    def sweep_seed(seed: int) -> list[dict]:
-        model = prepare_model(load(paths.base_model(seed))[0], bench.device)
-        return [
-            {"seed": seed, **row}
-            for row in sweep(model, bench.val, params.sensitivity.ratios, bench.device, bench.splits.input_shape)
-        ]
-
-    rows = [row for rows in bench.run(sweep_seed, params.seeds, "sensitivity") for row in rows]
+    base = {seed: prepare_model(load(paths.base_model(seed))[0], bench.device) for seed in params.seeds}
+    rows = sweep(base, bench.val, params.sensitivity.ratios, bench.device, bench.splits.input_shape, bench.run)
     write_csv(paths.SENSITIVITY, rows)
     figures.plot_sensitivity(rows, paths.SENSITIVITY_UNSTRUCTURED)
     figures.plot_sensitivity_heatmap(rows, paths.SENSITIVITY_STRUCTURED)

@@ -16,7 +16,7 @@ from prunebench.io import read_json
 from prunebench.params import Params
 from prunebench.progress import bar
 from prunebench.runtime import Runtime
-from prunebench.training import data, measure
+from prunebench.training import data, measure, pretrained
 from prunebench.training.batches import Batches, FileBatches, batches
 
 Job = TypeVar("Job")
@@ -40,7 +40,7 @@ class Workbench:
             raise FileNotFoundError(f"{paths.SPLIT} is missing: run the data stage first (dvc repro data)")
         assert runtime.device is not None, "a stage that runs models sets up torch"
         device = runtime.device
-        splits = data.load(read_json(paths.SPLIT), params.data)
+        splits = data.load(read_json(paths.SPLIT), params.data, pretrained.weights_preprocessing(params.model))
         if isinstance(splits.train, data.Images):  # in memory: on the device once
             assert isinstance(splits.val, data.Images) and isinstance(splits.test, data.Images)
             splits = dataclasses.replace(

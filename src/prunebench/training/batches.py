@@ -1,9 +1,9 @@
 """Batches for training and evaluation.
 
 In-memory data sets are held on the device once, as stored (uint8 where the source is), and
-each batch is sliced, scaled, augmented (pad-and-crop, flip) and normalised there: no
-per-example Python, no worker processes, nothing copied from the host per step. ImageFolder
-goes through a DataLoader with worker processes, pinned memory and persistent workers.
+each batch is sliced, scaled, augmented (`prunebench.training.preprocess`) and normalised there:
+no worker processes, nothing copied from the host per step. Larger ImageFolder trees go through a
+DataLoader with worker processes, pinned memory and persistent workers.
 
 Every epoch's order and augmentation come from (seed, epoch) alone (`set_epoch`), so a run
 resumed at epoch e sees the batches an unbroken run would have.
@@ -15,15 +15,13 @@ import math
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from prunebench import workers
 from prunebench.params import Data
+from prunebench.training import preprocess
 from prunebench.training.data import Images, Splits
-
-PAD = 4  # pixels of zero padding before the random crop (torchvision's RandomCrop(padding=4) on CIFAR)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -31,31 +29,15 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
-def crop_flip(x: Tensor, generator: torch.Generator) -> Tensor:
-    """Pad by PAD with zeros, crop back to the original size at a uniformly random offset, and
-    flip horizontally with probability ½, each example on its own: RandomCrop(size, padding=4)
-    and RandomHorizontalFlip() of torchvision, applied to a whole batch."""
-    n, c, h, w = x.shape
-    padded = F.pad(x, (PAD, PAD, PAD, PAD))
-    dy, dx = (torch.randint(0, 2 * PAD + 1, (n,), generator=generator).to(x.device) for _ in range(2))
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    batch = torch.arange(n, device=x.device)[:, None, None, None]
-    channel = torch.arange(c, device=x.device)[None, :, None, None]
-    crops = padded[batch, channel, rows, cols]
-    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)[:, None, None, None]
-    return torch.where(flip, crops.flip(-1), crops)
-
-
 class Batches:
     """(x, y) batches of an in-memory part on its device: shuffled and augmented when `train`."""
 
     def __init__(self, part: Images, splits: Splits, batch_size: int, train: bool = False, seed: int = 0):
         self.part, self.batch_size, self.train, self.seed, self.epoch = part, batch_size, train, seed, 0
-        self.scale, self.augment = splits.scale, splits.augment if train else None
+        self.scale, self.prep, self.size = splits.scale, splits.prep, splits.image_size
         device = part.images.device
-        self.mean = torch.tensor(splits.mean, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(splits.std, device=device).view(1, -1, 1, 1)
+        self.mean = torch.tensor(self.prep.mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(self.prep.std, device=device).view(1, -1, 1, 1)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -71,8 +53,10 @@ class Batches:
         for start in range(0, n, self.batch_size):
             index = order[start : start + self.batch_size]
             x = self.part.images[index].float() / self.scale
-            if self.augment == "crop_flip":
-                x = crop_flip(x, generator)
+            if self.train:
+                x = preprocess.augment(x, self.prep, self.size, generator)
+            elif not self.part.fitted:  # the training part, evaluated
+                x = preprocess.fit(x, self.size, self.prep.crop_pct)
             x = (x - self.mean) / self.std
             if device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)

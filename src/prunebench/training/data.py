@@ -2,11 +2,13 @@
 
 The data stage writes a split record (plain JSON: which examples go where, and the
 normalisation); every later stage rebuilds the same parts from it. Data sets that fit in
-memory (digits, MNIST, FashionMNIST, CIFAR-10/100) come back as tensors, uint8 as stored,
-which `prunebench.training.batches` normalises and augments batch by batch on the device; ImageFolder
-comes back as torchvision data sets with their transforms, for a DataLoader with workers. The
-test split is never used for any choice: early stopping, sensitivity and calibration all use
-the training or validation split.
+memory (digits, MNIST, FashionMNIST, CIFAR-10/100, and ImageFolder trees of one image size whose
+decoded images fit) come back as tensors, uint8 as stored, which `prunebench.training.batches`
+normalises and augments batch by batch on the device; larger ImageFolder trees come back as
+torchvision data sets with their transforms, for a DataLoader with workers. How images become
+input (`prunebench.training.preprocess`) is settled here, from the data set, the weights and
+params.yaml. The test split is never used for any choice: early stopping, sensitivity and
+calibration all use the training or validation split.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from prunebench.errors import UserError
+from prunebench.progress import bar
+from prunebench.training.preprocess import Preprocess, fit_stored, transforms
 
 if TYPE_CHECKING:  # the data stage decides the split without torch (seconds to import)
     import torch
@@ -37,12 +41,13 @@ class Images:
 
     images: torch.Tensor
     labels: torch.Tensor
+    fitted: bool = False  # resized and cropped for evaluation already (`preprocess.fit`)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def to(self, device: torch.device) -> Images:
-        return Images(self.images.to(device), self.labels.to(device))
+        return Images(self.images.to(device), self.labels.to(device), self.fitted)
 
 
 @dataclass(frozen=True)
@@ -53,10 +58,8 @@ class Splits:
     in_channels: int
     num_classes: int
     image_size: int
+    prep: Preprocess  # settled: the evaluation parts in memory are already resized and cropped
     scale: float = 255.0  # stored value of full intensity: images / scale lie in [0, 1]
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
-    augment: str | None = None  # "crop_flip": pad by 4, random crop, horizontal flip (training only)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -69,10 +72,11 @@ class Splits:
 
 @dataclass(frozen=True)
 class DataSource:
-    """`prepare(cfg)` decides the split; `load(split, cfg)` rebuilds the data from it."""
+    """`prepare(cfg)` decides the split; `load(split, cfg, weights)` rebuilds the data from it,
+    preprocessed to fit the weights (`weights`: their own mean, std and crop_pct, or None)."""
 
     prepare: Callable[[Data], Split]
-    load: Callable[[Split, Data], Splits]
+    load: Callable[[Split, Data, dict[str, Any] | None], Splits]
 
 
 def stratified_split(labels: np.ndarray, cfg: Data) -> dict[str, list[int]]:
@@ -114,7 +118,7 @@ def _prepare_digits(cfg: Data) -> Split:
     }
 
 
-def _load_digits(split: Split, cfg: Data) -> Splits:
+def _load_digits(split: Split, cfg: Data, weights: dict[str, Any] | None) -> Splits:
     import torch
 
     images, labels = (torch.from_numpy(a) for a in _digits_arrays())
@@ -123,9 +127,16 @@ def _load_digits(split: Split, cfg: Data) -> Splits:
         index = torch.tensor(split[name])
         return Images(images[index], labels[index])
 
-    return Splits(
-        part("train"), part("val"), part("test"), 1, 10, 8, DIGITS_SCALE, tuple(split["mean"]), tuple(split["std"])
-    )
+    prep = Preprocess(tuple(split["mean"]), tuple(split["std"])).settle(cfg, weights, 1)
+    return _in_memory(part("train"), part("val"), part("test"), 1, 10, 8, prep, DIGITS_SCALE)
+
+
+def _in_memory(
+    train: Images, val: Images, test: Images, channels: int, classes: int, size: int, prep: Preprocess, scale: float
+) -> Splits:
+    """In-memory parts, the evaluation ones resized and cropped once (`preprocess.fit`)."""
+    val, test = (Images(fit_stored(p.images, size, prep.crop_pct), p.labels, fitted=True) for p in (val, test))
+    return Splits(train, val, test, channels, classes, size, prep, scale)
 
 
 class DataMissing(UserError, FileNotFoundError):
@@ -143,6 +154,8 @@ class Torchvision:
     num_classes: int
     image_size: int
     expected: str  # what to put under data.root when offline
+    augment: str = "none"  # the default data.augment
+    crop_pct: float = 1.0  # the default data.crop_pct
 
     def _open(self, cfg: Data, train: bool, transform=None):
         from prunebench.training._torchvision import import_torchvision
@@ -186,34 +199,74 @@ class Torchvision:
             "image_size": image,
         }
 
-    def load(self, split: Split, cfg: Data) -> Splits:
-        shape = (split["in_channels"], split["num_classes"], split["image_size"])
-        if self.name == "imagefolder":
-            return self._load_files(split, cfg, shape)
+    def load(self, split: Split, cfg: Data, weights: dict[str, Any] | None) -> Splits:
         import torch
 
+        shape = (split["in_channels"], split["num_classes"], split["image_size"])
+        prep = Preprocess(tuple(split["mean"]), tuple(split["std"]), self.crop_pct, self.augment)
+        prep = prep.settle(cfg, weights, split["in_channels"])
+        if self.name == "imagefolder":
+            return self._load_files(split, cfg, shape, prep)
         train, test = _tensors(self._open(cfg, True)), _tensors(self._open(cfg, False))
         fit, val = (
             Images(train.images[torch.tensor(split[k])], train.labels[torch.tensor(split[k])]) for k in ("train", "val")
         )
-        augment = "crop_flip" if self.name.startswith("cifar") else None
-        return Splits(fit, val, test, *shape, 255.0, tuple(split["mean"]), tuple(split["std"]), augment)
+        return _in_memory(fit, val, test, *shape, prep, 255.0)
 
-    def _load_files(self, split: Split, cfg: Data, shape: tuple[int, int, int]) -> Splits:
-        """ImageFolder: decoded per example by DataLoader workers, with torchvision's transforms."""
+    def _load_files(self, split: Split, cfg: Data, shape: tuple[int, int, int], prep: Preprocess) -> Splits:
+        """ImageFolder: decoded once into memory when its images share one size and fit in
+        `memory_share` of this machine's memory; else decoded per example by DataLoader workers,
+        with torchvision's transforms."""
         from torch.utils.data import Subset
 
-        from prunebench.training._torchvision import import_torchvision
-
-        t = import_torchvision().transforms
         size = split["image_size"]
-        normalize = [t.ToTensor(), t.Normalize(split["mean"], split["std"])]
-        augment = [t.RandomResizedCrop(size), t.RandomHorizontalFlip()]
-        plain = [t.Resize(int(size * 8 / 7)), t.CenterCrop(size)]
-        train = Subset(self._open(cfg, True, t.Compose(augment + normalize)), split["train"])
-        val = Subset(self._open(cfg, True, t.Compose(plain + normalize)), split["val"])
-        test = self._open(cfg, False, t.Compose(plain + normalize))
-        return Splits(train, val, test, *shape, 1.0, tuple(split["mean"]), tuple(split["std"]))
+        train_set, test_set = self._open(cfg, True), self._open(cfg, False)
+        decoded = _decode(train_set, test_set, split, shape[0])
+        if decoded is not None:
+            return _in_memory(*decoded, *shape, prep, 255.0)
+        train = Subset(self._open(cfg, True, transforms(prep, size, train=True)), split["train"])
+        val = Subset(self._open(cfg, True, transforms(prep, size, train=False)), split["val"])
+        test = self._open(cfg, False, transforms(prep, size, train=False))
+        return Splits(train, val, test, *shape, prep, 1.0)
+
+
+MEMORY_SHARE = 0.25  # of this machine's memory that decoded ImageFolder images may take
+
+
+def _decode(train_set: Any, test_set: Any, split: Split, channels: int) -> tuple[Images, Images, Images] | None:
+    """The three parts of an ImageFolder tree as uint8 tensors, decoded once (None: its images
+    differ in size, or would take more than MEMORY_SHARE of the memory)."""
+    import os
+
+    import torch
+    from PIL import Image
+
+    files = [path for path, _ in train_set.samples + test_set.samples]
+    sizes = set()
+    for path in files:
+        with Image.open(path) as image:  # reads the header only
+            sizes.add(image.size)
+            if len(sizes) > 1:
+                return None
+    (width, height) = sizes.pop()
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if len(files) * channels * width * height > MEMORY_SHARE * memory:
+        return None
+    mode = "L" if channels == 1 else "RGB"
+
+    def part(dataset: Any, index: list[int], desc: str) -> Images:
+        images = np.empty((len(index), height, width, channels), dtype=np.uint8)
+        for row, i in enumerate(bar(index, desc=desc, unit="image", leave=False)):
+            with Image.open(dataset.samples[i][0]) as image:
+                images[row] = np.asarray(image.convert(mode)).reshape(height, width, channels)
+        labels = torch.tensor([dataset.targets[i] for i in index], dtype=torch.int64)
+        return Images(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels)
+
+    return (
+        part(train_set, split["train"], "decode train"),
+        part(train_set, split["val"], "decode val"),
+        part(test_set, list(range(len(test_set))), "decode test"),
+    )
 
 
 def _tensors(dataset) -> Images:
@@ -238,6 +291,7 @@ DATASETS: dict[str, DataSource | Torchvision] = {
         10,
         32,
         "unpack cifar-10-python.tar.gz into <root>/cifar-10-batches-py/",
+        augment="crop_flip",
     ),
     "cifar100": Torchvision(
         "cifar100",
@@ -246,6 +300,7 @@ DATASETS: dict[str, DataSource | Torchvision] = {
         100,
         32,
         "unpack cifar-100-python.tar.gz into <root>/cifar-100-python/",
+        augment="crop_flip",
     ),
     "imagefolder": Torchvision(
         "imagefolder",
@@ -254,16 +309,36 @@ DATASETS: dict[str, DataSource | Torchvision] = {
         0,
         224,
         "put a train/ and a val/ tree of class folders in <root>",
+        augment="resized_crop_flip",
+        crop_pct=0.875,  # ImageNet's 256 → 224
     ),
 }
+
+
+def shape_of(cfg: Data) -> tuple[int, int, int]:
+    """(in_channels, num_classes, image_size) of the data set `cfg` names, without reading its
+    images: what the check stage builds the model for, before the data stage runs."""
+    if cfg.name == "digits":
+        return 1, 10, 8
+    source = DATASETS[cfg.name]
+    assert isinstance(source, Torchvision)
+    classes = source.num_classes
+    if cfg.name == "imagefolder":
+        train = Path(cfg.root) / "train"
+        if not train.is_dir():
+            raise DataMissing(f"data.root: no imagefolder data in {Path(cfg.root).resolve()}: {source.expected}")
+        classes = sum(1 for entry in train.iterdir() if entry.is_dir())
+    return len(source.mean), classes, cfg.image_size or source.image_size
 
 
 def prepare(cfg: Data) -> Split:
     return DATASETS[cfg.name].prepare(cfg)
 
 
-def load(split: Split, cfg: Data) -> Splits:
-    return DATASETS[split["dataset"]].load(split, cfg)
+def load(split: Split, cfg: Data, weights: dict[str, Any] | None = None) -> Splits:
+    """The parts of `split`; `weights`: the preprocessing the model's weights expect
+    (`pretrained.weights_preprocessing`), where params.yaml does not say."""
+    return DATASETS[split["dataset"]].load(split, cfg, weights)
 
 
 def split_sizes(split: Split) -> dict[str, int]:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from prunebench.errors import UserError
+from prunebench.params import Model
 from prunebench.progress import say
 from prunebench.pruning import surgery
 from prunebench.training import models
@@ -37,11 +38,20 @@ def initial(description: dict) -> nn.Module:
     return model
 
 
-def weights_file(description: dict) -> Path:
-    """torchvision's file for `model.weights`, in the hub cache; fetched only with `model.download`."""
+def weights_preprocessing(model: Model) -> dict[str, Any] | None:
+    """What torchvision's `model.weights` expect of their input (their evaluation transforms):
+    mean, std and crop_pct; None without weights."""
+    if not model.weights:
+        return None
+    expected = _weights(model.name, model.weights).transforms()
+    crop, resize = expected.crop_size[0], expected.resize_size[0]
+    return {"mean": tuple(expected.mean), "std": tuple(expected.std), "crop_pct": crop / resize}
+
+
+def _weights(name: str, weights: str) -> Any:
+    """torchvision's weights entry `weights` of model `name`."""
     from prunebench.training._torchvision import import_torchvision
 
-    name, weights = description["name"], description["weights"]
     try:
         choices = import_torchvision().models.get_model_weights(name)
     except (ValueError, KeyError) as error:
@@ -51,7 +61,13 @@ def weights_file(description: dict) -> Path:
         ) from error
     if weights not in choices.__members__:
         raise WeightsError(f"model.weights = {weights!r}: expected one of {', '.join(choices.__members__)}")
-    url = choices[weights].url
+    return choices[weights]
+
+
+def weights_file(description: dict) -> Path:
+    """torchvision's file for `model.weights`, in the hub cache; fetched only with `model.download`."""
+    weights = description["weights"]
+    url = _weights(description["name"], weights).url
     directory = Path(torch.hub.get_dir()) / "checkpoints"
     file = directory / Path(urlparse(url).path).name
     if not file.is_file():

@@ -87,6 +87,11 @@ class Method(ABC):
         # `ChannelKnobs` / `RankingKnobs`, which `prunebench.schema` checked against the class
         self.knobs: Any = knobs if knobs is not None else self.Knobs()
 
+    def refuses(self, model: nn.Module, ctx: Context) -> str | None:
+        """Why this method cannot prune `model`, found in seconds, before any long stage (None: it
+        can); what `score` would raise as `Unsupported` later."""
+        return None
+
     @abstractmethod
     def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
         """Importance of every unit of the prunable `layers` (see `Scored`)."""

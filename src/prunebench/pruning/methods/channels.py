@@ -54,12 +54,17 @@ class Slimming(Method):
         sparsity_batches: int = knob(20, integer(1))  # batches per sparsity epoch
         lr: float = knob(0.01, number(0, 10))
 
+    def refuses(self, model, ctx):
+        if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine for m in model.modules()):
+            return "slimming ranks channels by BatchNorm scales, and this model has no BatchNorm"
+        return None
+
     def score(self, model, layers, ctx):
         cfg = self.knobs
         modules = dict(model.named_modules())
         norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
-        if not norms:
-            raise Unsupported("slimming ranks channels by BatchNorm scales, and this model has no BatchNorm")
+        if refusal := self.refuses(model, ctx):
+            raise Unsupported(refusal)
         if cfg.sparsity > 0 and cfg.sparsity_epochs > 0:
             optimizer = SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
             model.train()

@@ -16,6 +16,7 @@ from typing import cast
 import torch
 from torch import Tensor, fx, nn
 
+from prunebench.errors import Unsupported
 from prunebench.pruning import interval
 from prunebench.pruning.interval import Interval, Propagation
 from prunebench.pruning.methods.base import ChannelKnobs, Context, Method, Scored, knob
@@ -103,6 +104,15 @@ class IntervalAdjoint(Method):
     class Knobs(ChannelKnobs):
         box: tuple[float, float] = knob((0, 100), PERCENTILES)  # input box: these percentiles of each input feature
         bias_compensation: bool = knob(False, boolean())  # fold a removed unit's mid-range contribution into next bias
+
+    def refuses(self, model: nn.Module, ctx: Context) -> str | None:
+        """Interval propagation knows a closed set of operations: try it on a point box."""
+        point = torch.zeros(1, *ctx.input_shape, dtype=torch.float64, device=ctx.device)
+        try:
+            Propagation(interval.trace(model), Interval(point, point))
+        except Unsupported as error:
+            return str(error)
+        return None
 
     def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
         """Significance of every unit; the state is where each layer's units feed (for `adjust`)."""

@@ -1,0 +1,122 @@
+"""Issue 21: preprocessing that fits the weights: crop_pct, mean, std and augment for the
+in-memory and the file-reading paths, ImageFolder trees decoded once, the weights' own transforms."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from prunebench import params
+from prunebench.params import ParamError
+from prunebench.training import data, preprocess, pretrained
+from prunebench.training.batches import batches
+
+CPU = torch.device("cpu")
+
+
+def write_tree(root, size=(32, 32), other=None) -> None:
+    """A small ImageFolder tree of RGB PNGs, `size` (width, height); `other`: one image elsewhere of that size."""
+    rng = np.random.default_rng(0)
+    for part, n in (("train", 6), ("val", 2)):
+        for c in range(3):
+            (root / part / f"class{c}").mkdir(parents=True)
+            for i in range(n):
+                shape = other if other and part == "val" and c == i == 0 else size
+                pixels = rng.integers(0, 256, (shape[1], shape[0], 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / part / f"class{c}" / f"{i}.png")
+
+
+def section(cfg, root, **data_keys) -> params.Data:
+    cfg["data"] |= {"name": "imagefolder", "root": str(root), "val_fraction": 1 / 3, "batch_size": 64} | data_keys
+    return params.parse(cfg).data
+
+
+def test_crop_pct_1_leaves_a_32x32_image_bit_identical_to_its_tensor_on_both_paths(tmp_path, cfg, monkeypatch):
+    write_tree(tmp_path)
+    cfg_data = section(cfg, tmp_path, image_size=32, crop_pct=1.0, mean=[0.5, 0.4, 0.3], std=[0.2, 0.25, 0.3])
+    split = data.prepare(cfg_data)
+    splits = data.load(split, cfg_data)
+    assert splits.in_memory  # one image size, a few KiB: decoded once
+    x, y = next(iter(batches(splits.test, splits, cfg_data, CPU)))
+    files = sorted((tmp_path / "val").glob("*/*.png"))
+    pixels = torch.stack([torch.from_numpy(np.array(Image.open(f))).permute(2, 0, 1) for f in files])
+    mean, std = torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1), torch.tensor([0.2, 0.25, 0.3]).view(1, 3, 1, 1)
+    assert torch.equal(x, (pixels.float() / 255 - mean) / std)
+    assert y.tolist() == [0, 0, 1, 1, 2, 2]
+    monkeypatch.setattr(data, "MEMORY_SHARE", 0.0)  # too large for memory: the DataLoader path
+    files_path = data.load(split, cfg_data)
+    assert not files_path.in_memory
+    x_files, _ = next(iter(batches(files_path.test, files_path, dataclasses.replace(cfg_data, num_workers=0), CPU)))
+    assert torch.equal(x_files, x)
+
+
+def test_crop_pct_resizes_then_centre_crops_like_torchvision_on_both_paths(tmp_path, cfg, monkeypatch):
+    write_tree(tmp_path, size=(50, 60))
+    cfg_data = section(cfg, tmp_path, image_size=32, crop_pct=0.8, num_workers=0)
+    split = data.prepare(cfg_data)
+    memory = data.load(split, cfg_data)
+    monkeypatch.setattr(data, "MEMORY_SHARE", 0.0)
+    files = data.load(split, cfg_data)
+    assert memory.in_memory and not files.in_memory and memory.prep.crop_pct == 0.8
+    assert memory.test.images.shape == (6, 3, 32, 32)  # resized to 40 × 48, cropped to 32 × 32, once
+    ours, _ = next(iter(batches(memory.test, memory, cfg_data, CPU)))
+    theirs, _ = next(iter(batches(files.test, files, cfg_data, CPU)))
+    assert ours.shape == theirs.shape == (6, 3, 32, 32)
+    std = torch.tensor(memory.prep.std).view(1, 3, 1, 1)
+    difference = ((ours - theirs) * std).abs()  # in units of intensity, [0, 1]
+    assert float(difference.mean()) < 0.01 and float(difference.max()) < 0.1  # PIL's resampling, not ours
+
+
+def test_images_of_several_sizes_stay_files(tmp_path, cfg):
+    write_tree(tmp_path, other=(36, 36))
+    cfg_data = section(cfg, tmp_path, image_size=32)
+    splits = data.load(data.prepare(cfg_data), cfg_data)
+    assert not splits.in_memory
+    assert splits.prep == preprocess.Preprocess(
+        (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 0.875, "resized_crop_flip"
+    )
+
+
+def test_mean_std_of_the_wrong_length_are_one_line(tmp_path, cfg):
+    write_tree(tmp_path)
+    cfg_data = section(cfg, tmp_path, image_size=32, mean=[0.5])
+    with pytest.raises(ParamError, match=r"^params.yaml: data.mean = \[0.5\]: expected 3 numbers, one per channel"):
+        data.load(data.prepare(cfg_data), cfg_data)
+
+
+def test_the_weights_own_transforms_are_the_default_and_params_yaml_wins(tmp_path, cfg):
+    expected = pretrained.weights_preprocessing(params.Model(name="resnet18", weights="IMAGENET1K_V1"))
+    assert expected == {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "crop_pct": 224 / 256}
+    assert pretrained.weights_preprocessing(params.Model(name="resnet18")) is None
+    write_tree(tmp_path)
+    weights = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "crop_pct": 0.9}
+    cfg_data = section(cfg, tmp_path, image_size=32, std=[0.1, 0.2, 0.3])
+    prep = data.load(data.prepare(cfg_data), cfg_data, weights).prep
+    assert prep == preprocess.Preprocess((0.5, 0.5, 0.5), (0.1, 0.2, 0.3), 0.9, "resized_crop_flip")
+
+
+@pytest.mark.parametrize("kind", ["crop_flip", "resized_crop_flip", "none"])
+def test_each_augmentation_follows_its_generator_and_keeps_the_size(kind):
+    x = torch.rand(16, 3, 40, 40)
+    prep = preprocess.Preprocess((0.5,) * 3, (0.5,) * 3, 1.0, kind)
+    first = preprocess.augment(x, prep, 32, torch.Generator().manual_seed(1))
+    again = preprocess.augment(x, prep, 32, torch.Generator().manual_seed(1))
+    other = preprocess.augment(x, prep, 32, torch.Generator().manual_seed(2))
+    assert first.shape == (16, 3, 32, 32) and torch.equal(first, again)
+    assert torch.equal(first, other) == (kind == "none")
+
+
+def test_resized_crops_cover_8_to_100_percent_of_the_area_at_torchvisions_ratios():
+    """Each pixel holds its own coordinates: what a crop shows says which box it took."""
+    rows, cols = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    image = torch.stack([rows, cols, torch.zeros(64, 64)])[None].repeat(400, 1, 1, 1)
+    crops = preprocess.resized_crop_flip(image, 16, torch.Generator().manual_seed(0))
+    height = crops[:, 0].amax((1, 2)) - crops[:, 0].amin((1, 2)) + 1
+    width = crops[:, 1].amax((1, 2)) - crops[:, 1].amin((1, 2)) + 1
+    share, aspect = height * width / 64**2, width / height
+    assert float(share.min()) > 0.05 and float(share.max()) <= 1.0 and float(share.median()) > 0.3
+    assert float(aspect.min()) > 0.7 and float(aspect.max()) < 1.45
+    flipped = crops[:, 1, 0, 0] > crops[:, 1, 0, -1]
+    assert 0.4 < float(flipped.float().mean()) < 0.6
