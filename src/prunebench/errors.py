@@ -19,6 +19,12 @@ class UserError(Exception):
     """A mistake in params.yaml, the data or a file: its message is one line naming what to change."""
 
 
+def briefly(error: BaseException, limit: int = 200) -> str:
+    """An error as a clause of one line: its type and the first line of its message."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:limit]}" if lines else type(error).__name__
+
+
 @contextmanager
 def reported(where: str) -> Iterator[None]:
     """Run the body of an entry point; turn any exception into one line on stderr and exit 1."""

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
-from prunebench.errors import Unsupported
+from prunebench.errors import Unsupported, briefly
 
 
 @dataclass
@@ -74,8 +74,7 @@ def trace(model: nn.Module) -> fx.GraphModule:
     try:
         return fx.symbolic_trace(copied)
     except Exception as error:  # torch.fx raises whatever the model's Python does with a proxy
-        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-        raise Unsupported(f"interval propagation: torch.fx cannot trace the model ({first})") from error
+        raise Unsupported(f"interval propagation: torch.fx cannot trace the model ({briefly(error)})") from error
 
 
 def _linear_parts(module: nn.Module) -> tuple[Linear, Linear]:

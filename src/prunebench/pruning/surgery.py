@@ -22,7 +22,7 @@ import torch
 import torch_pruning as tp
 from torch import Tensor, nn
 
-from prunebench.errors import OutOfReach, UserError
+from prunebench.errors import OutOfReach, UserError, briefly
 from prunebench.io import save_with
 from prunebench.training import models
 
@@ -125,7 +125,11 @@ def _fault(
     model: nn.Module, graph: tp.DependencyGraph, group: dict[str, nn.Module], x: Tensor, expected: torch.Size
 ) -> str | None:
     """Why the group cannot be cut, or None."""
-    sizes = {name: models.output_units(module) for name, module in group.items() if _out_size(module)}
+    sizes = {
+        name: models.output_units(module)
+        for name, module in group.items()
+        if hasattr(module, "out_channels") or hasattr(module, "out_features")  # not BatchNorm: its inputs'
+    }
     counts = sorted(set(sizes.values()))
     root_name, root = next(iter(group.items()))
     if len(counts) > 1:
@@ -143,23 +147,14 @@ def _fault(
             with torch.no_grad():
                 shape = probe(x).shape
         except Exception as error:  # whatever the probe raises is the finding
-            return f"removing channel {index} breaks the model ({type(error).__name__}: {_line(error)})"
+            return f"removing channel {index} breaks the model ({briefly(error)})"
         if shape != expected:
             return f"removing channel {index} changes the output shape from {tuple(expected)} to {tuple(shape)}"
     return None
 
 
-def _out_size(module: nn.Module) -> int | None:
-    return next((getattr(module, a) for a in ("out_channels", "out_features") if hasattr(module, a)), None)
-
-
 def _and(counts: list[int]) -> str:
     return ", ".join(map(str, counts[:-1])) + f" and {counts[-1]}"
-
-
-def _line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:160] if text else "no message"
 
 
 def channel_groups(model: nn.Module, input_shape: tuple[int, ...]) -> list[list[str]]:

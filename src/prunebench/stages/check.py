@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prunebench import code, params, paths, schema
-from prunebench.errors import UserError
+from prunebench.errors import UserError, briefly
 from prunebench.io import write_json, write_text
 from prunebench.params import Params
 from prunebench.progress import say
@@ -54,10 +54,8 @@ def inspect_model(checked: Params) -> Inspection:
         with torch.no_grad():
             shape = tuple(model(batch).shape)
     except Exception as error:  # the user's model: whatever it raises is the finding
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         raise UserError(
-            f"model.name = {checked.model.name!r}: one batch of shape {tuple(batch.shape)} fails "
-            f"({type(error).__name__}: {first})"
+            f"model.name = {checked.model.name!r}: one batch of shape {tuple(batch.shape)} fails ({briefly(error)})"
         ) from error
     if shape != (2, classes):
         raise UserError(
