@@ -20,7 +20,7 @@ def test_a_benchmark_runs_in_smoke_mode(path, capsys):
     module.main(["--smoke"])
     output = capsys.readouterr().out
     expected = {
-        "hessian_solver": "| resnet20 8×8 (random weights) |",
+        "hessian_solver": "| resnet20 8×8 (random) | Lanczos, first backward kept |",
         "taylor_scoring": "| default cnn (digits) | 3 |",
         "structured_latency": "speed-up / MACs reduction =",
         "interval_significance": "\n1 | ",

@@ -18,7 +18,7 @@ from helpers import context, make_method
 
 SHAPES = {"cnn": (1, 8, 8), "resnet20": (3, 16, 16)}
 KNOBS = {
-    "hessian_merge": {"k": 2, "iterations": 5, "batches": 1},
+    "hessian_merge": {"k": 2, "products": 5, "batches": 1},
     "taylor": {"order": 1, "batches": 1},
     "slimming": {},
     "interval_adjoint": {},

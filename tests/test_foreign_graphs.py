@@ -60,7 +60,7 @@ def test_every_default_method_prunes_every_graph_around_its_frozen_groups(model_
     entry = METHODS[key] or {}
     knobs = {k: v for k, v in entry.items() if k not in ("schedule", "fidelity_channels")}
     if key == "hessian_merge":  # the graph is what is tested here, not the eigen-solver: fewer products
-        knobs |= {"k": 2, "iterations": 20}
+        knobs |= {"k": 2, "products": 20}
     method = make_method(entry.get("method", key), knobs)
     ctx = context([(torch.randn(8, *SHAPE), torch.randint(0, 10, (8,)))])
     ctx.sensitivity = sensitivity_rows(model)

@@ -3,6 +3,7 @@
 import copy
 from dataclasses import replace
 
+import pytest
 import torch
 from torch import nn
 
@@ -53,18 +54,45 @@ def test_hessian_vector_products_match_central_differences_of_the_gradient():
     assert torch.allclose(operator(v), finite, rtol=1e-6, atol=1e-9)
 
 
-def test_top_eigenvalues_match_the_dense_hessian():
-    model, batches = tiny_mlp(), tiny_batches()
-    params = [model[0].weight, model[2].weight]
-    operator = HessianOperator(model, params, batches)
+def dense_hessian(operator: HessianOperator) -> torch.Tensor:
     dense = torch.stack([operator(e) for e in torch.eye(operator.size, dtype=torch.float64)])
     assert torch.allclose(dense, dense.T, atol=1e-10)
-    exact = torch.linalg.eigvalsh(dense)
-    exact = exact[exact.abs().argsort(descending=True)][:3]
-    pairs = top_eigenpairs(operator, 3, iterations=5000, tol=1e-12, generator=torch.Generator().manual_seed(0))
-    assert torch.allclose(pairs.values.double(), exact, rtol=1e-3)
-    for value, vector in zip(pairs.values, pairs.vectors):
-        assert torch.allclose(dense @ vector.double(), value * vector.double(), atol=1e-3 * abs(float(value)))
+    return dense
+
+
+def test_lanczos_finds_the_dense_hessians_top_eigenpairs_within_1e_3():
+    model, batches = tiny_mlp(), tiny_batches()
+    params = [model[0].weight, model[2].weight]
+    dense = dense_hessian(HessianOperator(model, params, batches))
+    exact_values, exact_vectors = torch.linalg.eigh(dense)
+    order = exact_values.abs().argsort(descending=True)[:5]
+    operator = HessianOperator(model, params, batches)
+    pairs = top_eigenpairs(operator, 5, max_products=200, tol=1e-6, generator=torch.Generator().manual_seed(0))
+    assert pairs.products == operator.calls < operator.size  # fewer products than the dense matrix took
+    assert torch.allclose(pairs.values, exact_values[order], rtol=1e-3)
+    for value, vector, exact in zip(pairs.values, pairs.vectors, exact_vectors[:, order].T):
+        assert abs(float(vector @ exact)) == pytest.approx(1, abs=1e-3)  # the same direction, up to sign
+        assert torch.allclose(dense @ vector, value * vector, atol=1e-3 * abs(float(value)))
+    assert (pairs.residuals <= 1e-6).all()
+    assert torch.allclose(pairs.vectors @ pairs.vectors.T, torch.eye(5, dtype=torch.float64), atol=1e-10)
+
+
+def test_the_kept_first_backward_gives_the_same_products():
+    model, batches = tiny_mlp(), tiny_batches()
+    params = [model[0].weight, model[2].weight]
+    kept, rebuilt = HessianOperator(model, params, batches), HessianOperator(model, params, batches, keep_graph=False)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        v = torch.randn(kept.size, generator=g, dtype=torch.float64)
+        assert torch.equal(kept(v), rebuilt(v))
+
+
+def test_the_solve_stops_at_the_product_cap_and_says_how_far_it_got():
+    model, batches = tiny_mlp(), tiny_batches()
+    operator = HessianOperator(model, [model[0].weight, model[2].weight], batches)
+    pairs = top_eigenpairs(operator, 3, max_products=4, tol=1e-12, generator=torch.Generator().manual_seed(0))
+    assert pairs.products == operator.calls == 4 and len(pairs.values) == 3
+    assert (pairs.residuals > 1e-12).any()  # not converged: the residuals say so
 
 
 def test_saliency_is_half_w_squared_times_the_low_rank_hessian_diagonal():
@@ -135,7 +163,7 @@ def test_masks_survive_fine_tuning(splits, default_params):
     ctx = context()
     ctx.batches = lambda: iter(loader)
     pruned = prune_step(
-        small_cnn(), make_method("h", {"method": "hessian_merge", "k": 2, "iterations": 10}), 0.0, 0.6, ctx
+        small_cnn(), make_method("h", {"method": "hessian_merge", "k": 2, "products": 10}), 0.0, 0.6, ctx
     )
     model, masks = pruned.model, pruned.masks
     fit(

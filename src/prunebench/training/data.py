@@ -215,7 +215,7 @@ class Torchvision:
 
     def _load_files(self, split: Split, cfg: Data, shape: tuple[int, int, int], prep: Preprocess) -> Splits:
         """ImageFolder: decoded once into memory when its images share one size and fit in
-        `memory_share` of this machine's memory; else decoded per example by DataLoader workers,
+        MEMORY_SHARE of this machine's memory; else decoded per example by DataLoader workers,
         with torchvision's transforms."""
         from torch.utils.data import Subset
 
@@ -242,16 +242,15 @@ def _decode(train_set: Any, test_set: Any, split: Split, channels: int) -> tuple
     from PIL import Image
 
     files = [path for path, _ in train_set.samples + test_set.samples]
-    sizes = set()
-    for path in files:
-        with Image.open(path) as image:  # reads the header only
-            sizes.add(image.size)
-            if len(sizes) > 1:
-                return None
-    (width, height) = sizes.pop()
+    with Image.open(files[0]) as image:  # reads the header only
+        width, height = image.size
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if len(files) * channels * width * height > MEMORY_SHARE * memory:
         return None
+    for path in files:
+        with Image.open(path) as image:
+            if image.size != (width, height):
+                return None
     mode = "L" if channels == 1 else "RGB"
 
     def part(dataset: Any, index: list[int], desc: str) -> Images:

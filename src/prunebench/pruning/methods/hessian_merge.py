@@ -23,7 +23,7 @@ from torch import Tensor
 from prunebench.pruning.hessian import HessianOperator, top_eigenpairs
 from prunebench.pruning.methods.base import Knobs as BaseKnobs
 from prunebench.pruning.methods.base import Method, Scored, knob
-from prunebench.spec import integer, number, one_of
+from prunebench.spec import boolean, integer, number, one_of
 
 
 @dataclass
@@ -41,8 +41,9 @@ class HessianMerge(Method):
     @dataclass(frozen=True)
     class Knobs(BaseKnobs):
         k: int = knob(8, integer(1))  # eigenpairs
-        iterations: int = knob(100, integer(1))  # power iterations per pair at most
-        tol: float = knob(1e-3, number(0, 1))  # relative change of the eigenvalue that ends a pair
+        products: int = knob(100, integer(1))  # Hessian-vector products (Lanczos steps) at most
+        tol: float = knob(1e-3, number(0, 1))  # every pair's relative residual ‖Hv − λv‖/|λ| that ends the solve
+        keep_graph: bool = knob(True, boolean())  # keep each batch's first backward across products (memory)
         batches: int = knob(2, integer(1))  # calibration batches averaged in every Hessian-vector product
         scope: str = knob("global", one_of("global", "per_layer"))
         score: str = knob("saliency", one_of("saliency", "eigvec"))
@@ -61,14 +62,19 @@ class HessianMerge(Method):
         spectrum, hvps = [], 0
         for block in blocks:
             params = [layers[name].weight for name in block]
-            operator = HessianOperator(model, params, batches)
-            pairs = top_eigenpairs(operator, cfg.k, cfg.iterations, cfg.tol, ctx.generator)
-            hvps += operator.calls
+            operator = HessianOperator(model, params, batches, keep_graph=cfg.keep_graph)
+            pairs = top_eigenpairs(operator, cfg.k, cfg.products, cfg.tol, ctx.generator)
+            hvps += pairs.products
             label = "all" if cfg.scope == "global" else block[0]
-            spectrum += [{"block": label, "index": i, "eigenvalue": float(v)} for i, v in enumerate(pairs.values)]
+            spectrum += [
+                {"block": label, "index": i, "eigenvalue": float(v), "residual": float(r)}
+                for i, (v, r) in enumerate(zip(pairs.values, pairs.residuals))
+            ]
+            dtype = params[0].dtype  # the recurrence ran in float64; scores come in the weights' precision
             for name, part in zip(block, pairs.vectors.split([p.numel() for p in params], dim=1)):
-                hessian.components[name] = part.reshape(len(pairs.values), *layers[name].weight.shape).cpu()
-                hessian.eigenvalues[name] = pairs.values
+                shape = (len(pairs.values), *layers[name].weight.shape)
+                hessian.components[name] = part.reshape(shape).to(dtype).cpu()
+                hessian.eigenvalues[name] = pairs.values.to(dtype).cpu()
         magnitudes = torch.cat([c.abs().flatten() for c in hessian.components.values()])
         counts, edges = torch.histogram(magnitudes.log10().clamp_min(-12), bins=60)
         tables = {
