@@ -92,7 +92,11 @@ def test_a_model_that_cannot_run_one_batch_stops_the_check_stage_in_one_line(tmp
 
 
 def test_a_method_that_refuses_the_model_is_reported_and_the_others_run(tmp_path):
+    """A model from elsewhere as it is: no base training, no fine-tuning (no curves to draw)."""
     repo = user_repo(tmp_path, "pad_resnet")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["epochs"] = params["finetune"]["epochs"] = 0
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
     for name in ("check", "data", "train", "sensitivity"):
         done = stage(repo, name)
         assert done.returncode == 0, (name, done.stderr[-2000:])

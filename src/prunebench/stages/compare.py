@@ -159,12 +159,20 @@ def figure_list(params: Params, inputs: Inputs, tables: Tables) -> list[Draw]:
     return [
         lambda: [figures.plot_tradeoff(tables.summary, params.budget, base_accuracy, out / "tradeoff.png")],
         lambda: [figures.plot_speedup(tables.summary, out / "speedup.png")],
-        lambda: [
-            figures.plot_curves(
-                inputs.finetune_curves, "method", out / "finetune_curves.png", "fine-tuning", panels="ratio"
-            )
-        ],
-        lambda: [figures.plot_curves(inputs.train_curves, "seed", out / "train_curves.png", "base training")],
+        lambda: (
+            [
+                figures.plot_curves(
+                    inputs.finetune_curves, "method", out / "finetune_curves.png", "fine-tuning", panels="ratio"
+                )
+            ]
+            if len(inputs.finetune_curves)  # none with finetune.epochs: 0
+            else []
+        ),
+        lambda: (
+            [figures.plot_curves(inputs.train_curves, "seed", out / "train_curves.png", "base training")]
+            if len(inputs.train_curves)  # none with train.epochs: 0 (the loaded model as it is)
+            else []
+        ),
         lambda: [paths.SENSITIVITY_UNSTRUCTURED, paths.SENSITIVITY_STRUCTURED],  # drawn by the sensitivity stage
         lambda: [figures.plot_layers(inputs.layers, out / "layers.png")],
         weights,
