@@ -117,5 +117,5 @@ def test_a_method_that_refuses_the_model_is_reported_and_the_others_run(tmp_path
     assert not list((repo / "models/pruned/interval_adjoint").glob("*/*.pt"))
     report = (repo / "results/report.md").read_text()
     assert "## What this model allows" in report
-    assert "- frozen: stem.0+layer1.conv2.0+layer2.conv2.0: channel padding (F.pad)" in report
+    assert "- frozen: stem.0+layer1.conv2.0+layer2.conv2.0 (3 layers): channel padding (F.pad)" in report
     assert "- **interval_adjoint**: interval propagation: operation call_function getitem" in report

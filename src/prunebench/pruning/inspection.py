@@ -30,7 +30,7 @@ class Inspection:
     def as_json(self) -> dict[str, Any]:
         return {
             "groups": self.groups,
-            "frozen": [{"layers": list(g.members), "reason": g.reason} for g in self.frozen],
+            "frozen": [{"layers": list(g.members), "label": g.label, "reason": g.reason} for g in self.frozen],
             "refused": self.refused,
         }
 

@@ -92,9 +92,14 @@ class Frozen:
     members: tuple[str, ...]  # its prunable layers, network order
     reason: str
 
-    def __str__(self) -> str:
+    @property
+    def label(self) -> str:
+        """Its first layers joined by "+", and how many it has."""
         shown = "+".join(self.members[:4]) + ("+…" if len(self.members) > 4 else "")
-        return f"{shown} ({len(self.members)} layer{'s' if len(self.members) > 1 else ''}): {self.reason}"
+        return f"{shown} ({len(self.members)} layer{'s' if len(self.members) > 1 else ''})"
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.reason}"
 
 
 _checked: dict[tuple, list[Frozen]] = {}  # per architecture's layer names: what was found frozen

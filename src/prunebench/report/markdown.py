@@ -179,12 +179,14 @@ def model_section(check: dict[str, Any], refused: dict[str, str]) -> list[str]:
         return []
     lines = ["## What this model allows", ""]
     if check["frozen"]:
+        frozen = len(check["frozen"])
         lines += [
-            f"{len(check['frozen'])} of the model's channel groups are frozen: torch-pruning's dependency graph "
-            "cannot cut them consistently, so channel methods keep every channel of these layers (their MACs "
-            f"count as kept) and prune the other {check['groups']} groups; unstructured methods prune them as usual.",
+            f"{frozen} of the model's channel groups {'is' if frozen == 1 else 'are'} frozen: torch-pruning's "
+            "dependency graph cannot cut them consistently, so channel methods keep every channel of these layers "
+            f"(their MACs count as kept) and prune the other {check['groups']} groups; unstructured methods prune "
+            "them as usual (every layer: `checks/model.json`).",
             "",
-            *[f"- frozen: {'+'.join(group['layers'])}: {group['reason']}" for group in check["frozen"]],
+            *[f"- frozen: {group['label']}: {group['reason']}" for group in check["frozen"]],
             "",
         ]
     if refused:
