@@ -49,7 +49,9 @@ def test_the_check_stage_names_frozen_groups_and_refusing_methods(tmp_path):
         "frozen: stem.0+layer1.conv2.0+layer2.conv2.0 (3 layers): channel padding (F.pad) in a shortcut couples "
         "layers of 8 and 16 channels"
     )
-    assert lines[2].startswith("refused: interval_adjoint: interval propagation: operation call_function getitem")
+    assert lines[2].startswith(
+        "refused: interval_adjoint: interval propagation: operation call_function getitem in layer2 "
+    )
     found = json.loads((repo / "checks/model.json").read_text())
     assert found["groups"] == 2 and [g["layers"] for g in found["frozen"]] == [
         ["stem.0", "layer1.conv2.0", "layer2.conv2.0"]

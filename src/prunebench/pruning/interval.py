@@ -153,8 +153,10 @@ class Propagation:
             return "relu"
         if node.op == "call_function" and target in ADDS:
             return "add"
+        stack = node.meta.get("nn_module_stack") or {}
+        where = f" in {next(reversed(stack))}" if stack else ""  # the innermost module that calls it
         raise Unsupported(
-            f"interval propagation: operation {node.op} {getattr(target, '__name__', target)} "
+            f"interval propagation: operation {node.op} {getattr(target, '__name__', target)}{where} "
             f"is not supported ({SUPPORTED})"
         )
 
