@@ -143,7 +143,7 @@ def _fault(
         cause = "channel padding (F.pad) in a shortcut" if any("Pad" in op for op in ops) else "an operation"
         return f"{cause} couples layers of {_and(counts)} channels"
     channels = sizes[root_name]
-    if channels < 2:
+    if channels < 2 or not _rewires_channels(graph, group):
         return None
     for index in (0, channels - 1):  # the first and the last: a channel split breaks on one of them
         probe = copy.deepcopy(model).eval()
@@ -156,6 +156,24 @@ def _fault(
         if shape != expected:
             return f"removing channel {index} changes the output shape from {tuple(expected)} to {tuple(shape)}"
     return None
+
+
+PLAIN_OPS = (tp.ops._ElementWiseOp, tp.ops._OutputOp)  # channel i stays channel i through them
+
+
+def _rewires_channels(graph: tp.DependencyGraph, group: dict[str, nn.Module]) -> bool:
+    """Whether the group's channels pass an operation that maps them to other positions
+    (concatenation, split, slice, reshape, expand, a custom op): where every layer agrees on the
+    count, that is where a removal breaks a model (a split of fixed sizes), so only such groups
+    are probed; a probe costs a copy, a graph and two forward passes (all groups of ResNet-50 at
+    224: 21 s, these only: 0.9 s)."""
+    root = next(iter(group.values()))
+    fn = OUT_CHANNEL_FNS[0] if isinstance(root, nn.Conv2d) else OUT_CHANNEL_FNS[1]
+    modules = set(graph.model.modules())
+    return any(
+        dep.target.module not in modules and not isinstance(dep.target.module, PLAIN_OPS)
+        for dep, _ in graph.get_pruning_group(root, fn, [0])
+    )
 
 
 def _and(counts: list[int]) -> str:
