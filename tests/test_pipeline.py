@@ -168,6 +168,28 @@ def test_every_method_meets_each_target_at_equal_cost(repo):
     assert retention["iteration"].is_monotonic_increasing and (retention["iteration"] > 0).all()
 
 
+def test_each_row_holds_what_its_method_spent_and_the_report_shows_it(repo):
+    """Issue 24: the method's own cost, apart from the common fine-tuning; epochs exact."""
+    results = pd.read_csv(repo / "results/results.csv")
+    assert (results["cost.pruning_seconds"] > 0).all()
+    one_shot = results[results["schedule"] == "steps"]
+    assert (one_shot["cost.retrain_epochs"] == 0).all() and (one_shot["cost.retrain_seconds"] == 0).all()
+    iterations = pd.read_csv(repo / "plots/methods/interval_adjoint/iterations.csv")
+    for row in results[results["method"] == "interval_adjoint"].itertuples():
+        upto = iterations[(iterations["seed"] == row.seed) & iterations["iteration"].between(1, row.iteration)]
+        assert results.loc[row.Index, "cost.retrain_epochs"] == upto["epochs"].sum() > 0  # exact
+        assert results.loc[row.Index, "cost.retrain_seconds"] == pytest.approx(upto["retrain_seconds"].sum())
+        assert results.loc[row.Index, "cost.pruning_seconds"] == pytest.approx(upto["pruning_seconds"].sum())
+    curve = pd.read_csv(repo / "plots/compare/curve.csv")
+    assert (curve["cost_seconds"] > 0).all() and curve.groupby(["method", "ratio"])["cost_seconds"].nunique().eq(
+        1
+    ).all()
+    report = (repo / "results/report.md").read_text()
+    section = report.split("## What each method costs")[1].split("\n## ")[0]
+    assert all(f"| {method} " in section for method in METHODS)
+    assert "epochs (" in section  # the retention schedule's retraining
+
+
 def test_the_curves_the_winners_and_the_report(repo):
     curve = pd.read_csv(repo / "plots/compare/curve.csv")
     assert len(curve) == len(METHODS) * len(POINTS)

@@ -10,6 +10,7 @@ unfinished one; a checkpoint is reused only if it was made from the same inputs.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -99,10 +100,14 @@ def iterate(
             say(f"resuming at iteration {len(results)} ({checkpoints.directory})")
     for row in bar(rows[len(results) :], desc="iterations", unit="it", leave=False):
         t = row["iteration"]
-        history = []
+        history: list[dict] = []
+        seconds = [0.0, 0.0]  # pruning, retraining: wall-clock, kept with the iteration (a resumed run reads them)
         if t > 0:
+            start = time.perf_counter()
             model = prune(model, t, counts(row))
+            middle = time.perf_counter()
             history = retrain(model, t)
+            seconds = [middle - start, time.perf_counter() - middle]
         result = {
             "iteration": t,
             **counts(row),
@@ -110,6 +115,8 @@ def iterate(
             "removed_fraction": row["removed_fraction"],
             "budget_kept": row["budget_kept"],
             "epochs": len(history),
+            "pruning_seconds": seconds[0],
+            "retrain_seconds": seconds[1],
             **assess(model),
         }
         checkpoints.save(t, model, spec, history, result)

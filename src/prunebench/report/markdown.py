@@ -171,6 +171,19 @@ def point_table(summary: pd.DataFrame, winners: pd.DataFrame, ratio: float) -> s
     )
 
 
+def cost_table(summary: pd.DataFrame) -> str:
+    """One row per method, one column per point: seconds choosing and cutting, and the retraining
+    while pruning (epochs, seconds) where there was any."""
+    cells: dict[str, dict[str, str]] = {}
+    for r in summary.itertuples():
+        row = summary.loc[r.Index]
+        cell = f"{row['cost.pruning_seconds_mean']:.2f} s"
+        if row["cost.retrain_epochs_mean"] > 0:
+            cell += f" + {row['cost.retrain_epochs_mean']:.1f} epochs ({row['cost.retrain_seconds_mean']:.1f} s)"
+        cells.setdefault(r.method, {"method": r.method, "schedule": r.schedule})[f"{1 / (1 - r.ratio):g}×"] = cell
+    return markdown(pd.DataFrame(list(cells.values())).fillna("–"))
+
+
 def model_section(check: dict[str, Any], refused: dict[str, str]) -> list[str]:
     """What the model allowed (the check stage's findings, and methods that refused it while
     pruning): frozen channel groups, whose channels every channel method keeps and whose MACs
@@ -241,6 +254,17 @@ def markdown_report(
         "Before fine-tuning (BatchNorm recalibrated):",
         "",
         winner_table(winners, budget, "recalibrated"),
+        "",
+        "## What each method costs",
+        "",
+        "The method's own work per point and seed (mean over seeds), besides the fine-tuning every method gets: "
+        "seconds choosing and cutting (scoring, the budget search, the removal; a one-shot method scores once per "
+        "seed, and every point counts that scoring), and the retraining while pruning (steps > 1; the retention "
+        "schedule up to the point's iteration) in epochs and seconds. Seconds are wall-clock on the stage's "
+        "device, with `workers` processes side by side on a shared machine: read them to ±10 % or so; epochs and "
+        "products (`hvps` in the diagnostics) are exact. `dvc plots show`: accuracy against these seconds.",
+        "",
+        cost_table(summary),
         "",
     ]
     for ratio in sorted(results["ratio"].unique()):

@@ -218,7 +218,7 @@ def log_benchmark(
                 "recalibrate": params.recalibrate,
                 "finetune": logged["finetune"],
             }
-            numbers = rows[[c for c in rows.columns if c in COMPARED or c.startswith("diagnostic.")]]
+            numbers = rows[[c for c in rows.columns if c in COMPARED or c.startswith(("diagnostic.", "cost."))]]
             metrics = numbers.mean().to_dict() | {f"{k}_std": v for k, v in numbers.std().items()}
             curves = []
             for seed, row in rows.set_index("seed").iterrows():

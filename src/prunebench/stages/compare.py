@@ -117,8 +117,15 @@ def write_tables(params: Params, inputs: Inputs) -> Tables:
     _csv(paths.SUMMARY, summary)
     _csv(paths.WINNERS, winners)
     out = paths.COMPARE_PLOTS
-    mean_reduction = results.groupby(["method", "ratio"])["reduction"].transform("mean")
-    _csv(out / "curve.csv", results[list(CURVE_COLUMNS)].assign(reduction=mean_reduction))
+    by_point = results.groupby(["method", "ratio"])
+    cost = results["cost.pruning_seconds"] + results["cost.retrain_seconds"]
+    _csv(
+        out / "curve.csv",
+        results[list(CURVE_COLUMNS)].assign(
+            reduction=by_point["reduction"].transform("mean"),
+            cost_seconds=cost.groupby([results["method"], results["ratio"]]).transform("mean"),
+        ),
+    )
     _csv(out / "layers.csv", inputs.at_middle(inputs.layers, ["method", "layer"], ["pruned_macs", "pruned_nonzeros"]))
     _csv(
         out / "finetune_curves.csv",

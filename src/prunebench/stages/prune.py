@@ -169,6 +169,7 @@ def assess_point(
             "fraction": choice.fraction,
             "kept": choice.kept,
             "iteration": outcome.iteration,
+            **outcome.spent.columns(),
             "pruned_accuracy": before["accuracy"],
             "pruned_loss": before["loss"],
             "recalibrated_accuracy": after["accuracy"],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import shutil
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,12 +42,29 @@ Tables = dict[str, list[dict[str, Any]]]
 
 
 @dataclass
+class Spent:
+    """What the method itself spent on one point of one seed, besides the fine-tuning every
+    method gets: wall seconds choosing and cutting (scoring, the budget search, the removal;
+    one-shot methods score once per seed for every point, and each point counts that scoring),
+    and the retraining while pruning (steps > 1, the retention schedule up to the point's
+    iteration). Seconds are wall-clock on a shared machine; epochs are exact."""
+
+    pruning_seconds: float = 0.0
+    retrain_epochs: int = 0
+    retrain_seconds: float = 0.0
+
+    def columns(self) -> dict[str, float]:
+        return {f"cost.{k}": v for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass
 class Outcome:
-    """One operating point of one seed: the pruned model and how it met the target."""
+    """One operating point of one seed: the pruned model, how it met the target, what it cost."""
 
     ratio: float
     pruned: Pruned
     choice: Choice
+    spent: Spent
     iteration: int | None = None  # the retention schedule's iteration
 
 
@@ -110,10 +128,12 @@ class Steps(Schedule):
         found: Found,
     ) -> Iterator[Outcome]:
         iterations = self.params.schedule.iterations
+        spent = Spent()  # the point's, as it goes
 
         def retrain(model: nn.Module, masks: Masks, step: int) -> nn.Module:
+            start = time.perf_counter()
             model = prepare_model(model, self.bench.device)
-            fit(
+            history = fit(
                 model,
                 self.bench.train_batches(seed),
                 self.bench.val,
@@ -122,20 +142,27 @@ class Steps(Schedule):
                 after_step=mask_keeper(model, masks),
                 desc=f"seed {seed} retrain step {step}",
             )
+            spent.retrain_epochs += len(history)
+            spent.retrain_seconds += time.perf_counter() - start
             return model
 
-        scored = None
+        scored, scoring = None, 0.0
         if iterations == 1:
             model.eval()
+            start = time.perf_counter()
             scored = self.method.score(model, prunable_layers(model), ctx)
+            scoring = time.perf_counter() - start
             found.collect(scored.tables, seed=seed)
         for ratio in self.params.points:
+            spent = Spent()
+            start = time.perf_counter()
             pruned, choice = prune_in_steps(
                 copy.deepcopy(model), self.method, ctx, kept, 1 - ratio, iterations, retrain, scored
             )
+            spent.pruning_seconds = scoring + time.perf_counter() - start - spent.retrain_seconds
             if scored is None:
                 found.collect(pruned.tables, seed=seed, ratio=ratio)
-            yield Outcome(ratio, pruned, choice)
+            yield Outcome(ratio, pruned, choice, spent)
 
 
 class Retention(Schedule):
@@ -189,7 +216,14 @@ class Retention(Schedule):
             row = retention.first_reaching(self.plan, 1 - ratio)
             reached = row["budget_kept"] <= 1 - ratio
             point = Choice(row["removed_fraction"], counts(row), row["budget_kept"], reached)
-            yield Outcome(ratio, Pruned(surgery.load(store.model(row["iteration"]))[0]), point, row["iteration"])
+            upto = results[1 : row["iteration"] + 1]  # the iterations this point went through
+            spent = Spent(
+                sum(r["pruning_seconds"] for r in upto),
+                sum(r["epochs"] for r in upto),
+                sum(r["retrain_seconds"] for r in upto),
+            )
+            pruned = Pruned(surgery.load(store.model(row["iteration"]))[0])
+            yield Outcome(ratio, pruned, point, spent, row["iteration"])
 
     def _iterate(
         self,
