@@ -261,8 +261,9 @@ def markdown_report(
         "seconds choosing and cutting (scoring, the budget search, the removal; a one-shot method scores once per "
         "seed, and every point counts that scoring), and the retraining while pruning (steps > 1; the retention "
         "schedule up to the point's iteration) in epochs and seconds. Seconds are wall-clock on the stage's "
-        "device, with `workers` processes side by side on a shared machine: read them to ±10 % or so; epochs and "
-        "products (`hvps` in the diagnostics) are exact. `dvc plots show`: accuracy against these seconds.",
+        "device, with `workers` processes side by side on a shared machine: compare orders of magnitude, not small "
+        "ratios (the same scoring timed 1.35× apart in one default run); epochs and products (`hvps` in the "
+        "diagnostics) are exact. `dvc plots show`: accuracy against these seconds.",
         "",
         cost_table(summary),
         "",
