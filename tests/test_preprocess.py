@@ -95,6 +95,8 @@ def test_the_weights_own_transforms_are_the_default_and_params_yaml_wins(tmp_pat
     cfg_data = section(cfg, tmp_path, image_size=32, std=[0.1, 0.2, 0.3])
     prep = data.load(data.prepare(cfg_data), cfg_data, weights).prep
     assert prep == preprocess.Preprocess((0.5, 0.5, 0.5), (0.1, 0.2, 0.3), 0.9, "resized_crop_flip")
+    grey = preprocess.Preprocess((0.13,), (0.31,)).settle(dataclasses.replace(cfg_data, std=None), weights, 1)
+    assert grey == preprocess.Preprocess((0.13,), (0.31,), 0.9)
 
 
 @pytest.mark.parametrize("kind", ["crop_flip", "resized_crop_flip", "none"])

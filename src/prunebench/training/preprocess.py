@@ -43,7 +43,10 @@ class Preprocess:
     def settle(self, cfg: Data, weights: dict[str, Any] | None, channels: int) -> Preprocess:
         """The data set's defaults (self), then the weights' own (mean, std, crop_pct), then what
         params.yaml sets."""
-        chosen: Preprocess = dataclasses.replace(self, **(weights or {}))
+        fitting = {  # RGB weights on grey images (their stem adapted): the data set's own statistics
+            key: value for key, value in (weights or {}).items() if key == "crop_pct" or len(value) == channels
+        }
+        chosen: Preprocess = dataclasses.replace(self, **fitting)
         given: dict[str, Any] = {
             key: tuple(value) if isinstance(value, list) else value
             for key in ("mean", "std", "crop_pct", "augment")
