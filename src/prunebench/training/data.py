@@ -13,6 +13,7 @@ calibration all use the training or validation split.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -157,21 +158,21 @@ class Torchvision:
     augment: str = "none"  # the default data.augment
     crop_pct: float = 1.0  # the default data.crop_pct
 
-    def _open(self, cfg: Data, train: bool, transform=None):
+    def _open(self, cfg: Data, train: bool):
         from prunebench.training._torchvision import import_torchvision
 
         datasets = import_torchvision().datasets
         root = Path(cfg.root)
         try:
             if self.name == "imagefolder":
-                return datasets.ImageFolder(root / ("train" if train else "val"), transform=transform)
+                return datasets.ImageFolder(root / ("train" if train else "val"))
             cls = {
                 "mnist": datasets.MNIST,
                 "fashionmnist": datasets.FashionMNIST,
                 "cifar10": datasets.CIFAR10,
                 "cifar100": datasets.CIFAR100,
             }[self.name]
-            return cls(root, train=train, transform=transform, download=cfg.download)
+            return cls(root, train=train, download=cfg.download)
         except (RuntimeError, FileNotFoundError) as error:
             raise DataMissing(
                 f"data.root: no {self.name} data in {root.resolve()}: {self.expected}, "
@@ -224,10 +225,17 @@ class Torchvision:
         decoded = _decode(train_set, test_set, split, shape[0])
         if decoded is not None:
             return _in_memory(*decoded, *shape, prep, 255.0)
-        train = Subset(self._open(cfg, True, transforms(prep, size, train=True)), split["train"])
-        val = Subset(self._open(cfg, True, transforms(prep, size, train=False)), split["val"])
-        test = self._open(cfg, False, transforms(prep, size, train=False))
+        train = Subset(_transformed(train_set, transforms(prep, size, train=True)), split["train"])
+        val = Subset(_transformed(train_set, transforms(prep, size, train=False)), split["val"])
+        test = _transformed(test_set, transforms(prep, size, train=False))
         return Splits(train, val, test, *shape, prep, 1.0)
+
+
+def _transformed(dataset: Any, transform: Any) -> Any:
+    """The same scanned ImageFolder with its own transform: the tree is listed once, not per part."""
+    dataset = copy.copy(dataset)
+    dataset.transform = transform
+    return dataset
 
 
 MEMORY_SHARE = 0.25  # of this machine's memory that decoded ImageFolder images may take
