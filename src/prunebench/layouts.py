@@ -6,6 +6,7 @@ from typing import Any
 
 EPOCH_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")  # a `train.fit` record
 BASE_COLUMNS = ("accuracy", "loss", "params", "nonzeros", "macs", "macs_sparse", "latency_ms")  # results/base.csv
+ROW_KEYS = ("method", "ratio", "seed")  # what names a row of results/pruned/<m>.csv and results/finetuned/<m>.csv
 PHASES = ("pruned", "recalibrated", "finetuned")  # the accuracies of a pruned model, in the order they happen
 
 # the retention schedule: a plan row is the iteration, the units kept per channel group, then these

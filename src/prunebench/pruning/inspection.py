@@ -35,16 +35,20 @@ class Inspection:
         }
 
 
-def refusal(method: methods.Method, model: nn.Module, ctx: Context) -> str | None:
-    """Why `method` cannot prune `model` (None: it can)."""
-    if method.unit == "channel" and not surgery.channel_groups(model, ctx.input_shape):
-        return "every channel group of the model is frozen: no channel can be removed"
+def refusal(method: methods.Method, model: nn.Module, ctx: Context, groups: int | None = None) -> str | None:
+    """Why `method` cannot prune `model` (None: it can); `groups`: its channel groups that can be
+    cut, where the caller has counted them."""
+    if method.unit == "channel":
+        groups = len(surgery.channel_groups(model, ctx.input_shape)) if groups is None else groups
+        if not groups:
+            return "every channel group of the model is frozen: no channel can be removed"
     return method.refuses(model, ctx)
 
 
 def inspect(model: nn.Module, entries: dict[str, MethodEntry], ctx: Context) -> Inspection:
     """The frozen groups of `model` and the methods of `entries` that refuse it."""
-    refused = {key: why for key, entry in entries.items() if (why := refusal(methods.create(entry), model, ctx))}
-    return Inspection(
-        len(surgery.channel_groups(model, ctx.input_shape)), surgery.frozen_groups(model, ctx.input_shape), refused
-    )
+    groups = len(surgery.channel_groups(model, ctx.input_shape))
+    refused = {
+        key: why for key, entry in entries.items() if (why := refusal(methods.create(entry), model, ctx, groups))
+    }
+    return Inspection(groups, surgery.frozen_groups(model, ctx.input_shape), refused)

@@ -160,26 +160,18 @@ def figure_list(params: Params, inputs: Inputs, tables: Tables) -> list[Draw]:
         frames = [pd.read_csv(paths.method_weights(key)).assign(method=key) for key in keys]
         return [figures.plot_weights(pd.concat(frames), out / "weights.png")]
 
+    def curves(frame: pd.DataFrame, *args: Any, **kwargs: Any) -> list[Path]:
+        """Training curves, where there were epochs (none with train.epochs or finetune.epochs 0)."""
+        return [figures.plot_curves(frame, *args, **kwargs)] if len(frame) else []
+
     def method(key: str) -> Draw:
         return lambda: _method_figures(key, iterations[iterations["method"] == key] if key in inputs.retained else None)
 
     return [
         lambda: [figures.plot_tradeoff(tables.summary, params.budget, base_accuracy, out / "tradeoff.png")],
         lambda: [figures.plot_speedup(tables.summary, out / "speedup.png")],
-        lambda: (
-            [
-                figures.plot_curves(
-                    inputs.finetune_curves, "method", out / "finetune_curves.png", "fine-tuning", panels="ratio"
-                )
-            ]
-            if len(inputs.finetune_curves)  # none with finetune.epochs: 0
-            else []
-        ),
-        lambda: (
-            [figures.plot_curves(inputs.train_curves, "seed", out / "train_curves.png", "base training")]
-            if len(inputs.train_curves)  # none with train.epochs: 0 (the loaded model as it is)
-            else []
-        ),
+        lambda: curves(inputs.finetune_curves, "method", out / "finetune_curves.png", "fine-tuning", panels="ratio"),
+        lambda: curves(inputs.train_curves, "seed", out / "train_curves.png", "base training"),
         lambda: [paths.SENSITIVITY_UNSTRUCTURED, paths.SENSITIVITY_STRUCTURED],  # drawn by the sensitivity stage
         lambda: [figures.plot_layers(inputs.layers, out / "layers.png")],
         weights,

@@ -9,7 +9,7 @@ import torch
 
 from prunebench import paths, resume, runtime
 from prunebench.io import read_json, write_csv, write_json
-from prunebench.layouts import EPOCH_COLUMNS
+from prunebench.layouts import EPOCH_COLUMNS, ROW_KEYS
 from prunebench.params import Params, plain
 from prunebench.pruning import surgery
 from prunebench.pruning.selection import mask_keeper
@@ -23,7 +23,7 @@ def run(params: Params, key: str) -> None:
     refused = paths.refusal(paths.pruned_models(key))
     if refused.exists():  # the method refused the model: nothing to fine-tune, and the report says why
         write_json(paths.refusal(paths.finetuned_models(key)), read_json(refused))
-        write_csv(paths.finetuned_results(key), [], ("method", "ratio", "seed"))
+        write_csv(paths.finetuned_results(key), [], ROW_KEYS)
         save_predictions(paths.finetuned_predictions(key), {})
         write_csv(paths.finetune_curves(key), [], ("ratio", "seed", *EPOCH_COLUMNS))
         return

@@ -21,6 +21,7 @@ import torch
 from prunebench import paths, runtime
 from prunebench.errors import Unsupported
 from prunebench.io import read_csv, write_csv, write_json
+from prunebench.layouts import ROW_KEYS
 from prunebench.params import Params
 from prunebench.progress import say
 from prunebench.pruning import inspection, methods, surgery
@@ -131,7 +132,7 @@ def refuse(key: str, why: str) -> None:
     for folder in (paths.pruned_models(key), paths.method_plots(key)):
         shutil.rmtree(folder, ignore_errors=True)
         write_json(paths.refusal(folder), {"method": key, "reason": why})
-    write_csv(paths.pruned_results(key), [], ("method", "ratio", "seed"))
+    write_csv(paths.pruned_results(key), [], ROW_KEYS)
     save_predictions(paths.pruned_predictions(key), {})
 
 
