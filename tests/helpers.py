@@ -38,6 +38,26 @@ def context(batches: Iterable = (), seed: int = 0, input_shape: tuple[int, ...] 
     )
 
 
+def fine_tune_keeping_masks(model: torch.nn.Module, masks: dict, splits, params) -> None:
+    """One epoch of fine-tuning at lr 0.1 on the CPU, the masks re-applied after every step (as
+    the finetune stage keeps them); `params` is the typed Params."""
+    from dataclasses import replace
+
+    from prunebench.pruning.selection import mask_keeper
+    from prunebench.training.batches import batches
+    from prunebench.training.loops import fit
+
+    cpu = torch.device("cpu")
+    fit(
+        model,
+        batches(splits.train, splits, params.data, cpu, train=True),
+        batches(splits.val, splits, params.data, cpu),
+        replace(params.finetune, epochs=1, lr=0.1),
+        cpu,
+        after_step=mask_keeper(model, masks),
+    )
+
+
 def prunable_zero_fraction(model: torch.nn.Module) -> float:
     weights = [m.weight for m in models.prunable_layers(model).values()]
     return sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)

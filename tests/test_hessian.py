@@ -14,7 +14,7 @@ from prunebench.training.batches import batches
 from prunebench.training.loops import evaluate, fit
 from prunebench.training.models import prunable_layers
 
-from helpers import context, make_method, small_cnn
+from helpers import context, fine_tune_keeping_masks, make_method, small_cnn
 
 
 def tiny_mlp() -> nn.Module:
@@ -166,14 +166,7 @@ def test_masks_survive_fine_tuning(splits, default_params):
         small_cnn(), make_method("h", {"method": "hessian_merge", "k": 2, "products": 10}), 0.0, 0.6, ctx
     )
     model, masks = pruned.model, pruned.masks
-    fit(
-        model,
-        loader,
-        batches(splits.val, splits, default_params.data, cpu),
-        replace(default_params.finetune, epochs=1, lr=0.1),
-        cpu,
-        after_step=mask_keeper(model, masks),
-    )
+    fine_tune_keeping_masks(model, masks, splits, default_params)
     params = dict(model.named_parameters())
     assert all(torch.all(params[k][~m] == 0) for k, m in masks.items())
     assert sum(int((~m).sum()) for m in masks.values()) == round(0.6 * sum(m.numel() for m in masks.values()))

@@ -1,21 +1,17 @@
 """Issue 4: LAMP, global magnitude, sensitivity sweep and sensitivity-guided allocation."""
 
-from dataclasses import replace
-
 import pytest
 import torch
 
 from prunebench.pruning.allocation import allocate, curves_of
 from prunebench.pruning.criteria import lamp
-from prunebench.pruning.selection import mask_keeper
 from prunebench.pruning.steps import prune_step
 from prunebench.pruning.surgery import channel_groups
 from prunebench.stages.sensitivity import sweep
 from prunebench.training import models
 from prunebench.training.batches import batches
-from prunebench.training.loops import fit
 
-from helpers import context, make_method, prunable_zero_fraction, small_cnn
+from helpers import context, fine_tune_keeping_masks, make_method, prunable_zero_fraction, small_cnn
 
 
 def test_lamp_scores_equal_the_formula_on_a_hand_computed_tensor():
@@ -104,20 +100,11 @@ def test_sensitivity_guided_methods_reach_the_overall_ratio(swept, ratio):
 @pytest.mark.parametrize("name", ["magnitude_global", "lamp", "sensitivity_unstructured"])
 def test_pruned_weights_stay_zero_after_fine_tuning(swept, splits, default_params, name):
     _, rows = swept
-    cpu = torch.device("cpu")
     ctx = context()
     ctx.sensitivity = rows
     pruned = prune_step(small_cnn(), make_method(name, {}), 0.0, 0.6, ctx)
     model, masks = pruned.model, pruned.masks
-    loader = batches(splits.train, splits, default_params.data, cpu, train=True)
-    fit(
-        model,
-        loader,
-        batches(splits.val, splits, default_params.data, cpu),
-        replace(default_params.finetune, epochs=1, lr=0.1),
-        cpu,
-        after_step=mask_keeper(model, masks),
-    )
+    fine_tune_keeping_masks(model, masks, splits, default_params)
     assert prunable_zero_fraction(model) == pytest.approx(0.6, abs=0.01)
     params = dict(model.named_parameters())
     assert all(torch.all(params[k][~m] == 0) for k, m in masks.items())
