@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from prunebench import paths
+from prunebench import paths, runtime
 from prunebench.layouts import counts
 from prunebench.params import MethodEntry, load
 from prunebench.pruning import interval, methods, retention, surgery
@@ -49,13 +49,13 @@ def main(argv: list[str] | None = None) -> None:
         device, q, size = torch.device("cpu"), 0.8, 8
     else:
         params = load()
-        bench = Workbench.open(params)
-        base = surgery.load(paths.base_model(params["seeds"][0]))[0]
+        bench = Workbench.open(params, runtime.setup(params))
+        base = surgery.load(paths.base_model(params.seeds[0]))[0]
         train, val, device, q, size = (
             bench.train_batches(0),
             bench.val,
             bench.device,
-            params["schedule"]["retention"]["q"],
+            params.schedule.retention.q,
             32,
         )
     shape = tuple(next(iter(train))[0].shape[1:])

@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+import psutil
 import pytest
 import torch
 import torch_pruning as tp
@@ -11,8 +12,12 @@ from prunebench.pruning import surgery
 from prunebench.pruning.hooks import gated
 from prunebench.pruning.methods import Scored
 from prunebench.pruning.methods.taylor import (
+    DIRECTION_BYTES,
+    activation_bytes,
+    chunk_size,
     exact_deltas,
     gate_derivatives,
+    scoring_memory,
     spearman,
     taylor_estimate,
 )
@@ -56,16 +61,34 @@ def test_the_three_orders_equal_the_closed_form_of_a_polynomial_loss():
     assert torch.allclose(taylor_estimate(d, 1), -expected[0])
 
 
-def test_first_order_equals_the_autograd_gradient_of_the_gates():
+def test_first_order_by_one_backward_pass_equals_forward_mode_along_each_gate():
     model = small_cnn()
     points = surgery.gate_points(model, (1, 8, 8))
-    batch = [(torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,)))]
-    d = gate_derivatives(model, points, batch, 1, chunk_size=4)
-    gates = {root: torch.ones(d[root].shape[1], requires_grad=True) for root in d}
-    with gated(model, points, gates):
-        nn.functional.cross_entropy(model(batch[0][0]), batch[0][1]).backward()
-    for root in d:
-        assert torch.allclose(d[root][0], gates[root].grad, atol=1e-6)
+    batches = [(torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))) for _ in range(2)]
+    reverse = gate_derivatives(model, points, batches, 1)
+    forward = gate_derivatives(model, points, batches, 2, memory=1)  # one direction at a time
+    for root in points:
+        assert reverse[root].shape == (1, forward[root].shape[1])
+        assert torch.allclose(reverse[root][0], forward[root][0], atol=1e-6)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_the_chunks_follow_the_memory_budget_and_not_the_values():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    x = torch.randn(3, 4)
+    # outputs after the gate at "0", float32: 3×8 (Linear) + 3×8 (ReLU) + 3×2 (Linear) numbers
+    assert activation_bytes(model, ["0"], x) == (24 + 24 + 6) * 4
+    assert activation_bytes(model, ["2"], x) == 6 * 4
+    per_direction = DIRECTION_BYTES[2] * 216
+    assert chunk_size(model, ["0"], x, 2, 4 * per_direction + 1) == 3  # and one more for what a chunk shares
+    assert chunk_size(model, ["0"], x, 2, 1) == 1  # one direction, whatever the budget
+    assert chunk_size(model, ["0"], x, 3, 4 * per_direction) < 3
+    points = {"0": ["0"]}
+    batches = [(x, torch.randint(0, 2, (3,)))]
+    one = gate_derivatives(model, points, batches, 3, memory=1)["0"]
+    whole = gate_derivatives(model, points, batches, 3, memory=2**30)["0"]
+    assert one.shape == (3, 8) and torch.allclose(one, whole, atol=1e-6)
+    assert 0 < scoring_memory(torch.device("cpu")) < psutil.virtual_memory().total
 
 
 @pytest.mark.parametrize(("layer", "channel"), [("stem.0", 2), ("block.conv1", 5), ("down.0", 0), ("fc", 7)])
@@ -165,7 +188,7 @@ def test_derivatives_work_through_torchvision_residual_blocks():
     points = surgery.gate_points(net, (3, 32, 32))
     root = "layer1.0.conv1"
     batch = [(torch.randn(2, 3, 32, 32), torch.randint(0, 10, (2,)))]
-    d = gate_derivatives(net, {root: points[root]}, batch, 2, chunk_size=32)[root]
+    d = gate_derivatives(net, {root: points[root]}, batch, 2, memory=2**30)[root]
     gate = torch.ones(d.shape[1], requires_grad=True)
     with gated(net, {root: points[root]}, {root: gate}):
         nn.functional.cross_entropy(net(batch[0][0]), batch[0][1]).backward()

@@ -3,12 +3,14 @@
 Every prunable channel c gets a gate m_c = 1 where its signal leaves its layer
 (`surgery.gate_points`; coupled layers share a gate). Removing the channel moves m_c to 0, so
 the loss change is ΔL_c = L(m_c = 0) − L(m_c = 1), whose Taylor estimate of order k is
-Σ_{j=1..k} (−1)^j / j! · ∂^j L / ∂m_c^j. The derivatives are exact: nested forward-mode
-automatic differentiation (torch.func.jvp) along each gate direction, vmapped over a group's
-channels (in chunks of `chunk_size`), averaged over `batches` calibration batches, model in
-eval mode, the loss functionalised (`torch.func.functionalize`) so that in-place operations in
-the model (ReLU(inplace=True), torchvision's `out += identity`) do not write into forward-mode
-tangents. Channels are ranked globally by |estimate|.
+Σ_{j=1..k} (−1)^j / j! · ∂^j L / ∂m_c^j. The derivatives are exact, averaged over `batches`
+calibration batches, model in eval mode. Order 1 takes one backward pass per batch for every
+gate at once. Orders 2 and 3 need each channel's own direction: nested forward-mode automatic
+differentiation (torch.func.jvp) along each gate direction, vmapped over a group's channels in
+chunks as large as a memory budget allows (`chunk_size`), the loss functionalised
+(`torch.func.functionalize`) so that in-place operations in the model (ReLU(inplace=True),
+torchvision's `out += identity`) do not write into forward-mode tangents. Channels are ranked
+globally by |estimate|.
 
 Published "higher-order" variants used squared-gradient proxies instead; here the fidelity of
 each order is measured against the exact ΔL (zero the gate, evaluate) on a sample of channels.
@@ -60,26 +62,107 @@ def gate_derivatives(
     batches: Batches,
     order: int,
     loss_fn: Loss = nn.functional.cross_entropy,
-    chunk_size: int | None = None,
+    memory: int | None = None,
 ) -> dict[str, Tensor]:
     """∂^j L / ∂m_c^j at m = 1 for j = 1..order, per group root: a tensor [order, channels],
-    averaged over the batches."""
+    averaged over the batches. `memory`: bytes the vmapped directions of orders 2 and 3 may
+    take at once (None: `scoring_memory`)."""
     model.eval()
+    if order == 1:
+        return _gradients(model, points, batches, loss_fn)
     device = next(model.parameters()).device
+    memory = scoring_memory(device) if memory is None else memory
     result = {}
     for root, group_points in points.items():
         channels = output_units(dict(model.named_modules())[group_points[0]])
+        chunk = chunk_size(model, group_points, batches[0][0].to(device), order, memory)
+        directions = torch.eye(channels, device=device)
         total: Tensor | None = None
         for x, y in batches:
-            x, y = x.to(device), y.to(device)
-            loss = _loss(model, root, group_points, x, y, loss_fn)
-            zero = torch.zeros(channels, device=device)
-            along = vmap(lambda v: torch.stack(_derivatives(loss, zero, v, order)[1:]), chunk_size=chunk_size)  # noqa: B023
-            values = along(torch.eye(channels, device=device)).T.detach()
+            loss = _loss(model, root, group_points, x.to(device), y.to(device), loss_fn)
+            values = along(loss, directions, order, chunk)
             total = values if total is None else total + values
         assert total is not None, "at least one batch"
         result[root] = total / len(batches)
     return result
+
+
+def along(loss: Callable[[Tensor], Tensor], directions: Tensor, order: int, chunk: int) -> Tensor:
+    """Derivatives 1..order of `loss` at 0 along each row of `directions`, `chunk` rows at a time:
+    [order, rows]. Each chunk's result is detached at once: vmap's own chunk_size keeps every
+    chunk's forward-mode intermediates alive until it concatenates them."""
+    zero = torch.zeros(directions.shape[1], device=directions.device)
+    derivatives = vmap(lambda v: torch.stack(_derivatives(loss, zero, v, order)[1:]))
+    return torch.cat([derivatives(part).detach() for part in directions.split(chunk)]).T
+
+
+def _gradients(model: nn.Module, points: dict[str, list[str]], batches: Batches, loss_fn: Loss) -> dict[str, Tensor]:
+    """∂L/∂m_c of every gate from one backward pass per batch: [1, channels] per group root."""
+    device = next(model.parameters()).device
+    modules = dict(model.named_modules())
+    gates = {
+        root: torch.ones(output_units(modules[ps[0]]), device=device, requires_grad=True) for root, ps in points.items()
+    }
+    for x, y in batches:
+        with gated(model, points, gates):
+            loss_fn(model(x.to(device)), y.to(device)).backward()
+    model.zero_grad(set_to_none=True)
+    return {root: cast(Tensor, gate.grad).detach().unsqueeze(0) / len(batches) for root, gate in gates.items()}
+
+
+# Bytes one vmapped gate direction holds, in multiples of the activations after its gate
+# (`activation_bytes`). Measured peak memory of a chunk of c directions on resnet20, resnet56 and
+# resnet18 at 32×32 (benchmarks/README.md): about 1-15× plus 2-18× per direction at order 3 and
+# 1× plus 2-4× per direction at order 2. A chunk of c is taken to hold c + 1 directions.
+DIRECTION_BYTES = {2: 5, 3: 20}
+
+
+def activation_bytes(model: nn.Module, group_points: list[str], x: Tensor) -> int:
+    """Bytes of the outputs of every leaf module from the group's first gate point on, in one
+    forward pass of x: what the tangents of one direction take per derivative component."""
+    sizes: list[tuple[str, int]] = []
+
+    def record(name: str):
+        def hook(_module: nn.Module, _inputs, output) -> None:
+            if isinstance(output, Tensor):
+                sizes.append((name, output.numel() * output.element_size()))
+
+        return hook
+
+    hooks = [
+        module.register_forward_hook(record(name))
+        for name, module in model.named_modules()
+        if not any(module.children()) or name in group_points
+    ]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    start = next(i for i, (name, _) in enumerate(sizes) if name in group_points)
+    return sum(size for _, size in sizes[start:])
+
+
+def chunk_size(model: nn.Module, group_points: list[str], x: Tensor, order: int, memory: int) -> int:
+    """The gate directions of one group that fit in `memory` bytes at once (at least one)."""
+    per_direction = DIRECTION_BYTES[order] * activation_bytes(model, group_points, x)
+    return max(1, memory // per_direction - 1)
+
+
+MEMORY_SHARE = 0.25  # of the free memory that the derivative chunks may take
+
+
+def scoring_memory(device: torch.device) -> int:
+    """MEMORY_SHARE of the device's free memory; on the CPU divided among the worker processes
+    that may score side by side (one per core)."""
+    if device.type == "cuda":
+        return int(MEMORY_SHARE * torch.cuda.mem_get_info(device)[0])
+    import psutil
+
+    from prunebench.workers import cores
+
+    return int(MEMORY_SHARE * psutil.virtual_memory().available / cores())
 
 
 def taylor_estimate(derivatives: Tensor, order: int) -> Tensor:
@@ -181,14 +264,15 @@ class Taylor(Method):
         batches: int = knob(4, integer(1))  # calibration batches from the training split
         gradient_flow: bool = knob(False, boolean())  # weight scores by sigmoid of the standardised gradient norm
         fidelity_channels: int = knob(0, integer(0))  # channels sampled for the exact-ΔL oracle (0 = off)
-        chunk_size: int | None = knob(64, optional(integer(1)))  # channels per vmap call (null = a whole layer)
+        memory_mib: int | None = knob(None, optional(integer(1)))  # for orders 2-3 (null: `scoring_memory`)
 
     def score(self, model, layers, ctx):
         cfg = self.knobs
         points = gate_points(model, ctx.input_shape)
         batches = list(islice(ctx.batches(), cfg.batches))
         orders = 3 if cfg.fidelity_channels else cfg.order
-        derivatives = gate_derivatives(model, points, batches, orders, chunk_size=cfg.chunk_size)
+        memory = None if cfg.memory_mib is None else cfg.memory_mib * 2**20
+        derivatives = gate_derivatives(model, points, batches, orders, memory=memory)
         estimates = {root: taylor_estimate(d, cfg.order) for root, d in derivatives.items()}
         scores = {root: e.abs().cpu() for root, e in estimates.items()}
         norms = channel_gradient_norms(model, points, batches)
