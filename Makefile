@@ -31,8 +31,9 @@ $(STAMP): pyproject.toml
 
 # After the run, the result is saved as the DVC experiment `make-run` (replaced on every run),
 # so `dvc exp show` keeps it next to the experiments run afterwards.
+# DVC_EXP_NAME: the name `dvc exp run` gives its stages, here the experiment `dvc exp save` makes (MLflow's run names)
 run: install
-	PATH="$(abspath $(BIN)):$$PATH" dvc repro
+	DVC_EXP_NAME=make-run PATH="$(abspath $(BIN)):$$PATH" dvc repro
 	PATH="$(abspath $(BIN)):$$PATH" dvc exp save --force --name make-run --quiet
 	$(BIN)/prunebench table
 

@@ -150,6 +150,26 @@ def test_no_plot_title_breaks_the_page_dvc_writes():
     assert titles and not [t for t in titles if "'" in t or '"' in t or "\\" in t]
 
 
+def test_the_compare_stage_depends_on_each_template_it_fills_and_the_plots_use_the_filled_ones():
+    from prunebench.report.palette import PLACEHOLDERS
+
+    coloured = {
+        t.name
+        for t in (ROOT / paths.PLOT_TEMPLATES).glob("*.json")
+        if any(placeholder in t.read_text() for placeholder in PLACEHOLDERS)
+    }
+    deps = {Path(d).name for d in DVC["compare"]["deps"] if Path(d).parent == paths.PLOT_TEMPLATES}
+    assert coloured and deps == coloured
+    used = {
+        body["template"]
+        for entry in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+        if isinstance(entry, dict)
+        for body in entry.values()
+    }
+    assert {t for t in used if "/" in t} == {str(paths.COLOURED_TEMPLATES / name) for name in coloured}
+    assert all((ROOT / paths.PLOT_TEMPLATES / f"{t}.json").exists() for t in used if "/" not in t)
+
+
 def test_dvc_parses_its_yaml_with_the_c_parser():
     """DVC reads params.yaml and dvc.lock several times per stage; ruamel.yaml's pure-Python parser
     made `dvc exp save` take twice as long (pyproject.toml pins ruamel.yaml.clib)."""

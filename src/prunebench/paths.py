@@ -31,6 +31,8 @@ SUMMARY_METRICS = Path("metrics/summary.json")
 COMPARE_PLOTS = Path("plots/compare")
 
 PLOTS_TEMPLATE = Path(".dvc/plots/offline.html")  # written at install: .dvc/config names it
+PLOT_TEMPLATES = Path(".dvc/plots")  # the Vega-Lite templates; "<METHOD_COLOURS>" marks a method colour scale
+COLOURED_TEMPLATES = COMPARE_PLOTS / "templates"  # those with a colour scale, filled with this run's colours
 
 CHECKPOINTS = Path("checkpoints")  # resume caches: neither DVC outputs nor in git
 

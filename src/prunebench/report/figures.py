@@ -1,6 +1,8 @@
 """The comparison's figures as PNG files (matplotlib, no display): the trade-off curves over the
-operating points, measured speed-up against MACs, training curves and layer sensitivity.
-Legends sit outside the axes and no label is written on the data, so nothing overlaps."""
+operating points, faceted by family, with the winners and ties; the differences to the best;
+measured speed-up against MACs; where each method spends the budget; training curves and layer
+sensitivity. Every method keeps its look (`palette`) in every figure. No label is written on the
+data, so nothing overlaps."""
 
 from __future__ import annotations
 
@@ -12,26 +14,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator  # noqa: E402
 
 from prunebench.io import save_with  # noqa: E402
-
-MARKERS = "os^vDP*Xhp<>"
+from prunebench.report.markdown import WINNER_PHASES  # noqa: E402
+from prunebench.report.palette import FAMILIES, Look  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     save_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     plt.close(fig)
     return Path(path)
-
-
-def styles(methods: list[str]) -> dict[str, dict]:
-    """A colour, marker and line style per method, distinct for up to 20 × 12 methods."""
-    colours = plt.get_cmap("tab20").colors  # type: ignore[attr-defined]  # a ListedColormap
-    return {
-        m: {"color": colours[i % 20], "marker": MARKERS[i % len(MARKERS)], "linestyle": "-" if i < 10 else "--"}
-        for i, m in enumerate(methods)
-    }
 
 
 def _log2_axis(axis) -> None:
@@ -46,69 +40,158 @@ def pareto(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return front.sort_values(x)
 
 
-def plot_tradeoff(summary: pd.DataFrame, budget: str, base_accuracy: float, path: str | Path) -> Path:
-    """Accuracy against the reduction of the budget (log₂), per method: mean over seeds with a
-    ± std band, after pruning (BatchNorm recalibrated) and after fine-tuning; hollow markers miss
-    their target; the black steps are the Pareto front over every method and point."""
-    methods = list(dict.fromkeys(summary["method"]))
-    look = styles(methods)
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), sharex=True)
-    for ax, phase, title in (
-        (axes[0], "recalibrated", "after pruning (BatchNorm recalibrated)"),
-        (axes[1], "finetuned", "after fine-tuning"),
-    ):
-        for method in methods:
-            rows = summary[summary["method"] == method].sort_values("reduction_mean")
-            x, mean = rows["reduction_mean"], rows[f"{phase}_accuracy_mean"] * 100
-            std = rows[f"{phase}_accuracy_std"].fillna(0) * 100
-            style = look[method]
-            ax.plot(x, mean, color=style["color"], linestyle=style["linestyle"], label=method)
-            ax.fill_between(x, mean - std, mean + std, color=style["color"], alpha=0.12, linewidth=0)
-            for reached, face in ((True, style["color"]), (False, "none")):
-                chosen = rows["reached"] == reached
-                ax.scatter(
-                    x[chosen],
-                    mean[chosen],
-                    marker=style["marker"],
-                    facecolors=face,
-                    edgecolors=style["color"],
-                    s=28,
-                    zorder=3,
-                )
-        ax.axhline(base_accuracy * 100, color="black", linestyle=":", linewidth=1, label="base model")
-        front = pareto(summary[summary["reached"]], "reduction_mean", f"{phase}_accuracy_mean")
-        ax.step(
-            front["reduction_mean"],
-            front[f"{phase}_accuracy_mean"] * 100,
-            where="post",
-            color="black",
-            linewidth=1.2,
-            alpha=0.7,
-            label="Pareto front",
+def standing(difference: float, tied: bool) -> str:
+    """A method at a point against the best: "best", "tied" or "worse"."""
+    return "best" if difference == 0 and tied else "tied" if tied else "worse"
+
+
+def standings(winners: pd.DataFrame, phase: str) -> dict[tuple[str, float], str]:
+    """(method, ratio) → "best" or "tied" in `phase` (the methods worse than the best are left out)."""
+    rows = winners[(winners["phase"] == phase) & winners["tied"]]
+    return {(r.method, r.ratio): standing(r.difference, r.tied) for r in rows.itertuples()}
+
+
+def plot_tradeoff(
+    summary: pd.DataFrame,
+    winners: pd.DataFrame,
+    looks: dict[str, Look],
+    budget: str,
+    base_accuracy: float,
+    path: str | Path,
+) -> Path:
+    """Accuracy against the reduction of the budget (log₂), a column per family and a row per
+    phase: mean over seeds with a ± std band; stars mark the best method at each budget, rings
+    the methods tied with it, and the lines of methods that win or tie somewhere are drawn
+    boldest; hollow markers miss their target; the black steps are the Pareto front over every
+    method and point, the same in every panel of a row."""
+    families = [f for f in FAMILIES if any(look.family == f for look in looks.values())]
+    phases = list(WINNER_PHASES.items())[::-1]  # after pruning, then after fine-tuning
+    fig, axes = plt.subplots(
+        len(phases), len(families), figsize=(4.6 * len(families) + 0.6, 4.2 * len(phases)), sharex=True, sharey="row"
+    )
+    axes = np.asarray(axes).reshape(len(phases), len(families))
+    for row, (phase, title) in enumerate(phases):
+        column = f"{phase}_accuracy_mean"
+        marks = standings(winners, phase)
+        front = pareto(summary[summary["reached"]], "reduction_mean", column)
+        for ax, fam in zip(axes[row], families):
+            for method in [m for m, look in looks.items() if look.family == fam]:
+                _tradeoff_line(ax, summary[summary["method"] == method], phase, looks[method], marks, method)
+            ax.axhline(base_accuracy * 100, color="black", linestyle=":", linewidth=1)
+            ax.step(front["reduction_mean"], front[column] * 100, where="post", color="black", linewidth=1.1, alpha=0.6)
+            ax.set_xscale("log", base=2)
+            _log2_axis(ax.xaxis)
+            ax.set_title(f"{FAMILIES[fam].label}: {title}", fontsize="medium")
+            ax.grid(alpha=0.3)
+        axes[row][0].set_ylabel("test accuracy (%)")
+    key = [
+        Line2D([], [], color="black", marker="*", markersize=13, linestyle="none", label="best at this budget"),
+        Line2D([], [], color="black", marker="o", markersize=10, fillstyle="none", linestyle="none", label="tied"),
+        Line2D([], [], color="black", linewidth=1.1, alpha=0.6, label="Pareto front, every method"),
+        Line2D([], [], color="black", linestyle=":", linewidth=1, label="base model"),
+    ]
+    for i, ax in enumerate(axes[-1]):
+        ax.set_xlabel(f"{budget} reduction (achieved, mean over seeds)")
+        handles, _ = ax.get_legend_handles_labels()
+        ax.legend(
+            handles=handles + (key if i == len(families) - 1 else []),
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.16),
+            ncol=2,
+            fontsize="small",
+            frameon=False,
         )
-        ax.set_xscale("log", base=2)
-        _log2_axis(ax.xaxis)
-        ax.set(xlabel=f"{budget} reduction (achieved, mean over seeds)", ylabel="test accuracy (%)", title=title)
-        ax.grid(alpha=0.3)
-    axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    fig.tight_layout()
     return save_figure(fig, path)
 
 
-def plot_speedup(summary: pd.DataFrame, path: str | Path) -> Path:
+def _tradeoff_line(ax, rows: pd.DataFrame, phase: str, look: Look, marks: dict, method: str) -> None:
+    """One method's curve in one panel of the trade-off figure."""
+    rows = rows.sort_values("reduction_mean")
+    x, mean = rows["reduction_mean"], rows[f"{phase}_accuracy_mean"] * 100
+    std = rows[f"{phase}_accuracy_std"].fillna(0) * 100
+    standing = [marks.get((method, r)) for r in rows["ratio"]]
+    weight = 2.8 if "best" in standing else 1.7 if "tied" in standing else 0.9
+    ax.plot(x, mean, color=look.colour, linestyle=look.linestyle, linewidth=weight, label=method, zorder=2 + weight)
+    ax.fill_between(x, mean - std, mean + std, color=look.colour, alpha=0.08, linewidth=0)
+    for reached, face in ((True, look.colour), (False, "none")):
+        chosen = rows["reached"] == reached
+        ax.scatter(x[chosen], mean[chosen], marker=look.marker, facecolors=face, edgecolors=look.colour, s=22, zorder=5)
+    for xi, yi, mark in zip(x, mean, standing):
+        if mark == "best":
+            ax.scatter(xi, yi, marker="*", s=260, color=look.colour, edgecolors="black", linewidths=0.9, zorder=7)
+        elif mark == "tied":
+            ax.scatter(xi, yi, marker="o", s=110, facecolors="none", edgecolors=look.colour, linewidths=1.6, zorder=6)
+
+
+def plot_differences(winners: pd.DataFrame, looks: dict[str, Look], budget: str, path: str | Path) -> Path:
+    """The report's statistics as a picture: at each budget (a column) and phase (a row), every
+    method's accuracy difference to the best with its paired-bootstrap interval, on a symmetric
+    log axis (linear within 2 pp). Methods tied with the best (interval containing 0) are drawn in
+    their colour; the others in grey."""
+    phases = list(WINNER_PHASES.items())
+    points = sorted(winners["ratio"].unique())
+    methods = list(looks)
+    fig, axes = plt.subplots(
+        len(phases),
+        len(points),
+        figsize=(2.5 * len(points) + 2.2, 0.24 * len(methods) * len(phases) + 1.6),
+        sharey=True,
+        squeeze=False,
+    )
+    y = {m: i for i, m in enumerate(methods)}
+    for row, (phase, title) in enumerate(phases):
+        for ax, ratio in zip(axes[row], points):
+            at = winners[(winners["phase"] == phase) & (winners["ratio"] == ratio)]
+            for r in at.itertuples():
+                colour = looks[r.method].colour if r.tied else "#9a9a9a"
+                low, high = -r.high * 100, -r.low * 100  # method minus best: the interval of −difference
+                ax.plot([low, high], [y[r.method]] * 2, color=colour, linewidth=2.2 if r.tied else 1.2)
+                best = standing(r.difference, r.tied) == "best"
+                ax.scatter(
+                    -r.difference * 100,
+                    y[r.method],
+                    marker="*" if best else "o",
+                    s=150 if best else 30,
+                    color=colour if r.tied else "white",
+                    edgecolors="black" if best else colour,
+                    zorder=3,
+                )
+            ax.axvline(0, color="black", linewidth=0.8)
+            ax.set_xscale("symlog", linthresh=2)  # ties are within a few pp: linear there, logarithmic beyond
+            ax.xaxis.set_major_locator(FixedLocator([-50, -10, -2, -1, 0, 1, 2]))
+            ax.set_xlim(-winners["high"].max() * 130, max(-winners["low"].min() * 100, 1) * 1.5)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.set_title(f"{title.split(' (')[0]}, {budget} {1 / (1 - ratio):g}×", fontsize="small")
+            ax.grid(axis="x", alpha=0.3)
+            ax.tick_params(labelsize="x-small")
+        axes[row][0].set_yticks(range(len(methods)), methods, fontsize="x-small")
+        for label in axes[row][0].get_yticklabels():
+            label.set_color(looks[label.get_text()].colour)
+    axes[0][0].invert_yaxis()
+    for ax in axes[-1]:
+        ax.set_xlabel("accuracy − best (pp; log beyond 2)", fontsize="small")
+    fig.suptitle(
+        "Difference to the best at each budget, with its paired 95 % interval: coloured = tied with the best, "
+        "grey = worse; missing = target not reached",
+        fontsize="small",
+    )
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_speedup(summary: pd.DataFrame, looks: dict[str, Look], path: str | Path) -> Path:
     """Measured latency speed-up against the MACs reduction, per method: structured pruning
     follows the diagonal at best; masks keep dense kernels, so unstructured pruning stays at 1×."""
-    methods = list(dict.fromkeys(summary["method"]))
-    look = styles(methods)
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for method in methods:
+    for method, look in looks.items():
         rows = summary[summary["method"] == method].sort_values("macs_reduction_mean")
-        style = look[method]
         ax.plot(
             rows["macs_reduction_mean"],
             rows["speedup_mean"],
-            marker=style["marker"],
-            color=style["color"],
-            linestyle=style["linestyle"],
+            marker=look.marker,
+            color=look.colour,
+            linestyle=look.linestyle,
             markersize=5,
             label=method,
         )
@@ -137,33 +220,22 @@ def _grid(count: int, width: float = 3.4, height: float = 2.6):
     return fig, axes.flat
 
 
-def plot_layers(layers: pd.DataFrame, path: str | Path) -> Path:
-    """Where each method spends the budget: per layer, the share of its MACs (sparsity-aware) kept
-    at each point, mean over seeds; a panel per method."""
-    methods = list(dict.fromkeys(layers["method"]))
-    names = list(dict.fromkeys(layers["layer"]))
-    ratios = sorted(layers["ratio"].unique())
-    mean = layers.groupby(["method", "ratio", "layer"])[["base_macs", "pruned_macs"]].mean()
-    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(ratios)))
-    fig, axes = _grid(len(methods))
-    x, width = np.arange(len(names)), 0.8 / len(ratios)
-    for ax, method in zip(axes, methods):
-        for i, ratio in enumerate(ratios):
-            at = mean.loc[(method, ratio)].reindex(names)
-            ax.bar(
-                x - 0.4 + width * (i + 0.5),
-                at["pruned_macs"] / at["base_macs"],
-                width=width,
-                color=colours[i],
-                label=f"ratio {ratio:g}",
-            )
-        ax.set_xticks(x, names, rotation=45, ha="right", fontsize="x-small")
-        ax.set(title=method, ylim=(0, 1.05))
-        ax.tick_params(axis="y", labelsize="x-small")
-    fig.suptitle("Share of each layer's MACs kept (sparsity-aware), per point")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small")
+def plot_layers(layers: pd.DataFrame, looks: dict[str, Look], ratio: float, path: str | Path) -> Path:
+    """Where each method spends the budget at one point: the share of each layer's MACs
+    (sparsity-aware) kept, mean over seeds, as a methods × layers heatmap (layers in network
+    order), readable on one screen for a ResNet-56's 50+ layers and every method."""
+    at = layers[layers["ratio"] == ratio]
+    kept = at.groupby(["method", "layer"], sort=False)[["base_macs", "pruned_macs"]].mean()
+    table = (kept["pruned_macs"] / kept["base_macs"]).unstack("layer")
+    table = table.reindex(index=[m for m in looks if m in table.index], columns=list(dict.fromkeys(at["layer"])))
+    fig, ax = plt.subplots(figsize=(max(7.0, 2.6 + 0.17 * table.shape[1]), 1.6 + 0.27 * table.shape[0]))
+    image = ax.imshow(table.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(table.shape[1]), table.columns, rotation=90, fontsize="x-small")
+    ax.set_yticks(range(table.shape[0]), table.index, fontsize="small")
+    for label in ax.get_yticklabels():
+        label.set_color(looks[label.get_text()].colour)
+    ax.set_title(f"Share of each layer's MACs kept (sparsity-aware) at ratio {ratio:g}, mean over seeds")
+    fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01, label="MACs kept")
     return save_figure(fig, path)
 
 
@@ -191,18 +263,30 @@ def plot_weights(histograms: pd.DataFrame, path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_curves(curves: pd.DataFrame, by: str, path: str | Path, title: str, panels: str | None = None) -> Path:
+def plot_curves(
+    curves: pd.DataFrame,
+    by: str,
+    path: str | Path,
+    title: str,
+    panels: str | None = None,
+    looks: dict[str, Look] | None = None,
+) -> Path:
     """Validation accuracy per epoch, one line per value of `by` (mean over seeds), one panel per
-    value of `panels` (e.g. each operating point)."""
+    value of `panels` (e.g. each operating point); methods in their `looks`, other series (seeds)
+    in matplotlib's cycle."""
     groups = list(curves.groupby(panels, sort=True)) if panels else [(None, curves)]
-    names = list(dict.fromkeys(curves[by].astype(str)))
-    look = styles(names)
     fig, axes = plt.subplots(1, len(groups), figsize=(3.6 * len(groups) + 1.5, 3.8), sharey=True, squeeze=False)
     for ax, (panel, frame) in zip(axes[0], groups):
-        for name, group in frame.groupby(frame[by].astype(str), sort=False):
+        for i, (name, group) in enumerate(frame.groupby(frame[by].astype(str), sort=False)):
             mean = group.groupby("epoch")["val_accuracy"].mean()
-            style = look[name]
-            ax.plot(mean.index, mean * 100, color=style["color"], linestyle=style["linestyle"], label=name)
+            look = looks[name] if looks else None
+            ax.plot(
+                mean.index,
+                mean * 100,
+                color=look.colour if look else f"C{i % 10}",
+                linestyle=look.linestyle if look else "-",
+                label=name,
+            )
         ax.set(xlabel="epoch", title=title if panel is None else f"{title}: {panels} {panel:g}")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("validation accuracy (%)")

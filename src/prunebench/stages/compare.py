@@ -17,7 +17,8 @@ from prunebench import paths, runtime, workers
 from prunebench.io import read_csv, read_json, save_with, write_json, write_text
 from prunebench.layouts import ITERATION_COLUMNS
 from prunebench.params import Params
-from prunebench.report import figures, markdown, method_figures, tracking
+from prunebench.report import figures, markdown, method_figures, palette, tracking
+from prunebench.report.palette import Look
 from prunebench.report.results import load_predictions
 
 CURVE_COLUMNS = (
@@ -65,6 +66,7 @@ class Inputs:
 class Tables:
     summary: pd.DataFrame  # mean ± std per method and point
     winners: pd.DataFrame  # per phase and point: every method that reached it, best first, tied or not
+    looks: dict[str, Look]  # each method's colour, family, line style and marker in every figure
 
 
 def run(params: Params) -> None:
@@ -116,25 +118,8 @@ def write_tables(params: Params, inputs: Inputs) -> Tables:
     )
     _csv(paths.SUMMARY, summary)
     _csv(paths.WINNERS, winners)
-    out = paths.COMPARE_PLOTS
-    by_point = results.groupby(["method", "ratio"])
-    cost = results["cost.pruning_seconds"] + results["cost.retrain_seconds"]
-    _csv(
-        out / "curve.csv",
-        results[list(CURVE_COLUMNS)].assign(
-            reduction=by_point["reduction"].transform("mean"),
-            cost_seconds=cost.groupby([results["method"], results["ratio"]]).transform("mean"),
-        ),
-    )
-    _csv(out / "layers.csv", inputs.at_middle(inputs.layers, ["method", "layer"], ["pruned_macs", "pruned_nonzeros"]))
-    _csv(
-        out / "finetune_curves.csv",
-        inputs.at_middle(inputs.finetune_curves, ["method", "epoch"], ["val_accuracy", "val_loss"]),
-    )
-    _csv(
-        out / "iterations.csv",
-        inputs.iterations[["method", "seed", "iteration", "units_kept", "val_accuracy", "val_loss"]],
-    )
+    tables = Tables(summary, winners, palette.looks(results))
+    write_plot_tables(inputs, tables)
     metrics: dict[str, dict[str, dict[str, float]]] = {}  # method → point → what `dvc exp show` compares
     for r in summary.to_dict("records"):
         metrics.setdefault(r["method"], {})[f"{r['ratio']:g}"] = {
@@ -143,7 +128,72 @@ def write_tables(params: Params, inputs: Inputs) -> Tables:
             "reduction": r["reduction_mean"],
         }
     write_json(paths.SUMMARY_METRICS, metrics)
-    return Tables(summary, winners)
+    return tables
+
+
+def write_plot_tables(inputs: Inputs, tables: Tables) -> None:
+    """The CSVs behind the dvc.yaml plot definitions, each row with its method's colour and family."""
+    results, looks, out = inputs.results, tables.looks, paths.COMPARE_PLOTS
+    by_point = results.groupby(["method", "ratio"])
+    cost = results["cost.pruning_seconds"] + results["cost.retrain_seconds"]
+    curve = results[list(CURVE_COLUMNS)].assign(
+        reduction=by_point["reduction"].transform("mean"),
+        cost_seconds=cost.groupby([results["method"], results["ratio"]]).transform("mean"),
+    )
+    _csv(out / "curve.csv", palette.columns(curve, looks))
+    _csv(out / "tradeoff.csv", tradeoff_rows(curve.assign(base_accuracy=results["base_accuracy"]), tables))
+    layers = inputs.at_middle(inputs.layers, ["method", "layer"], ["base_macs", "pruned_macs", "pruned_nonzeros"])
+    _csv(
+        out / "layers.csv", palette.columns(layers.assign(macs_kept=layers["pruned_macs"] / layers["base_macs"]), looks)
+    )
+    finetune = inputs.at_middle(inputs.finetune_curves, ["method", "epoch"], ["val_accuracy", "val_loss"])
+    _csv(out / "finetune_curves.csv", palette.columns(finetune, looks))
+    iterations = inputs.iterations[["method", "seed", "iteration", "units_kept", "val_accuracy", "val_loss"]]
+    _csv(out / "iterations.csv", palette.columns(iterations, looks))
+    _csv(out / "differences.csv", difference_rows(tables))
+    palette.fill_templates(paths.PLOT_TEMPLATES, paths.COLOURED_TEMPLATES, looks)
+
+
+def difference_rows(tables: Tables) -> pd.DataFrame:
+    """The forest view's data: each method's accuracy minus the best's at each point and phase, in
+    pp, with its interval and standing (best, tied or worse)."""
+    winners = tables.winners
+    rows = winners.assign(
+        budget=[f"{t:g}×" for t in winners["target_reduction"]],
+        accuracy_minus_best=-winners["difference"] * 100,
+        low=-winners["high"] * 100,
+        high=-winners["low"] * 100,
+        standing=[figures.standing(d, t) for d, t in zip(winners["difference"], winners["tied"])],
+    )
+    return palette.columns(rows, tables.looks)
+
+
+FRONT = "Pareto front"  # the method name of the front's rows in plots/compare/tradeoff.csv
+
+
+def tradeoff_rows(curve: pd.DataFrame, tables: Tables) -> pd.DataFrame:
+    """The faceted trade-off views' data: every seed's row, with its standing at its point in
+    each phase (best, tied or none); then the Pareto front over every method of each phase,
+    repeated in each family's panel (method FRONT; the other phase's accuracy empty)."""
+    rows = palette.columns(curve, tables.looks)
+    for phase in markdown.WINNER_PHASES:
+        marks = figures.standings(tables.winners, phase)
+        rows[f"{phase}_standing"] = [marks.get((m, r), "") for m, r in zip(rows["method"], rows["ratio"])]
+    summary = tables.summary[tables.summary["reached"]]
+    fronts = [
+        pd.DataFrame(
+            {
+                "method": FRONT,
+                "reduction": front["reduction_mean"],
+                f"{phase}_accuracy": front[f"{phase}_accuracy_mean"],
+                "family": label,
+            }
+        )
+        for phase in markdown.WINNER_PHASES
+        for front in [figures.pareto(summary, "reduction_mean", f"{phase}_accuracy_mean")]
+        for label in rows["family"].unique()
+    ]
+    return pd.concat([rows, *fronts], ignore_index=True).astype({"seed": "Int64"})
 
 
 Draw = Callable[[], list[Path]]
@@ -152,7 +202,7 @@ Draw = Callable[[], list[Path]]
 def figure_list(params: Params, inputs: Inputs, tables: Tables) -> list[Draw]:
     """The report's figures in the order it shows them; each entry draws its files (or names
     the sensitivity stage's)."""
-    out, keys = paths.COMPARE_PLOTS, inputs.keys
+    out, keys, summary, looks = paths.COMPARE_PLOTS, inputs.keys, tables.summary, tables.looks
     base_accuracy = inputs.results.drop_duplicates("seed")["base_accuracy"].mean()
     iterations = inputs.iterations
 
@@ -168,12 +218,17 @@ def figure_list(params: Params, inputs: Inputs, tables: Tables) -> list[Draw]:
         return lambda: _method_figures(key, iterations[iterations["method"] == key] if key in inputs.retained else None)
 
     return [
-        lambda: [figures.plot_tradeoff(tables.summary, params.budget, base_accuracy, out / "tradeoff.png")],
-        lambda: [figures.plot_speedup(tables.summary, out / "speedup.png")],
-        lambda: curves(inputs.finetune_curves, "method", out / "finetune_curves.png", "fine-tuning", panels="ratio"),
+        lambda: [
+            figures.plot_tradeoff(summary, tables.winners, looks, params.budget, base_accuracy, out / "tradeoff.png")
+        ],
+        lambda: [figures.plot_differences(tables.winners, looks, params.budget, out / "differences.png")],
+        lambda: [figures.plot_speedup(summary, looks, out / "speedup.png")],
+        lambda: curves(
+            inputs.finetune_curves, "method", out / "finetune_curves.png", "fine-tuning", panels="ratio", looks=looks
+        ),
         lambda: curves(inputs.train_curves, "seed", out / "train_curves.png", "base training"),
         lambda: [paths.SENSITIVITY_UNSTRUCTURED, paths.SENSITIVITY_STRUCTURED],  # drawn by the sensitivity stage
-        lambda: [figures.plot_layers(inputs.layers, out / "layers.png")],
+        lambda: [figures.plot_layers(inputs.layers, looks, inputs.middle, out / "layers.png")],
         weights,
         *[method(key) for key in keys],
     ]
