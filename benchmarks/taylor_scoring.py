@@ -25,7 +25,7 @@ from torch import nn
 
 from prunebench import params, paths, runtime
 from prunebench.pruning import surgery
-from prunebench.pruning.methods.taylor import _loss, along, chunk_size, fidelity, gate_derivatives
+from prunebench.pruning.methods.taylor import _loss, along, fidelity, gate_derivatives, plan
 from prunebench.stages.workbench import Workbench
 from prunebench.training import models
 from prunebench.training.models import output_units
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
             f"| {seconds:.2f} | {rho or ''} |"
         )
 
-    print("\n| model | order | batch | budget (MiB) | directions per chunk | peak memory (MiB) | scoring time (s) |")
+    print("\n| model | order | batch | budget (MiB) | examples × directions | peak memory (MiB) | scoring time (s) |")
     print("|---|---|---|---|---|---|---|")
     names = ["resnet20"] if args.smoke else ["resnet20", "resnet56", "resnet18"]
     for name in names:
@@ -127,15 +127,19 @@ def one(name: str, order: int, args: argparse.Namespace) -> None:
         seconds = timed(lambda: gate_derivatives(net, points, [(x, y)], 1))[0]
         peak, chunks, scored = peak_since_reset() - base, "all (one backward pass)", sum(widths.values())
     else:
-        sizes = {root: min(chunk_size(net, group, x, order, budget), widths[root]) for root, group in points.items()}
+        plans = {root: plan(net, group, x, order, budget) for root, group in points.items()}
         base = reset_peak()
         seconds, scored = 0.0, 0
         for root, group in points.items():
-            n = min(max(args.resnet_channels, sizes[root]) if args.resnet_channels else widths[root], widths[root])
-            loss = _loss(net, root, group, x, y, nn.functional.cross_entropy)
-            seconds += timed(lambda: along(loss, torch.eye(widths[root])[:n], order, sizes[root]))[0]  # noqa: B023
+            rows, chunk = plans[root][0], min(plans[root][1], widths[root])
+            n = min(max(args.resnet_channels, chunk) if args.resnet_channels else widths[root], widths[root])
+            for xs, ys in zip(x.split(rows), y.split(rows)):
+                loss = _loss(net, root, group, xs, ys, nn.functional.cross_entropy)
+                seconds += timed(lambda: along(loss, torch.eye(widths[root])[:n], order, chunk))[0]  # noqa: B023
             scored += n
-        peak, chunks = peak_since_reset() - base, f"{min(sizes.values())}–{max(sizes.values())}"
+        peak = peak_since_reset() - base
+        pieces = sorted({(rows, min(chunk, widths[r])) for r, (rows, chunk) in plans.items()})
+        chunks = f"{pieces[0][0]}×{pieces[0][1]} … {pieces[-1][0]}×{pieces[-1][1]}"
     total = sum(widths.values())
     scaled = (
         f"{seconds * total / scored:.0f} ({scored} of {total} channels: {seconds:.1f})"

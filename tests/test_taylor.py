@@ -14,9 +14,9 @@ from prunebench.pruning.methods import Scored
 from prunebench.pruning.methods.taylor import (
     DIRECTION_BYTES,
     activation_bytes,
-    chunk_size,
     exact_deltas,
     gate_derivatives,
+    plan,
     scoring_memory,
     spearman,
     taylor_estimate,
@@ -66,7 +66,7 @@ def test_first_order_by_one_backward_pass_equals_forward_mode_along_each_gate():
     points = surgery.gate_points(model, (1, 8, 8))
     batches = [(torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))) for _ in range(2)]
     reverse = gate_derivatives(model, points, batches, 1)
-    forward = gate_derivatives(model, points, batches, 2, memory=1)  # one direction at a time
+    forward = gate_derivatives(model, points, batches, 2)  # forward mode along each gate
     for root in points:
         assert reverse[root].shape == (1, forward[root].shape[1])
         assert torch.allclose(reverse[root][0], forward[root][0], atol=1e-6)
@@ -80,12 +80,13 @@ def test_the_chunks_follow_the_memory_budget_and_not_the_values():
     assert activation_bytes(model, ["0"], x) == (24 + 24 + 6) * 4
     assert activation_bytes(model, ["2"], x) == 6 * 4
     per_direction = DIRECTION_BYTES[2] * 216
-    assert chunk_size(model, ["0"], x, 2, 4 * per_direction + 1) == 3  # and one more for what a chunk shares
-    assert chunk_size(model, ["0"], x, 2, 1) == 1  # one direction, whatever the budget
-    assert chunk_size(model, ["0"], x, 3, 4 * per_direction) < 3
+    assert plan(model, ["0"], x, 2, 4 * per_direction + 1) == (3, 3)  # and one more for what a chunk shares
+    assert plan(model, ["0"], x, 3, 4 * per_direction) == (1, 2)  # 20× per direction: in pieces
+    assert plan(model, ["0"], x, 2, per_direction) == (1, 2)  # one direction of 3 examples does not fit: pieces
+    assert plan(model, ["0"], x, 2, 1) == (1, 1)  # one example, one direction, whatever the budget
     points = {"0": ["0"]}
     batches = [(x, torch.randint(0, 2, (3,)))]
-    one = gate_derivatives(model, points, batches, 3, memory=1)["0"]
+    one = gate_derivatives(model, points, batches, 3, memory=1)["0"]  # one example and one direction at a time
     whole = gate_derivatives(model, points, batches, 3, memory=2**30)["0"]
     assert one.shape == (3, 8) and torch.allclose(one, whole, atol=1e-6)
     assert 0 < scoring_memory(torch.device("cpu")) < psutil.virtual_memory().total

@@ -7,7 +7,8 @@ the loss change is ΔL_c = L(m_c = 0) − L(m_c = 1), whose Taylor estimate of o
 calibration batches, model in eval mode. Order 1 takes one backward pass per batch for every
 gate at once. Orders 2 and 3 need each channel's own direction: nested forward-mode automatic
 differentiation (torch.func.jvp) along each gate direction, vmapped over a group's channels in
-chunks as large as a memory budget allows (`chunk_size`), the loss functionalised
+chunks as large as a memory budget allows (`plan`; the batch in pieces where one direction of
+it would not fit), the loss (a mean over examples) functionalised
 (`torch.func.functionalize`) so that in-place operations in the model (ReLU(inplace=True),
 torchvision's `out += identity`) do not write into forward-mode tangents. Channels are ranked
 globally by |estimate|.
@@ -75,13 +76,14 @@ def gate_derivatives(
     result = {}
     for root, group_points in points.items():
         channels = output_units(dict(model.named_modules())[group_points[0]])
-        chunk = chunk_size(model, group_points, batches[0][0].to(device), order, memory)
+        rows, chunk = plan(model, group_points, batches[0][0].to(device), order, memory)
         directions = torch.eye(channels, device=device)
         total: Tensor | None = None
         for x, y in batches:
-            loss = _loss(model, root, group_points, x.to(device), y.to(device), loss_fn)
-            values = along(loss, directions, order, chunk)
-            total = values if total is None else total + values
+            for xs, ys in zip(x.to(device).split(rows), y.to(device).split(rows)):  # the mean loss: a weighted sum
+                loss = _loss(model, root, group_points, xs, ys, loss_fn)
+                values = along(loss, directions, order, chunk) * (len(xs) / len(x))
+                total = values if total is None else total + values
         assert total is not None, "at least one batch"
         result[root] = total / len(batches)
     return result
@@ -144,10 +146,14 @@ def activation_bytes(model: nn.Module, group_points: list[str], x: Tensor) -> in
     return sum(size for _, size in sizes[start:])
 
 
-def chunk_size(model: nn.Module, group_points: list[str], x: Tensor, order: int, memory: int) -> int:
-    """The gate directions of one group that fit in `memory` bytes at once (at least one)."""
+def plan(model: nn.Module, group_points: list[str], x: Tensor, order: int, memory: int) -> tuple[int, int]:
+    """(examples per piece of a batch, gate directions per chunk) of one group that fit in
+    `memory` bytes at once. The batch is split only where one direction of the whole batch does
+    not fit: the loss is a mean over examples (in eval mode each example is on its own), so the
+    derivatives are the pieces' derivatives weighted by their share of the batch."""
     per_direction = DIRECTION_BYTES[order] * activation_bytes(model, group_points, x)
-    return max(1, memory // per_direction - 1)
+    rows = len(x) if memory >= 2 * per_direction else max(1, len(x) * memory // (2 * per_direction))
+    return rows, max(1, memory * len(x) // (per_direction * rows) - 1)
 
 
 MEMORY_SHARE = 0.25  # of the free memory that the derivative chunks may take
