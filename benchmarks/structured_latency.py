@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     shape = (3, size, size)
     torch.manual_seed(0)
     model = models.build(models.spec({"name": "resnet18"}, 3, 10, size)).eval()
-    cfg = Measure(latency_batch=batch, warmup=5, min_run_time=0.05 if args.smoke else 2.0)
+    cfg = Measure(latency_batch=batch, rounds=1, min_run_time=0.05 if args.smoke else 2.0)
     cpu = torch.device("cpu")
     before = measure.profile(model, shape, cfg, cpu)
     ctx = Context(batches=lambda: iter(()), device=cpu, generator=torch.Generator().manual_seed(0), input_shape=shape)

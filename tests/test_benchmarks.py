@@ -28,5 +28,6 @@ def test_a_benchmark_runs_in_smoke_mode(path, capsys):
         "offline_plots": "remote scripts: none",
         "weight_ranking": "| cnn | intra_kernel |",
         "sensitivity_sweep": "| sweep, 2 workers | ",
+        "onnx_speedup": "| l1_channel 0.75 |",
     }[path.stem]
     assert expected in output

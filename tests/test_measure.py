@@ -32,6 +32,6 @@ def test_sparse_macs_count_only_nonzero_weights():
 
 
 def test_profile_reports_every_cost(cpu):
-    result = measure.profile(small_cnn(), (1, 8, 8), Measure(latency_batch=8, warmup=1, min_run_time=0.01), cpu)
+    result = measure.profile(small_cnn(), (1, 8, 8), Measure(latency_batch=8, rounds=1, min_run_time=0.01), cpu)
     assert set(result) == {"params", "nonzeros", "macs", "macs_sparse", "latency_ms"}
     assert result["latency_ms"] > 0 and result["macs"] == result["macs_sparse"]

@@ -91,7 +91,7 @@ def test_bad_values_name_the_key_and_what_is_allowed(cfg, edit, key, allowed):
         (lambda p: p["model"].update(widht=16), "model.widht: unknown key (did you mean model.width?)"),
         (
             lambda p: p["measure"].update(colour="red"),
-            "measure.colour: unknown key (expected one of latency_batch, warmup, min_run_time)",
+            "measure.colour: unknown key (expected one of latency_batch, rounds, min_run_time)",
         ),
     ],
 )

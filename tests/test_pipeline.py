@@ -92,7 +92,7 @@ def copy_project(tmp_path_factory, methods: list[str] | None) -> Path:
     params["train"]["epochs"] = 4
     params["finetune"]["epochs"] = 2
     params["sensitivity"]["ratios"] = [0.5, 0.9, 0.98]
-    params["measure"] |= {"warmup": 1, "min_run_time": 0.01}
+    params["measure"] |= {"rounds": 1, "min_run_time": 0.005}
     params["stats"]["resamples"] = 200
     if methods is not None:
         params["methods"] = {key: params["methods"][key] for key in methods}
@@ -190,6 +190,20 @@ def test_each_row_holds_what_its_method_spent_and_the_report_shows_it(repo):
     assert "epochs (" in section  # the retention schedule's retraining
 
 
+def test_every_fine_tuned_model_is_deployed_checked_and_timed(repo):
+    results = pd.read_csv(repo / "results/results.csv")
+    assert (results["onnx_check"] == "ok").all() and (results["onnx_argmax_agreement"] == 1).all()
+    assert (results["onnx_max_difference"] < 1e-3).all()
+    for row in results.itertuples():
+        assert (repo / f"models/onnx/{row.method}/{row.ratio:g}/{row.seed}.onnx").stat().st_size > 1000
+    timed = results.groupby(["method", "ratio"])[["latency_ms", "ort_ms", "ort_b1_ms", "ort_speedup"]].nunique()
+    assert (timed == 1).all().all()  # the first seed's model, timed once per point
+    assert (results[["latency_ms", "ort_ms", "ort_b1_ms", "speedup", "ort_speedup"]] > 0).all().all()
+    report = (repo / "results/report.md").read_text()
+    section = report.split("## Deployment: ONNX Runtime")[1].split("\n## ")[0]
+    assert all(f"| {method} " in section for method in METHODS) and "none: masks keep dense kernels" in section
+
+
 def test_the_curves_the_winners_and_the_report(repo):
     curve = pd.read_csv(repo / "plots/compare/curve.csv")
     assert len(curve) == len(METHODS) * len(POINTS)
@@ -208,6 +222,9 @@ def test_the_curves_the_winners_and_the_report(repo):
     for link in [line.split("(")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]:
         assert (repo / "results" / link).stat().st_size > 1000
     assert (repo / "plots/compare/tradeoff.png").exists() and (repo / "plots/compare/layers.png").exists()
+    coloured = json.loads((repo / "plots/compare/templates/tradeoff.json").read_text())
+    scale = coloured["spec"]["encoding"]["color"]["scale"]
+    assert sorted(scale["domain"]) == sorted(METHODS) and len(set(scale["range"])) == len(METHODS)
     summary = json.loads((repo / "metrics/summary.json").read_text())
     assert list(summary) == METHODS and list(summary["lamp"]) == ["0.5", "0.75"]
     assert set(summary["lamp"]["0.5"]) == {"finetuned_accuracy", "recalibrated_accuracy", "reduction"}
@@ -272,7 +289,9 @@ def test_nothing_reruns_and_one_ratio_runs_one_point_in_a_temporary_experiment(r
     assert stages_run(run(repo, "dvc", "repro").stdout) == set()
     run(repo, "dvc", "exp", "save", "-n", "two-points")
     rerun = stages_run(run(repo, "dvc", "exp", "run", "--temp", "-n", "seventy", "-S", "ratio=0.7").stdout)
-    assert rerun == {"check", "concatenate", "compare"} | {f"{s}@{m}" for s in ("prune", "finetune") for m in METHODS}
+    assert rerun == {"check", "deploy", "concatenate", "compare"} | {
+        f"{s}@{m}" for s in ("prune", "finetune") for m in METHODS
+    }
     shown = pd.read_csv(io.StringIO(run(repo, "dvc", "exp", "show", "--csv").stdout)).set_index("Experiment")
     assert float(shown.loc["seventy", "ratio"]) == 0.7
     assert float(shown.loc["seventy", "l1_channel.0.7.reduction"]) >= 1 / 0.3
@@ -516,5 +535,5 @@ def test_two_machines_split_the_methods_and_a_third_only_aggregates(tmp_path_fac
     assert "train" not in stages_run(second_output)  # the base models came from the first machine
     run(second, "dvc", "push", "--run-cache")
     output = run(third, "dvc", "repro", "--pull").stdout
-    assert stages_run(output) == {"concatenate", "compare"}
+    assert stages_run(output) == {"deploy", "concatenate", "compare"}
     assert set(pd.read_csv(third / "results/results.csv")["method"]) == {"magnitude", "l1_channel"}

@@ -58,6 +58,32 @@ def check_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def export_model(args: argparse.Namespace) -> int:
+    """Export a saved model file to ONNX as the deploy stage does (masks folded in, batch dynamic),
+    and check it in ONNX Runtime against PyTorch on a random batch of 8."""
+    import torch
+
+    from prunebench.deploy import export
+    from prunebench.pruning import surgery
+
+    spec = surgery.load(args.model)[2]
+    model = export.deployable(args.model)
+    size = spec["image_size"]
+    x = torch.randn(8, spec["in_channels"], size, size, generator=torch.Generator().manual_seed(0))
+    try:
+        export.export(model, x[:1], args.out)
+    except Exception as error:  # noqa: BLE001 (one line, as the deploy stage says it)
+        raise UserError(f"{args.model}: {export.export_failure(model, x[:1], error)}") from None
+    result = export.check(model, args.out, x, args.tolerance)
+    if result.problem:
+        raise UserError(f"{args.out}: {result.problem}")
+    print(
+        f"{args.out}: largest logit difference from PyTorch {result.max_difference:.2g} "
+        f"(tolerance {args.tolerance:g}), argmax agrees on {result.agreement:.0%} of 8 random inputs"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="prunebench", description=__doc__)
     parser.add_argument("--debug", action="store_true", help=f"show tracebacks (or set {DEBUG}=1)")
@@ -69,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     cm = commands.add_parser("check-model", help=check_model.__doc__)
     cm.add_argument("params", nargs="?", default="params.yaml", help="the params file (default: params.yaml)")
     cm.set_defaults(run=check_model)
+    ex = commands.add_parser("export", help=export_model.__doc__)
+    ex.add_argument("model", help="a .pt file written by the pipeline, e.g. models/finetuned/l1_channel/0.75/0.pt")
+    ex.add_argument("out", help="the .onnx file to write")
+    ex.add_argument("--tolerance", type=float, default=1e-4, help="as deploy.tolerance in params.yaml (default 1e-4)")
+    ex.set_defaults(run=export_model)
     args = parser.parse_args(argv)
     if args.debug:
         os.environ[DEBUG] = "1"

@@ -5,7 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 EPOCH_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")  # a `train.fit` record
-BASE_COLUMNS = ("accuracy", "loss", "params", "nonzeros", "macs", "macs_sparse", "latency_ms")  # results/base.csv
+BASE_COLUMNS = ("accuracy", "loss", "params", "nonzeros", "macs", "macs_sparse")  # results/base.csv
+# results/deploy.csv, after ROW_KEYS: the ONNX check of each model, then the latencies of the first
+# seed's model at its point (ms; PyTorch at measure.latency_batch, ONNX Runtime there and at batch 1)
+# and its speed-ups over the base model timed beside it
+DEPLOY_COLUMNS = (
+    "onnx_max_difference",
+    "onnx_argmax_agreement",
+    "onnx_check",
+    "latency_ms",
+    "ort_ms",
+    "ort_b1_ms",
+    "speedup",
+    "ort_speedup",
+    "ort_b1_speedup",
+)
 ROW_KEYS = ("method", "ratio", "seed")  # what names a row of results/pruned/<m>.csv and results/finetuned/<m>.csv
 PHASES = ("pruned", "recalibrated", "finetuned")  # the accuracies of a pruned model, in the order they happen
 

@@ -144,8 +144,15 @@ class Schedule:
 @dataclass(frozen=True)
 class Measure:
     latency_batch: int = setting(integer(1))
-    warmup: int = setting(integer(0), doc="untimed forward passes first")
-    min_run_time: float = setting(positive(), doc="seconds of timed forward passes")
+    rounds: int = setting(integer(1), doc="timing rounds, each taking every model of a point in turn")
+    min_run_time: float = setting(positive(), doc="seconds of passes per model, way and round")
+
+
+@dataclass(frozen=True)
+class Deploy:
+    tolerance: float = setting(
+        positive(), doc="largest |ONNX Runtime − PyTorch| logit, relative to 1 + the largest |logit|"
+    )
 
 
 @dataclass(frozen=True)
@@ -200,6 +207,7 @@ class Params:
     recalibrate: int = setting(integer(0), doc="training batches that re-estimate BatchNorm statistics")
     finetune: Loop = section(Loop, "the same fine-tuning for every method and point")
     measure: Measure = section(Measure)
+    deploy: Deploy = section(Deploy, "the ONNX export and its check (deploy stage)")
     stats: Stats = section(Stats)
     methods: dict[str, MethodEntry] = section(None, "run name → knobs; `method:` picks the implementation")
 

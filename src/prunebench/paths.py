@@ -17,6 +17,9 @@ BASE_METRICS = Path("metrics/base.json")  # the mean over seeds, for `dvc exp sh
 BASE_RESULTS = Path("results/base.csv")  # one row per seed
 TRAIN_CURVES = Path("plots/train/curves.csv")
 
+ONNX_MODELS = Path("models/onnx")  # every fine-tuned model and each base model as ONNX (the deploy stage)
+DEPLOY_RESULTS = Path("results/deploy.csv")  # per method × point × seed: the ONNX check and the latencies
+
 SENSITIVITY_PLOTS = Path("plots/sensitivity")
 SENSITIVITY = SENSITIVITY_PLOTS / "sensitivity.csv"
 SENSITIVITY_UNSTRUCTURED = SENSITIVITY_PLOTS / "unstructured.png"
@@ -122,6 +125,14 @@ def finetune_curves(method: str) -> Path:
 def method_figures(method: str) -> Path:
     """The compare stage's figures of one method's run."""
     return COMPARE_PLOTS / "methods" / method
+
+
+def onnx_model(method: str, ratio: float, seed: int) -> Path:
+    return ONNX_MODELS / method / point_name(ratio) / f"{seed}.onnx"
+
+
+def onnx_base_model(seed: int) -> Path:
+    return ONNX_MODELS / "base" / f"{seed}.onnx"
 
 
 def retention_checkpoints(method: str, seed: int) -> Path:

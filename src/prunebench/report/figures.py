@@ -180,34 +180,41 @@ def plot_differences(winners: pd.DataFrame, looks: dict[str, Look], budget: str,
     return save_figure(fig, path)
 
 
-def plot_speedup(summary: pd.DataFrame, looks: dict[str, Look], path: str | Path) -> Path:
-    """Measured latency speed-up against the MACs reduction, per method: structured pruning
-    follows the diagonal at best; masks keep dense kernels, so unstructured pruning stays at 1×."""
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    for method, look in looks.items():
-        rows = summary[summary["method"] == method].sort_values("macs_reduction_mean")
-        ax.plot(
-            rows["macs_reduction_mean"],
-            rows["speedup_mean"],
-            marker=look.marker,
-            color=look.colour,
-            linestyle=look.linestyle,
-            markersize=5,
-            label=method,
-        )
+SPEEDUPS = {
+    "speedup": "PyTorch eager, batch {batch}",
+    "ort_speedup": "ONNX Runtime, batch {batch}",
+    "ort_b1_speedup": "ONNX Runtime, batch 1",
+}  # results columns: the deploy stage's speed-ups over the base model, one thread
+
+
+def plot_speedup(summary: pd.DataFrame, looks: dict[str, Look], batch: int, path: str | Path) -> Path:
+    """Measured speed-up against the MACs reduction, per method, in PyTorch and in ONNX Runtime:
+    structured pruning follows the diagonal at best; masks keep dense kernels, so unstructured
+    pruning stays at 1×."""
+    fig, axes = plt.subplots(1, len(SPEEDUPS), figsize=(5.2 * len(SPEEDUPS) + 2, 4.8), sharex=True, sharey=True)
     top = max(summary["macs_reduction_mean"].max(), 2)
-    ax.plot([1, top], [1, top], color="black", linestyle=":", linewidth=1, label="speed-up = MACs reduction")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log", base=2)
-    _log2_axis(ax.xaxis)
-    _log2_axis(ax.yaxis)
-    ax.set(
-        xlabel="MACs reduction (sparsity-aware)",
-        ylabel="measured latency speed-up",
-        title="What the MACs buy: measured speed-up",
-    )
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    for ax, (column, title) in zip(axes, SPEEDUPS.items()):
+        for method, look in looks.items():
+            rows = summary[summary["method"] == method].sort_values("macs_reduction_mean")
+            ax.plot(
+                rows["macs_reduction_mean"],
+                rows[f"{column}_mean"],
+                marker=look.marker,
+                color=look.colour,
+                linestyle=look.linestyle,
+                markersize=5,
+                label=method,
+            )
+        ax.plot([1, top], [1, top], color="black", linestyle=":", linewidth=1, label="speed-up = MACs reduction")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        _log2_axis(ax.xaxis)
+        _log2_axis(ax.yaxis)
+        ax.set(xlabel="MACs reduction (sparsity-aware)", title=title.format(batch=batch))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("measured speed-up over the base model")
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    fig.suptitle("What the MACs buy: measured speed-up, each point's models timed side by side")
     return save_figure(fig, path)
 
 

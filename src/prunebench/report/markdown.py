@@ -146,6 +146,9 @@ def point_table(summary: pd.DataFrame, winners: pd.DataFrame, ratio: float) -> s
             _pm(r.accuracy_change_mean, r.accuracy_change_std),
             f"{r.latency_ms_mean:.3f}",
             f"{r.speedup_mean:.2f}×",
+            f"{r.ort_ms_mean:.3f}",
+            f"{r.ort_speedup_mean:.2f}×",
+            f"{r.ort_b1_speedup_mean:.2f}×",
             verdict.get(r.method, "–"),
         ]
         for r in at.itertuples()
@@ -163,8 +166,11 @@ def point_table(summary: pd.DataFrame, winners: pd.DataFrame, ratio: float) -> s
                 "acc. recalibrated %",
                 "acc. fine-tuned %",
                 "Δ vs base (pp)",
-                "latency ms",
+                "PyTorch ms",
                 "speed-up",
+                "ORT ms",
+                "ORT speed-up",
+                "ORT batch 1",
                 "vs best",
             ],
         )
@@ -182,6 +188,50 @@ def cost_table(summary: pd.DataFrame) -> str:
             cell += f" + {row['cost.retrain_epochs_mean']:.1f} epochs ({row['cost.retrain_seconds_mean']:.1f} s)"
         cells.setdefault(r.method, {"method": r.method, "schedule": r.schedule})[f"{1 / (1 - r.ratio):g}×"] = cell
     return markdown(pd.DataFrame(list(cells.values())).fillna("–"))
+
+
+def deployment_section(summary: pd.DataFrame, results: pd.DataFrame, batch: int) -> list[str]:
+    """What each method's MACs reduction buys in ONNX Runtime (the deploy stage's figures), and
+    every model whose export failed or disagreed with PyTorch, one line each."""
+    share = summary.assign(
+        turned=np.log(summary["ort_speedup_mean"].clip(lower=1e-9)) / np.log(summary["macs_reduction_mean"])
+    )
+    rows = []
+    for method, at in share.groupby("method", sort=False):
+        dense = at["unit"].iloc[0] == "weight"
+        cells = {
+            f"{1 / (1 - r.ratio):g}×": f"{r.ort_speedup_mean:.2f}× of {r.macs_reduction_mean:.2f}×"
+            for r in at.itertuples()
+        }
+        verdict = (
+            "none: masks keep dense kernels, which a dense runtime runs at the base model's speed"
+            if dense
+            else f"{at['turned'].mean():.0%} (mean over points)"
+        )
+        rows.append({"method": method, **cells, "MACs reduction turned into speed-up": verdict})
+    problems = results[results["onnx_check"] != "ok"]
+    return [
+        "## Deployment: ONNX Runtime",
+        "",
+        "Every fine-tuned model exported to ONNX (`models/onnx/`) and run in ONNX Runtime on a test batch: the "
+        f"largest logit difference from PyTorch was {results['onnx_max_difference'].max():.2g}, and every model's "
+        f"argmax agreed on at least {results['onnx_argmax_agreement'].min():.1%} of the examples. Speed-up in ONNX "
+        "Runtime (CPU, "
+        f"one thread, batch {batch}) against the MACs reduction, each point's models timed side by side with the "
+        "base model; *turned into speed-up*: log(speed-up) / log(MACs reduction), 100 % when the runtime gains all "
+        "the MACs promise, below 0 when the pruned model runs slower than the base (channel counts that the "
+        "runtime's kernels handle badly: `round_to` keeps multiples of 8 or 16).",
+        "",
+        markdown(pd.DataFrame(rows).fillna("–")),
+        "",
+        *(
+            ["Models that failed the check:", ""]
+            + [f"- {r.method} ratio {r.ratio:g} seed {r.seed}: {r.onnx_check}" for r in problems.itertuples()]
+            + [""]
+            if len(problems)
+            else []
+        ),
+    ]
 
 
 def model_section(check: dict[str, Any], refused: dict[str, str]) -> list[str]:
@@ -293,11 +343,15 @@ def markdown_report(
         "*Pruned* is the test accuracy right after pruning, *recalibrated* after re-estimating the BatchNorm "
         "statistics, *fine-tuned* after fine-tuning. *MACs* count only nonzero weights: unstructured methods "
         "keep dense kernels, so their measured latency does not drop; structured methods physically shrink the "
-        f"model. Latency is measured on {params.device} (batch {params.measure.latency_batch}, the "
-        f"median pass of at least {params.measure.min_run_time:g} s of passes) and varies between runs. "
+        "model. Latency (the deploy stage, on the CPU, one thread): at each point the first seed's model of every "
+        "method and the base model are timed in one process, in "
+        f"{params.measure.rounds} rounds that take each model in turn ({params.measure.min_run_time:g} s of passes "
+        f"per model and round; the median over rounds), PyTorch eager at batch {params.measure.latency_batch} and "
+        "ONNX Runtime at that batch and at batch 1, so equal architectures read equal; figures vary between runs. "
         "Methods on the retention schedule retrain after every iteration, so their accuracy after pruning "
         "includes that retraining.",
         "",
+        *deployment_section(summary, results, params.measure.latency_batch),
     ]
     if len(layer_ratios):
         ratio = layer_ratios["ratio"].iloc[0]

@@ -11,28 +11,33 @@ import numpy as np
 
 from prunebench import paths
 from prunebench.io import atomic_path, read_csv
-from prunebench.layouts import BASE_COLUMNS
+from prunebench.layouts import BASE_COLUMNS, DEPLOY_COLUMNS
 
 
-def result_rows(base: list[dict], pruned: list[dict], finetuned: list[dict]) -> list[dict[str, Any]]:
-    """One method's rows: each pruned row (point × seed) with its fine-tuned result, its seed's
-    base model, and the ratios users compare on (all against the same seed's base model)."""
+def result_rows(
+    base: list[dict], pruned: list[dict], finetuned: list[dict], deployed: list[dict]
+) -> list[dict[str, Any]]:
+    """One method's rows: each pruned row (point × seed) with its fine-tuned result, its ONNX
+    check and latencies (the deploy stage's), its seed's base model, and the ratios users
+    compare on (all against the same seed's base model)."""
     by_seed = {row["seed"]: row for row in base}
     tuned = {(row["ratio"], row["seed"]): row for row in finetuned}
+    deploy = {(row["ratio"], row["seed"]): row for row in deployed}
     rows = []
     for row in pruned:
         b = by_seed[row["seed"]]
         t = tuned[row["ratio"], row["seed"]]
+        d = deploy[row["ratio"], row["seed"]]
         rows.append(
             {f"base_{k}": b[k] for k in BASE_COLUMNS}
             | row
             | {k: v for k, v in t.items() if k not in row}
+            | {k: d[k] for k in DEPLOY_COLUMNS}
             | {
                 "target_reduction": 1 / (1 - row["ratio"]),
                 "reduction": 1 / row["kept"],  # of the budget
                 "macs_reduction": b["macs_sparse"] / row["macs_sparse"],
                 "params_reduction": b["nonzeros"] / row["nonzeros"],
-                "speedup": row["base_latency_ms"] / row["latency_ms"],  # both timed by the prune stage
                 "sparsity": 1 - row["nonzeros"] / b["params"],
                 "accuracy_change": t["finetuned_accuracy"] - b["accuracy"],
             }
@@ -44,10 +49,12 @@ def concatenate(methods: list[str]) -> tuple[list[dict[str, Any]], dict[str, np.
     """Every method's rows, in the order of params.yaml, and every test prediction, keyed
     "<method>/<point>/<seed>/<phase>"."""
     base = read_csv(paths.BASE_RESULTS)
+    deployed = read_csv(paths.DEPLOY_RESULTS)
     rows: list[dict[str, Any]] = []
     predictions: dict[str, np.ndarray] = {}
     for key in methods:
-        rows += result_rows(base, read_csv(paths.pruned_results(key)), read_csv(paths.finetuned_results(key)))
+        mine = [row for row in deployed if row["method"] == key]
+        rows += result_rows(base, read_csv(paths.pruned_results(key)), read_csv(paths.finetuned_results(key)), mine)
         for path in (paths.pruned_predictions(key), paths.finetuned_predictions(key)):
             predictions |= {f"{key}/{name}": right for name, right in load_predictions(path).items()}
     return rows, predictions

@@ -28,6 +28,8 @@ CURVE_COLUMNS = (
     "reduction",
     "macs_reduction",
     "speedup",
+    "ort_speedup",
+    "ort_b1_speedup",
     "pruned_accuracy",
     "recalibrated_accuracy",
     "finetuned_accuracy",
@@ -222,7 +224,7 @@ def figure_list(params: Params, inputs: Inputs, tables: Tables) -> list[Draw]:
             figures.plot_tradeoff(summary, tables.winners, looks, params.budget, base_accuracy, out / "tradeoff.png")
         ],
         lambda: [figures.plot_differences(tables.winners, looks, params.budget, out / "differences.png")],
-        lambda: [figures.plot_speedup(summary, looks, out / "speedup.png")],
+        lambda: [figures.plot_speedup(summary, looks, params.measure.latency_batch, out / "speedup.png")],
         lambda: curves(
             inputs.finetune_curves, "method", out / "finetune_curves.png", "fine-tuning", panels="ratio", looks=looks
         ),

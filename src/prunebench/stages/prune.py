@@ -10,10 +10,8 @@ measured last, by the stage process alone, once per architecture.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -115,8 +113,7 @@ def run(params: Params, key: str) -> None:
         found = SeedRecord.merge(bench.run(prune_seed, seeds, f"prune {key}"))
     except Unsupported as refused:  # found while scoring: the method refuses, the others run
         return refuse(key, str(refused))
-    timed = _latencies(bench, key, found.rows)
-    write_csv(paths.pruned_results(key), timed)
+    write_csv(paths.pruned_results(key), found.rows)
     save_predictions(paths.pruned_predictions(key), found.predictions)
     write_csv(paths.method_layers(key), found.layers)
     write_csv(paths.method_weights(key), found.weights)
@@ -201,29 +198,6 @@ def assess_point(
         f"{'' if choice.reached else ' (target out of reach)'}, test accuracy {before['accuracy']:.4f}"
         f" pruned, {after['accuracy']:.4f} recalibrated"
     )
-
-
-def _latencies(bench: Workbench, key: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows with each pruned model's latency and its base model's, timed beside each other so
-    that the speed-up compares like with like; latency depends on the architecture alone, so each
-    is timed once."""
-    timed: dict[str, float] = {}
-
-    def latency(path: Path) -> float:
-        model = prepare_model(surgery.load(path)[0], bench.device)
-        architecture = json.dumps(surgery.architecture(model), sort_keys=True)
-        if architecture not in timed:
-            timed[architecture] = bench.latency(model)
-        return timed[architecture]
-
-    return [
-        row
-        | {
-            "latency_ms": latency(paths.pruned_model(key, row["ratio"], row["seed"])),
-            "base_latency_ms": latency(paths.base_model(row["seed"])),
-        }
-        for row in rows
-    ]
 
 
 def _histogram(model: str, base: Any, weights: Any) -> list[dict[str, Any]]:

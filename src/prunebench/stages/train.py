@@ -50,8 +50,7 @@ def run(params: Params) -> None:
         return {"seed": seed, **test, **measure.costs(model, s.input_shape)[0]}, history
 
     done = bench.run(train, params.seeds, "base models")
-    latency = bench.latency(prepare_model(surgery.load(paths.base_model(params.seeds[0]))[0], bench.device))
-    rows = [row | {"latency_ms": latency} for row, _ in done]  # one architecture: timed once
+    rows = [row for row, _ in done]
     write_csv(
         paths.TRAIN_CURVES,
         [{"seed": row["seed"], **record} for row, history in done for record in history],

@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
-from torch import nn
 
 from prunebench import paths, workers
 from prunebench.io import read_json
 from prunebench.params import Params
 from prunebench.progress import bar
 from prunebench.runtime import Runtime
-from prunebench.training import data, measure, pretrained
+from prunebench.training import data, pretrained
 from prunebench.training.batches import Batches, FileBatches, batches
 
 Job = TypeVar("Job")
@@ -62,7 +61,3 @@ class Workbench:
     def run(self, work: Callable[[Job], Any], jobs: list[Job], desc: str) -> list[Any]:
         """`work(job)` for every job, `workers` at a time, with a progress bar over the jobs."""
         return list(bar(workers.run(work, jobs, self.workers), total=len(jobs), desc=desc, unit="job"))
-
-    def latency(self, model: nn.Module) -> float:
-        """Measured by the stage process itself, once its workers are done: no other job competes."""
-        return measure.latency(model, self.splits.input_shape, self.params.measure, self.device)

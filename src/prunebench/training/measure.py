@@ -79,10 +79,12 @@ def costs(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[dict[str, flo
 
 @torch.no_grad()
 def latency_ms(
-    model: nn.Module, input_shape: tuple[int, ...], batch: int, warmup: int, min_run_time: float, device: torch.device
+    model: nn.Module, input_shape: tuple[int, ...], batch: int, min_run_time: float, device: torch.device
 ) -> float:
     """Median wall time of one forward pass over a batch (torch.utils.benchmark, which
-    synchronises CUDA), after `warmup` untimed passes, on the stage's threads."""
+    synchronises CUDA), after one untimed pass, on this process's threads. The pipeline's
+    latencies come from the deploy stage, which times a point's models side by side
+    (`deploy.timing`); this one times a model alone (`prunebench evaluate`, benchmarks)."""
     from torch.utils import benchmark  # here: it imports setuptools, and most stages time nothing
 
     model.eval()
@@ -90,16 +92,11 @@ def latency_ms(
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     timer = benchmark.Timer("model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
-    if warmup:
-        timer.timeit(warmup)
+    timer.timeit(1)
     return timer.blocked_autorange(min_run_time=min_run_time).median * 1000
 
 
 def profile(model: nn.Module, input_shape: tuple[int, ...], cfg: Measure, device: torch.device) -> dict[str, float]:
     """Size, MACs and latency of a model; `cfg` is the params.yaml `measure` section."""
-    return costs(model, input_shape)[0] | {"latency_ms": latency(model, input_shape, cfg, device)}
-
-
-def latency(model: nn.Module, input_shape: tuple[int, ...], cfg: Measure, device: torch.device) -> float:
-    """`latency_ms` with the params.yaml `measure` settings."""
-    return latency_ms(model, input_shape, cfg.latency_batch, cfg.warmup, cfg.min_run_time, device)
+    latency = latency_ms(model, input_shape, cfg.latency_batch, cfg.min_run_time * cfg.rounds, device)
+    return costs(model, input_shape)[0] | {"latency_ms": latency}

@@ -1,0 +1,79 @@
+"""The deploy stage: every fine-tuned model and each base model as a standalone ONNX network
+(`models/onnx`), each checked in ONNX Runtime against PyTorch on the first test batch; then,
+at each point, the first seed's model of every method and the base model timed in this one
+process, in rounds (`deploy.timing`): PyTorch eager at `measure.latency_batch`, ONNX Runtime
+at that batch and at batch 1, one thread. A model that fails to export or disagrees is one line
+naming the method, point and layer, here and in the report, and its row says so."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prunebench import paths, runtime
+from prunebench.deploy import export, timing
+from prunebench.io import write_csv
+from prunebench.layouts import DEPLOY_COLUMNS, ROW_KEYS
+from prunebench.params import Params
+from prunebench.progress import bar, say
+from prunebench.stages.workbench import Workbench
+
+Job = tuple[str, float, int]  # method, point, seed
+
+
+def run(params: Params) -> None:
+    bench = Workbench.open(params, runtime.setup(params))
+    x = next(iter(bench.test))[0].cpu().float()
+    shape = bench.splits.input_shape
+    keys = [key for key in params.methods if not paths.refusal(paths.finetuned_models(key)).exists()]
+
+    def exported(job: Job) -> dict[str, Any]:
+        key, ratio, seed = job
+        source = paths.base_model(seed) if key == "" else paths.finetuned_model(key, ratio, seed)
+        target = paths.onnx_base_model(seed) if key == "" else paths.onnx_model(key, ratio, seed)
+        model = export.deployable(source)
+        try:
+            export.export(model, x[:1], target)
+        except Exception as error:  # noqa: BLE001 (any exporter failure is reported, never raised)
+            return {
+                "onnx_max_difference": None,
+                "onnx_argmax_agreement": None,
+                "onnx_check": export.export_failure(model, x[:1], error),
+            }
+        return export.check(model, target, x, params.deploy.tolerance).row()
+
+    jobs: list[Job] = [("", 0.0, seed) for seed in params.seeds]
+    jobs += [(key, ratio, seed) for key in keys for ratio in params.points for seed in params.seeds]
+    checks = dict(zip(jobs, bench.run(exported, jobs, "ONNX export and check")))
+    for (key, ratio, seed), check in checks.items():
+        if check["onnx_check"] != "ok":
+            say(f"{key or 'base model'} {paths.point_name(ratio) if key else ''} seed {seed}: {check['onnx_check']}")
+    timed = {
+        ratio: _time_point(params, keys, ratio, shape, checks)
+        for ratio in bar(params.points, desc="latency", unit="point")
+    }
+    rows = [dict(zip(ROW_KEYS, job)) | checks[job] | timed[job[1]].get(job[0], {}) for job in jobs if job[0]]
+    write_csv(paths.DEPLOY_RESULTS, rows, (*ROW_KEYS, *DEPLOY_COLUMNS))
+
+
+def _time_point(params: Params, keys: list[str], ratio: float, shape: tuple[int, ...], checks: dict) -> dict[str, dict]:
+    """The first seed's model of each method that exported, beside the base model: latencies and
+    speed-ups over the base, per method."""
+    seed = params.seeds[0]
+    named = {"": (paths.base_model(seed), paths.onnx_base_model(seed))} | {
+        key: (paths.finetuned_model(key, ratio, seed), paths.onnx_model(key, ratio, seed))
+        for key in keys
+        if checks[key, ratio, seed]["onnx_max_difference"] is not None  # exported (checked or not)
+    }
+    models = {key: (export.deployable(model), export.session(onnx)) for key, (model, onnx) in named.items()}
+    measure = params.measure
+    ms = timing.interleaved(models, shape, measure.latency_batch, measure.rounds, measure.min_run_time)
+    base = ms.pop("")
+    return {
+        key: values
+        | {
+            "speedup": base["latency_ms"] / values["latency_ms"],
+            "ort_speedup": base["ort_ms"] / values["ort_ms"],
+            "ort_b1_speedup": base["ort_b1_ms"] / values["ort_b1_ms"],
+        }
+        for key, values in ms.items()
+    }
