@@ -12,6 +12,7 @@ base model, one thread. `--smoke`: a tiny cnn, two fractions (what CI runs).
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import torch
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     pruned = {"base": (base, 1.0)}
     for key in ("magnitude", "l1_channel"):
         for fraction in fractions:
-            model = prune_step(base, methods.create(MethodEntry.of(key, {})), 0.0, fraction, ctx).model.eval()
+            method = methods.create(MethodEntry.of(key, {}))
+            model = prune_step(copy.deepcopy(base), method, 0.0, fraction, ctx).model.eval()  # it prunes in place
             pruned[f"{key} {fraction:g}"] = (model, base_macs / measure.costs(model, shape)[0]["macs_sparse"])
     start, worst = time.perf_counter(), 0.0
     pairs = {}

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from prunebench import paths
-from prunebench.report import figures, markdown, palette
+from prunebench.report import figures, markdown, palette, plot_tables
 from prunebench.stages import compare
 
 from helpers import ROOT
@@ -189,13 +189,13 @@ def test_the_layer_heatmap_is_methods_by_layers_of_macs_kept(tables, drawn, tmp_
 
 def test_the_trade_off_rows_carry_the_standings_and_a_front_per_family(results, tables):
     curve = results.assign(reduction=results["reduction"])
-    rows = compare.tradeoff_rows(curve, tables)
-    methods = rows[rows["method"] != compare.FRONT]
+    rows = plot_tables.tradeoff_rows(curve, tables.summary, tables.winners, tables.looks)
+    methods = rows[rows["method"] != plot_tables.FRONT]
     at = methods[(methods["ratio"] == 0.5)].drop_duplicates("method").set_index("method")
     assert at.loc["lamp", "finetuned_standing"] == "best"
     assert at.loc["magnitude", "finetuned_standing"] == "tied"
     assert at.loc["random", "finetuned_standing"] == ""
-    front = rows[rows["method"] == compare.FRONT]
+    front = rows[rows["method"] == plot_tables.FRONT]
     labels = {palette.FAMILIES[f].label for f in palette.FAMILIES}
     assert set(front["family"]) == labels
     finetuned = front[front["finetuned_accuracy"].notna()]
@@ -224,10 +224,14 @@ def test_the_dvc_plots_views_draw_every_method_in_its_colour(results, tables, tm
     }
     curve = results.assign(cost_seconds=0.1)
     data = {
-        "tradeoff.json": ("reduction", "finetuned_accuracy", compare.tradeoff_rows(curve, tables)),
+        "tradeoff.json": (
+            "reduction",
+            "finetuned_accuracy",
+            plot_tables.tradeoff_rows(curve, tables.summary, tables.winners, tables.looks),
+        ),
         "curves.json": ("reduction", "finetuned_loss", palette.columns(curve, tables.looks)),
         "cost.json": ("cost_seconds", "finetuned_accuracy", palette.columns(curve, tables.looks)),
-        "forest.json": ("method", "accuracy_minus_best", compare.difference_rows(tables)),
+        "forest.json": ("method", "accuracy_minus_best", plot_tables.difference_rows(tables.winners, tables.looks)),
         "lines_by_method.json": ("ratio", "finetuned_accuracy", palette.columns(curve, tables.looks)),
     }
     for path in written:

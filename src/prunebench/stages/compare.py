@@ -17,7 +17,7 @@ from prunebench import paths, runtime, workers
 from prunebench.io import read_csv, read_json, save_with, write_json, write_text
 from prunebench.layouts import ITERATION_COLUMNS
 from prunebench.params import Params
-from prunebench.report import figures, markdown, method_figures, palette, tracking
+from prunebench.report import figures, markdown, method_figures, palette, plot_tables, tracking
 from prunebench.report.palette import Look
 from prunebench.report.results import load_predictions
 
@@ -143,7 +143,8 @@ def write_plot_tables(inputs: Inputs, tables: Tables) -> None:
         cost_seconds=cost.groupby([results["method"], results["ratio"]]).transform("mean"),
     )
     _csv(out / "curve.csv", palette.columns(curve, looks))
-    _csv(out / "tradeoff.csv", tradeoff_rows(curve.assign(base_accuracy=results["base_accuracy"]), tables))
+    tradeoff = curve.assign(base_accuracy=results["base_accuracy"])
+    _csv(out / "tradeoff.csv", plot_tables.tradeoff_rows(tradeoff, tables.summary, tables.winners, looks))
     layers = inputs.at_middle(inputs.layers, ["method", "layer"], ["base_macs", "pruned_macs", "pruned_nonzeros"])
     _csv(
         out / "layers.csv", palette.columns(layers.assign(macs_kept=layers["pruned_macs"] / layers["base_macs"]), looks)
@@ -152,50 +153,8 @@ def write_plot_tables(inputs: Inputs, tables: Tables) -> None:
     _csv(out / "finetune_curves.csv", palette.columns(finetune, looks))
     iterations = inputs.iterations[["method", "seed", "iteration", "units_kept", "val_accuracy", "val_loss"]]
     _csv(out / "iterations.csv", palette.columns(iterations, looks))
-    _csv(out / "differences.csv", difference_rows(tables))
+    _csv(out / "differences.csv", plot_tables.difference_rows(tables.winners, looks))
     palette.fill_templates(paths.PLOT_TEMPLATES, paths.COLOURED_TEMPLATES, looks)
-
-
-def difference_rows(tables: Tables) -> pd.DataFrame:
-    """The forest view's data: each method's accuracy minus the best's at each point and phase, in
-    pp, with its interval and standing (best, tied or worse)."""
-    winners = tables.winners
-    rows = winners.assign(
-        budget=[f"{t:g}×" for t in winners["target_reduction"]],
-        accuracy_minus_best=-winners["difference"] * 100,
-        low=-winners["high"] * 100,
-        high=-winners["low"] * 100,
-        standing=[figures.standing(d, t) for d, t in zip(winners["difference"], winners["tied"])],
-    )
-    return palette.columns(rows, tables.looks)
-
-
-FRONT = "Pareto front"  # the method name of the front's rows in plots/compare/tradeoff.csv
-
-
-def tradeoff_rows(curve: pd.DataFrame, tables: Tables) -> pd.DataFrame:
-    """The faceted trade-off views' data: every seed's row, with its standing at its point in
-    each phase (best, tied or none); then the Pareto front over every method of each phase,
-    repeated in each family's panel (method FRONT; the other phase's accuracy empty)."""
-    rows = palette.columns(curve, tables.looks)
-    for phase in markdown.WINNER_PHASES:
-        marks = figures.standings(tables.winners, phase)
-        rows[f"{phase}_standing"] = [marks.get((m, r), "") for m, r in zip(rows["method"], rows["ratio"])]
-    summary = tables.summary[tables.summary["reached"]]
-    fronts = [
-        pd.DataFrame(
-            {
-                "method": FRONT,
-                "reduction": front["reduction_mean"],
-                f"{phase}_accuracy": front[f"{phase}_accuracy_mean"],
-                "family": label,
-            }
-        )
-        for phase in markdown.WINNER_PHASES
-        for front in [figures.pareto(summary, "reduction_mean", f"{phase}_accuracy_mean")]
-        for label in rows["family"].unique()
-    ]
-    return pd.concat([rows, *fronts], ignore_index=True).astype({"seed": "Int64"})
 
 
 Draw = Callable[[], list[Path]]
