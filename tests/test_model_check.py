@@ -107,11 +107,12 @@ def test_a_method_that_refuses_the_model_is_reported_and_the_others_run(tmp_path
             done = stage(repo, name, key)
             assert done.returncode == 0, (name, key, done.stderr[-2000:])
     assert "interval_adjoint: refused: interval propagation" in stage(repo, "prune", "interval_adjoint").stdout
-    for name in ("concatenate", "compare"):
+    for name in ("deploy", "concatenate", "compare"):
         done = stage(repo, name)
         assert done.returncode == 0, (name, done.stderr[-2000:])
     results = pd.read_csv(repo / "results/results.csv")
     assert set(results["method"]) == {"magnitude", "l1_channel"}
+    assert (results["onnx_check"] == "ok").all()  # the padded shortcuts export and agree too
     assert (results["macs_reduction"] > 1).all()
     for folder in ("models/pruned", "models/finetuned", "plots/methods"):
         refusal = json.loads((repo / folder / "interval_adjoint/refused.json").read_text())
