@@ -1,6 +1,7 @@
 import torch
+from torch import nn
 
-from prunebench.pruning.hooks import capture
+from prunebench.pruning.hooks import capture, leaf_calls
 from prunebench.training.models import prunable_layers
 
 from helpers import small_cnn
@@ -26,3 +27,17 @@ def test_capture_records_outputs_and_their_loss_gradients_then_removes_itself():
     with torch.no_grad():
         model(x)
     assert len(records.outputs["stem.0"]) == 1  # hooks are gone after the block
+
+
+def test_leaf_calls_sees_every_leaf_call_in_order_and_leaves_the_outputs_alone():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 2)))
+    x = torch.randn(5, 3)
+    expected = model(x)
+    seen = []
+    with leaf_calls(model, lambda name, inputs, output: seen.append((name, inputs[0].shape)) or "not an output"):
+        got = model(x)
+    assert [name for name, _ in seen] == ["0", "1", "2.0"] and seen[2][1] == (5, 4)
+    assert torch.equal(got, expected)
+    with leaf_calls(model, lambda name, *_: seen.append(name), also=["2"]):
+        model(x)
+    assert seen[3:] == ["0", "1", "2.0", "2"]

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from prunebench.io import atomic_path
 from prunebench.pruning import surgery
+from prunebench.pruning.hooks import leaf_calls
 
 INPUT, OUTPUT = "input", "logits"
 
@@ -70,24 +71,8 @@ def export_failure(model: nn.Module, x: Tensor, error: Exception) -> str:
     """One line for a model that did not export: the error, and the first layer (in the order the
     forward pass runs them) that does not export on its own with the input it gets."""
     inputs: dict[str, tuple] = {}
-
-    def record(name: str):
-        def hook(_module: nn.Module, args: tuple, _output: Any) -> None:  # returns None: the output stays
-            inputs.setdefault(name, args)
-
-        return hook
-
-    hooks = [
-        module.register_forward_hook(record(name))
-        for name, module in model.named_modules()
-        if name and not any(module.children())
-    ]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    with leaf_calls(model, lambda name, args, _output: inputs.setdefault(name, args)), torch.no_grad():
+        model(x)
     modules = dict(model.named_modules())
     message = (
         f"export failed: {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
@@ -158,20 +143,10 @@ def first_difference(model: nn.Module, x: Tensor, tolerance: float) -> str:
     whose last node's output differs from the PyTorch module's output."""
     import onnx
 
-    outputs: dict[str, list[np.ndarray]] = {}
-    hooks = [
-        module.register_forward_hook(
-            lambda _m, _i, out, name=name: outputs.setdefault(name, []).append(out.numpy().copy())
-        )
-        for name, module in model.named_modules()
-        if name and not any(module.children())
-    ]
-    try:
+    outputs: dict[str, list[np.ndarray]] = {}  # copied: in-place operations follow
+    with leaf_calls(model, lambda name, _i, out: outputs.setdefault(name, []).append(out.numpy().copy())):
         with torch.no_grad():
             model(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
     graph = onnx.load_from_string(to_onnx(model, x[:1], keep_layers=True))  # traced as `export` traces
     inferred = onnx.shape_inference.infer_shapes(graph).graph
     known = {v.name: v for v in [*inferred.value_info, *inferred.output]}

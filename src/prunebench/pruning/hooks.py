@@ -8,9 +8,10 @@ follows, the gradient of the loss with respect to that output, e.g. for Taylor-s
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -61,6 +62,31 @@ def gated(model: nn.Module, points: dict[str, list[str]], gates: dict[str, Tenso
         for root, group_points in points.items()
         if root in gates
         for point in group_points
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def leaf_calls(
+    model: nn.Module, callback: Callable[[str, tuple, Any], object], also: Collection[str] = ()
+) -> Iterator[None]:
+    """Call `callback(name, inputs, output)` after every call of a leaf module (and of the modules
+    named in `also`) while the block runs; what it returns is dropped, so the outputs stay."""
+
+    def hook(name: str):
+        def record(_module: nn.Module, inputs: tuple, output: Any) -> None:
+            callback(name, inputs, output)
+
+        return record
+
+    handles = [
+        module.register_forward_hook(hook(name))
+        for name, module in model.named_modules()
+        if name and (not any(module.children()) or name in also)
     ]
     try:
         yield

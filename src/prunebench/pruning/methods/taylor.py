@@ -23,13 +23,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 from torch.func import functionalize, jvp, vmap
 
-from prunebench.pruning.hooks import capture, gated
+from prunebench.pruning.hooks import capture, gated, leaf_calls
 from prunebench.pruning.methods.base import Method, RankingKnobs, Scored, knob
 from prunebench.pruning.surgery import channel_groups, gate_points
 from prunebench.spec import boolean, integer, one_of, optional
@@ -124,24 +124,12 @@ def activation_bytes(model: nn.Module, group_points: list[str], x: Tensor) -> in
     forward pass of x: what the tangents of one direction take per derivative component."""
     sizes: list[tuple[str, int]] = []
 
-    def record(name: str):
-        def hook(_module: nn.Module, _inputs, output) -> None:
-            if isinstance(output, Tensor):
-                sizes.append((name, output.numel() * output.element_size()))
+    def record(name: str, _inputs: tuple, output: Any) -> None:
+        if isinstance(output, Tensor):
+            sizes.append((name, output.numel() * output.element_size()))
 
-        return hook
-
-    hooks = [
-        module.register_forward_hook(record(name))
-        for name, module in model.named_modules()
-        if not any(module.children()) or name in group_points
-    ]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    with leaf_calls(model, record, also=group_points), torch.no_grad():
+        model(x)
     start = next(i for i, (name, _) in enumerate(sizes) if name in group_points)
     return sum(size for _, size in sizes[start:])
 
