@@ -81,8 +81,8 @@ def tables(results) -> compare.Tables:
                         "method": method,
                         "accuracy": value,
                         "difference": difference,
-                        "low": difference - 0.015,
-                        "high": difference + 0.015,
+                        "low": difference - 0.015 if difference else 0.0,  # the best: no interval (stats.rank)
+                        "high": difference + 0.015 if difference else 0.0,
                         "tied": tied,
                     }
                 )

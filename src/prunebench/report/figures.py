@@ -18,7 +18,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator  # noqa: E402
 
 from prunebench.io import save_with  # noqa: E402
-from prunebench.report.markdown import WINNER_PHASES  # noqa: E402
+from prunebench.report.markdown import WINNER_PHASES, standing  # noqa: E402
 from prunebench.report.palette import FAMILIES, Look  # noqa: E402
 
 
@@ -40,15 +40,10 @@ def pareto(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return front.sort_values(x)
 
 
-def standing(difference: float, tied: bool) -> str:
-    """A method at a point against the best: "best", "tied" or "worse"."""
-    return "best" if difference == 0 and tied else "tied" if tied else "worse"
-
-
 def standings(winners: pd.DataFrame, phase: str) -> dict[tuple[str, float], str]:
     """(method, ratio) → "best" or "tied" in `phase` (the methods worse than the best are left out)."""
     rows = winners[(winners["phase"] == phase) & winners["tied"]]
-    return {(r.method, r.ratio): standing(r.difference, r.tied) for r in rows.itertuples()}
+    return {(r.method, r.ratio): standing(r) for r in rows.itertuples()}
 
 
 def plot_tradeoff(
@@ -147,7 +142,7 @@ def plot_differences(winners: pd.DataFrame, looks: dict[str, Look], budget: str,
                 colour = looks[r.method].colour if r.tied else "#9a9a9a"
                 low, high = -r.high * 100, -r.low * 100  # method minus best: the interval of −difference
                 ax.plot([low, high], [y[r.method]] * 2, color=colour, linewidth=2.2 if r.tied else 1.2)
-                best = standing(r.difference, r.tied) == "best"
+                best = standing(r) == "best"
                 ax.scatter(
                     -r.difference * 100,
                     y[r.method],

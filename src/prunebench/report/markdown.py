@@ -76,6 +76,12 @@ def standings(
     return pd.DataFrame(rows)
 
 
+def standing(row: Any) -> str:
+    """A row of the winners table against the best of its point: "best" (the best itself: no
+    interval), "tied" or "worse"."""
+    return "best" if row.difference == 0 and row.low == row.high == 0 else "tied" if row.tied else "worse"
+
+
 def _pm(mean: float, std: float, scale: float = 100.0, digits: int = 1) -> str:
     std = 0.0 if pd.isna(std) else std
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
@@ -130,7 +136,7 @@ def point_table(summary: pd.DataFrame, winners: pd.DataFrame, ratio: float) -> s
     """Every method at one point: how it met the target, its accuracies and its cost."""
     at = summary[summary["ratio"] == ratio]
     verdict = {
-        r.method: "best" if r.difference == 0 and r.low == r.high == 0 else ("tie" if r.tied else "worse")
+        r.method: standing(r)
         for r in winners[(winners["phase"] == "finetuned") & (winners["ratio"] == ratio)].itertuples()
     }
     rows = [

@@ -18,7 +18,7 @@ def difference_rows(winners: pd.DataFrame, looks: dict[str, Look]) -> pd.DataFra
         accuracy_minus_best=-winners["difference"] * 100,
         low=-winners["high"] * 100,
         high=-winners["low"] * 100,
-        standing=[figures.standing(d, t) for d, t in zip(winners["difference"], winners["tied"])],
+        standing=[markdown.standing(r) for r in winners.itertuples()],
     )
     return palette.columns(rows, looks)
 
