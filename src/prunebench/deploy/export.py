@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from prunebench.errors import briefly
 from prunebench.io import atomic_path
 from prunebench.pruning import surgery
 from prunebench.pruning.hooks import leaf_calls
@@ -74,9 +75,7 @@ def export_failure(model: nn.Module, x: Tensor, error: Exception) -> str:
     with leaf_calls(model, lambda name, args, _output: inputs.setdefault(name, args)), torch.no_grad():
         model(x)
     modules = dict(model.named_modules())
-    message = (
-        f"export failed: {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
-    )
+    message = f"export failed: {briefly(error)}"
     for name, args in inputs.items():
         if len(args) != 1 or not isinstance(args[0], Tensor):
             continue
@@ -101,17 +100,16 @@ def session(model: bytes | str | Path, threads: int = 1) -> Any:
 
 @dataclass(frozen=True)
 class Check:
-    max_difference: float  # largest |ORT − PyTorch| over the batch's logits
-    scale: float  # largest |PyTorch logit|
-    agreement: float  # share of examples whose argmax agrees
     problem: str | None  # None when within tolerance; else one line
+    max_difference: float | None = None  # largest |ORT − PyTorch| over the batch's logits (None: it did not run)
+    scale: float | None = None  # largest |PyTorch logit|
+    agreement: float | None = None  # share of examples whose argmax agrees
 
     def row(self) -> dict[str, Any]:
-        """The deploy stage's check columns; the figures None where ONNX Runtime could not run it."""
-        ran = self.max_difference == self.max_difference  # not NaN
+        """The deploy stage's check columns."""
         return {
-            "onnx_max_difference": self.max_difference if ran else None,
-            "onnx_argmax_agreement": self.agreement if ran else None,
+            "onnx_max_difference": self.max_difference,
+            "onnx_argmax_agreement": self.agreement,
             "onnx_check": self.problem or "ok",
         }
 
@@ -124,10 +122,7 @@ def check(model: nn.Module, onnx_model: bytes | str | Path, x: Tensor, tolerance
     try:
         got = session(onnx_model).run([OUTPUT], {INPUT: x.numpy()})[0]
     except Exception as error:  # noqa: BLE001 (a file ONNX Runtime cannot load or run is reported, not raised)
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return Check(
-            float("nan"), float("nan"), float("nan"), f"ONNX Runtime cannot run it: {type(error).__name__}: {first}"
-        )
+        return Check(f"ONNX Runtime cannot run it: {briefly(error)}")
     difference = float(np.abs(got - expected).max())
     scale = float(np.abs(expected).max())
     agreement = float((got.argmax(1) == expected.argmax(1)).mean())
@@ -135,7 +130,7 @@ def check(model: nn.Module, onnx_model: bytes | str | Path, x: Tensor, tolerance
     if not difference <= tolerance * (1 + scale):
         where = first_difference(model, x, tolerance)
         problem = f"ONNX Runtime's logits differ from PyTorch's by {difference:.3g} (tolerance {tolerance:g}); {where}"
-    return Check(difference, scale, agreement, problem)
+    return Check(problem, difference, scale, agreement)
 
 
 def first_difference(model: nn.Module, x: Tensor, tolerance: float) -> str:
@@ -150,11 +145,11 @@ def first_difference(model: nn.Module, x: Tensor, tolerance: float) -> str:
     graph = onnx.load_from_string(to_onnx(model, x[:1], keep_layers=True))  # traced as `export` traces
     inferred = onnx.shape_inference.infer_shapes(graph).graph
     known = {v.name: v for v in [*inferred.value_info, *inferred.output]}
-    last: dict[tuple[str, int], Any] = {}  # each module call's last node: its output is the module's
-    for node in inferred.node:
+    last: dict[tuple[str, int], tuple[int, Any]] = {}  # each module call's last node: its output is the module's
+    for position, node in enumerate(inferred.node):
         if (found := _module_call(node.name, outputs)) is not None and node.output[0] in known:
-            last[found] = node
-    nodes = sorted(((node, call) for call, node in last.items()), key=lambda pair: list(inferred.node).index(pair[0]))
+            last[found] = position, node
+    nodes = [(node, call) for call, (_, node) in sorted(last.items(), key=lambda item: item[1][0])]
     graph.graph.output.extend(known[node.output[0]] for node, _ in nodes if node.output[0] not in {OUTPUT})
     values = dict(
         zip([o.name for o in graph.graph.output], session(graph.SerializeToString()).run(None, {INPUT: x.numpy()}))

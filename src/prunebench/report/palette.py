@@ -27,13 +27,12 @@ class Family:
     label: str
     hue: float  # degrees
     linestyle: str  # matplotlib
-    dash: tuple[int, ...]  # Vega-Lite strokeDash
 
 
 FAMILIES = {
-    "weight": Family("weights, masked", 215, "-", ()),
-    "channel": Family("channels, removed", 22, "--", (6, 3)),
-    "retention": Family("retention schedule", 135, "-.", (7, 3, 1, 3)),
+    "weight": Family("weights, masked", 215, "-"),
+    "channel": Family("channels, removed", 22, "--"),
+    "retention": Family("retention schedule", 135, "-."),
 }
 MARKERS = "os^vDP*Xhp<>"
 

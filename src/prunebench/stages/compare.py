@@ -134,7 +134,8 @@ def write_tables(params: Params, inputs: Inputs) -> Tables:
 
 
 def write_plot_tables(inputs: Inputs, tables: Tables) -> None:
-    """The CSVs behind the dvc.yaml plot definitions, each row with its method's colour and family."""
+    """The CSVs behind the dvc.yaml plot definitions, each row with its method's family, and the
+    templates that colour by method, filled with this run's colours."""
     results, looks, out = inputs.results, tables.looks, paths.COMPARE_PLOTS
     by_point = results.groupby(["method", "ratio"])
     cost = results["cost.pruning_seconds"] + results["cost.retrain_seconds"]

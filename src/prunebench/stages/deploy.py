@@ -34,11 +34,7 @@ def run(params: Params) -> None:
         try:
             export.export(model, x[:1], target)
         except Exception as error:  # noqa: BLE001 (any exporter failure is reported, never raised)
-            return {
-                "onnx_max_difference": None,
-                "onnx_argmax_agreement": None,
-                "onnx_check": export.export_failure(model, x[:1], error),
-            }
+            return export.Check(export.export_failure(model, x[:1], error)).row()
         return export.check(model, target, x, params.deploy.tolerance).row()
 
     jobs: list[Job] = [("", 0.0, seed) for seed in params.seeds]
