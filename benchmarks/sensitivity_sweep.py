@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from prunebench import params, workers
-from prunebench.stages.sensitivity import sweep
+from prunebench.stages.sensitivity import evaluate_probe, probe_jobs, sweep, tabulate
 from prunebench.training import data, models
 from prunebench.training.batches import batches
 from prunebench.training.loops import evaluate
@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> None:
         alone = sweep(base, memory_val, RATIOS, cpu, (3, size, size))
         one = time.perf_counter() - start
         start = time.perf_counter()
-        split_rows = sweep(
-            base, memory_val, RATIOS, cpu, (3, size, size), lambda work, jobs, desc: list(workers.run(work, jobs, 2))
-        )
+        jobs = probe_jobs(base, RATIOS, (3, size, size))
+        found = workers.run(lambda p: evaluate_probe(model, p, memory_val, cpu, (3, size, size)), jobs, 2)
+        split_rows = tabulate(jobs, list(found), RATIOS)
         two = time.perf_counter() - start
     assert split_rows == alone, "the split gives the same rows"
     print(f"| {count} validation images {size}×{size}, resnet20 | evaluations | seconds | speed-up |")

@@ -17,6 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from cluster import ADDRESS, in_namespace
+
+from prunebench import resume
 
 from helpers import ROOT, write_mnist_files
 
@@ -304,10 +307,10 @@ def test_adding_a_point_computes_only_the_new_point(repo):
     before = pd.read_csv(repo / "results/results.csv")
     set_params(repo, ratio=[*POINTS, 0.875])
     done = run(repo, "dvc", "repro")
-    # DVC re-runs every method's stages (their `ratio` changed), and the old points come back from the
-    # fine-tuning checkpoints: the stage reports each as reused, and the results are the same
-    reused = [line for line in (done.stdout + done.stderr).splitlines() if "reused, finished" in line]
-    assert len(reused) == len(METHODS) * len(POINTS)
+    # DVC re-runs every method's stages (their `ratio` changed), and the old points' fine-tunings come
+    # back from the stage's finished jobs: the stage reports them as reused, and the results are the same
+    reused = [line for line in (done.stdout + done.stderr).splitlines() if "2 of 3 jobs finished before" in line]
+    assert len(reused) == len(METHODS)
     after = pd.read_csv(repo / "results/results.csv")
     assert set(after["ratio"]) == {*POINTS, 0.875}
     old = after[after["ratio"].isin(POINTS)].reset_index(drop=True)
@@ -350,48 +353,103 @@ def kill_when(repo: Path, target: str, marker: Path, *options: str) -> None:
     repro.wait()
 
 
-def test_a_killed_prune_stage_resumes_at_the_unfinished_iteration(repo):
-    before = pd.read_csv(repo / "results/results.csv").set_index(["method", "ratio"]).loc["interval_adjoint"]
-    store = repo / "checkpoints/retention/interval_adjoint/0"
-    shutil.rmtree(store)
-    # the default box, spelled out: prune@interval_adjoint must run (else DVC restores it from its cache)
+def test_a_killed_stage_runs_only_its_unfinished_jobs_and_ends_the_same(repo):
+    stage, cache = "finetune@l1_channel", repo / "checkpoints/finetune/l1_channel"
+    table, models = repo / "results/finetuned/l1_channel.csv", repo / "models/finetuned/l1_channel"
+    before = {path: path.read_bytes() for path in [table, *models.rglob("*.pt")]}
+    shutil.rmtree(cache)
     params = (repo / "params.yaml").read_text()
-    (repo / "params.yaml").write_text(params.replace("interval_adjoint: {}", "interval_adjoint: {box: [0, 100]}"))
-    kill_when(repo, "prune@interval_adjoint", store / "1/result.json")  # killed while it retrains iteration 2
-    assert sorted(p.parent.name for p in store.glob("*/result.json")) == ["0", "1"]
-    assert not (repo / "models/pruned/interval_adjoint").exists()  # DVC removed the outputs first
-    output = run(repo, "dvc", "repro").stdout
-    assert "resuming at iteration 2" in output and "prune@interval_adjoint" in stages_run(output)
-    after = pd.read_csv(repo / "results/results.csv").set_index(["method", "ratio"]).loc["interval_adjoint"]
-    for column in ("pruned_accuracy", "params", "finetuned_accuracy", "finetuned_loss"):
-        assert after[column].tolist() == before[column].tolist()  # the same as the run that was never interrupted
-    (repo / "params.yaml").write_text(params)
-
-
-@pytest.mark.parametrize(
-    ("stage", "cache", "table", "columns"),
-    [
-        ("train", "checkpoints/train/0", "results/base.csv", ["accuracy", "loss"]),
-        (
-            "finetune@l1_channel",
-            "checkpoints/finetune/l1_channel/0.5/0",
-            "results/finetuned/l1_channel.csv",
-            ["finetuned_accuracy", "finetuned_loss", "epochs"],
-        ),
-    ],
-)
-def test_a_killed_training_resumes_after_its_last_epoch_and_ends_the_same(repo, stage, cache, table, columns):
-    before = pd.read_csv(repo / table)[columns]
-    model = next((repo / ("models/base" if stage == "train" else "models/finetuned/l1_channel")).rglob("*.pt"))
-    model_bytes = model.read_bytes()
-    shutil.rmtree(repo / cache)
+    set_params(repo, workers=1)  # one job after the other; `workers` is no dependency: DVC sees no change
     # --no-run-cache: DVC would otherwise restore the stage's outputs instead of running it
-    kill_when(repo, stage, repo / cache / "state.pt", "--force", "--single-item", "--no-run-cache")  # after epoch 1
-    assert not (repo / table).exists()
+    kill_when(repo, stage, cache / "0.5/0.pkl", "--force", "--single-item", "--no-run-cache")  # the first job returned
+    assert sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*.pkl")) == ["0.5/0.pkl"]
+    assert not table.exists()  # DVC removed the outputs first; the stage had written none
     output = run(repo, "dvc", "repro", "--force", "--single-item", "--no-run-cache", stage)
-    assert "resuming after epoch 1" in output.stdout + output.stderr
-    pd.testing.assert_frame_equal(pd.read_csv(repo / table)[columns], before)  # as if never interrupted
-    assert model.read_bytes() == model_bytes
+    (repo / "params.yaml").write_text(params)
+    assert "finetune l1_channel: 1 of 2 jobs finished before, reused" in output.stdout + output.stderr
+    assert [line["job"] for line in resume.job_log(cache)] == ["0.5/0", "0.75/0"]  # each ran once
+    assert {path: path.read_bytes() for path in before} == before  # as if never interrupted
+
+
+RAY_COMPARED = {  # what the Ray run must give to the bit, and the columns of each table that are timings
+    "results/base.csv": [],
+    "plots/sensitivity/sensitivity.csv": [],
+    "results/pruned/interval_adjoint.csv": ["cost.pruning_seconds", "cost.retrain_seconds"],
+    "results/finetuned/l1_channel.csv": [],
+}
+
+
+def outputs_of(repo: Path) -> dict[str, object]:
+    tables = {name: pd.read_csv(repo / name).drop(columns=timings) for name, timings in RAY_COMPARED.items()}
+    models = ["models/base", "models/pruned/interval_adjoint", "models/finetuned/l1_channel"]
+    files = {p.relative_to(repo).as_posix(): p.read_bytes() for folder in models for p in (repo / folder).rglob("*.pt")}
+    predictions = ["results/pruned/interval_adjoint.npz", "results/finetuned/l1_channel.npz"]
+    correct = {f"{name}/{k}": v.tobytes() for name in predictions for k, v in np.load(repo / name).items()}
+    return tables | files | correct
+
+
+def same_outputs(before: dict[str, object], after: dict[str, object]) -> None:
+    assert before.keys() == after.keys()
+    for name, value in before.items():
+        if isinstance(value, pd.DataFrame):
+            pd.testing.assert_frame_equal(after[name], value, check_exact=True, obj=name)
+        else:
+            assert after[name] == value, name
+
+
+def test_ray_gives_to_the_bit_what_local_gives(repo):
+    """A Ray instance of the stage's own (`executor.address: null`), every kind of stage that has jobs."""
+    before = outputs_of(repo)
+    params = (repo / "params.yaml").read_text()
+    config = yaml.safe_load(params)
+    set_params(repo, executor=config["executor"] | {"kind": "ray", "address": None})
+    shutil.rmtree(repo / "checkpoints")  # every job runs on Ray, none comes from the local run's cache
+    found = in_namespace("stages", str(repo), "train", "sensitivity", "prune@interval_adjoint", "finetune@l1_channel")
+    (repo / "params.yaml").write_text(params)
+    assert all("Running stage" in output for output in found["outputs"]), found["outputs"]
+    same_outputs(before, outputs_of(repo))
+    for stage in ("train", "sensitivity", "prune/interval_adjoint", "finetune/l1_channel"):
+        log = resume.job_log(repo / "checkpoints" / stage)
+        assert log and all(len(line["node"]) == 56 for line in log), stage  # Ray nodes (their ids) ran them all
+
+
+def test_a_stage_on_two_nodes_runs_jobs_on_both_and_survives_losing_one(repo):
+    """finetune@l1_channel on a head and a second node (one CPU each) on the loopback address: the
+    jobs spread over both and give what a local run gives; the second node killed mid-job, Ray
+    runs its job again on the head and the stage still gives the same."""
+    stage, cache = "finetune@l1_channel", repo / "checkpoints/finetune/l1_channel"
+    params = (repo / "params.yaml").read_text()
+    config = yaml.safe_load(params)
+    set_params(repo, finetune=config["finetune"] | {"epochs": 6})  # long enough to lose a node mid-job
+    run(repo, "dvc", "repro", "--force", "--single-item", "--no-run-cache", stage)
+    local = outputs_of(repo)
+    set_params(repo, executor=config["executor"] | {"kind": "ray", "address": ADDRESS})
+    try:
+        for lose in ("keep", "lose"):
+            shutil.rmtree(cache)
+            found = in_namespace("two_nodes", str(repo), stage, lose)
+            assert found["returncode"] == 0, found["output"]
+            assert found["lost"] == (lose == "lose")
+            same_outputs(local, outputs_of(repo))
+            nodes = [line["node"] for line in resume.job_log(cache)]
+            assert len(nodes) == len(POINTS)
+            if lose == "keep":
+                assert len(set(nodes)) == 2  # one job on each node
+    finally:
+        (repo / "params.yaml").write_text(params)
+        run(repo, "dvc", "repro", "--force", "--single-item", "--no-run-cache", stage)
+
+
+def test_a_node_with_another_prunebench_stops_the_stage_in_one_line(repo):
+    params = (repo / "params.yaml").read_text()
+    config = yaml.safe_load(params)
+    set_params(repo, executor=config["executor"] | {"kind": "ray", "address": ADDRESS})
+    try:
+        found = in_namespace("other_prunebench", str(repo))
+    finally:
+        (repo / "params.yaml").write_text(params)
+    assert "runs prunebench 0.0.1+" in found["output"], found["output"]
+    assert "install the driver's prunebench on every node of the cluster" in found["output"]
 
 
 def digits_as_mnist(raw: Path) -> None:

@@ -1,24 +1,22 @@
-"""Interval-adjoint significance, the retention schedule, resuming after a kill, and the
-deployment rule."""
+"""Interval-adjoint significance, the retention schedule and its iterations, and the deployment
+rule."""
 
 from __future__ import annotations
 
 import copy
-import json
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
 
-from prunebench.pruning import retention, surgery
+from prunebench.params import MethodEntry
+from prunebench.pruning import methods, retention, surgery
 from prunebench.pruning.budget import ChannelCost
+from prunebench.pruning.methods import Context
 from prunebench.pruning.methods.interval_adjoint import input_box
 from prunebench.pruning.steps import prune_step, prune_to_counts
 from prunebench.training import models
 
-from helpers import ROOT, context, make_method, small_cnn
+from helpers import context, make_method, small_cnn
 
 
 def units(sizes: dict[str, int]):
@@ -161,32 +159,18 @@ def test_bias_compensation_keeps_the_output_at_a_point_box():
     assert torch.allclose(one_shot(x), before, atol=1e-5)
 
 
-RUN = textwrap.dedent("""
-    import os, signal, sys
-    from pathlib import Path
-    import torch
-    from prunebench import resume
-    from prunebench.params import MethodEntry
-    from prunebench.pruning import methods, retention
-    from prunebench.training import models
-    from prunebench.pruning.methods import Context
-    from prunebench.pruning.steps import prune_to_counts
-
-    directory, kill_at = Path(sys.argv[1]), int(sys.argv[2])
+def iterations() -> retention.Iterations:
+    """The retention schedule of an MLP with interval-adjoint significance, five iterations."""
     torch.manual_seed(0)
     spec = models.spec({"name": "mlp", "hidden": [32, 16]}, 1, 4, 4)
     model = models.build(spec)
     x, y = torch.rand(64, 1, 4, 4), torch.randint(0, 4, (64,))
     method = methods.create(MethodEntry.of("interval_adjoint", {}))
-    ctx = Context(batches=lambda: iter([(x, y)]), device=torch.device("cpu"), generator=torch.Generator(),
-                  input_shape=(1, 4, 4))
-
-    def prune(model, t, counts):
-        return prune_to_counts(model, method, counts, ctx).model
+    ctx = Context(
+        batches=lambda: iter([(x, y)]), device=torch.device("cpu"), generator=torch.Generator(), input_shape=(1, 4, 4)
+    )
 
     def retrain(model, t):
-        if t == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)  # killed in the middle of iteration t
         torch.manual_seed(t)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         for _ in range(5):
@@ -200,57 +184,22 @@ RUN = textwrap.dedent("""
             loss = torch.nn.functional.cross_entropy(model(x), y).item()
         return {"val_accuracy": 1 / (1 + loss), "val_loss": loss, "params": sum(p.numel() for p in model.parameters())}
 
-    rows = retention.table({"1": 32, "3": 16}, q=0.7, max_iterations=30,
-                           kept=lambda counts: sum(counts.values()) / 48, target=0.2)
-    store = retention.Checkpoints(directory, resume.fingerprint("test"))
-    _, results = retention.iterate(model, spec, rows, store, prune, retrain, assess)
-    print("RESULTS", [r["val_loss"] for r in results])
-""")
-
-
-def run_iterations(directory, kill_at: int) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", RUN, str(directory), str(kill_at)], capture_output=True, text=True, cwd=ROOT
+    rows = retention.table({"1": 32, "3": 16}, 0.7, 30, lambda counts: sum(counts.values()) / 48, 0.2)
+    done = retention.Iterations()
+    retention.iterate(
+        model, spec, rows, done, lambda m, t, c: prune_to_counts(m, method, c, ctx).model, retrain, assess
     )
+    return done
 
 
-def test_a_killed_run_resumes_at_the_unfinished_iteration_with_the_same_result(tmp_path):
-    whole = run_iterations(tmp_path / "whole", kill_at=-1)
-    assert whole.returncode == 0, whole.stderr
-    killed = run_iterations(tmp_path / "killed", kill_at=3)
-    assert killed.returncode == -9  # SIGKILL
-    finished = sorted(p.parent.name for p in (tmp_path / "killed").glob("*/result.json"))
-    assert finished == ["0", "1", "2"]
-    stamps = {t: (tmp_path / "killed" / t / "result.json").stat().st_mtime_ns for t in finished}
-    resumed = run_iterations(tmp_path / "killed", kill_at=-1)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming at iteration 3" in resumed.stdout
-    assert {t: (tmp_path / "killed" / t / "result.json").stat().st_mtime_ns for t in finished} == stamps
-    assert resumed.stdout.split("RESULTS")[1] == whole.stdout.split("RESULTS")[1]  # identical to an unbroken run
-    assert len(json.loads(resumed.stdout.split("RESULTS")[1].strip())) == 6  # iterations 0..5
-
-
-def test_checkpoints_made_from_other_inputs_are_not_reused(tmp_path):
-    model = models.build(models.spec({"name": "mlp", "hidden": [4]}, 1, 2, 2))
-    store = retention.Checkpoints(tmp_path, "one")
-    store.save(0, model, models.spec({"name": "mlp", "hidden": [4]}, 1, 2, 2), [], {"iteration": 0})
-    assert len(retention.Checkpoints(tmp_path, "one").finished()) == 1
-    assert retention.Checkpoints(tmp_path, "two").finished() == []
-
-
-def test_the_retention_schedule_needs_a_channel_method(cfg):
-    from prunebench.params import ParamError
-    from prunebench.schema import validate
-
-    cfg["methods"] = {"magnitude": {"schedule": "retention"}}
-    with pytest.raises(ParamError, match=r"methods.magnitude.schedule = 'retention': expected steps \(magnitude"):
-        validate(cfg)
-    cfg["methods"] = {"l1_channel": {"schedule": "retention"}, "ia": {"method": "interval_adjoint", "box": [1, 99]}}
-    validate(cfg)
-    cfg["methods"] = {"interval_adjoint": {"box": [50, 10]}}
-    with pytest.raises(ParamError, match="two percentiles"):
-        validate(cfg)
-    cfg["methods"] = {"interval_adjoint": {}}
-    cfg["schedule"]["retention"]["q"] = 1.0
-    with pytest.raises(ParamError, match=r"schedule.retention.q = 1.0: expected a number in \(0, 1\)"):
-        validate(cfg)
+def test_the_iterations_keep_each_model_as_its_file_and_repeat_to_the_bit():
+    done = iterations()
+    assert [r["iteration"] for r in done.results] == [0, 1, 2, 3, 4, 5]
+    for result, data in zip(done.results, done.models):  # each model file has its iteration's widths
+        model = surgery.load(data)[0]
+        assert (model[1].out_features, model[3].out_features) == (result["1"], result["3"])
+    assert done.histories[0] == [] and all(h == [{"epoch": 1}] for h in done.histories[1:])
+    again = iterations()
+    untimed = [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in done.results]
+    assert [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in again.results] == untimed
+    assert again.models == done.models  # a job run twice gives the same, to the bit

@@ -72,6 +72,11 @@ def _value(text: str) -> Any:
     return text
 
 
+def save_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def save_with(path: str | Path, save: Callable[[Path], object]) -> None:
     """Run `save(tmp_path)` (e.g. torch.save or savefig) and move the result into place."""
     with atomic_path(path) as tmp:

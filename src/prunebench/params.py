@@ -37,6 +37,7 @@ from prunebench.spec import (
 
 PARAMS_FILE = Path("params.yaml")
 BUDGETS = ("macs", "params", "units")  # what `ratio` removes (`prunebench.pruning.budget`)
+EXECUTORS = ("local", "ray")  # executor.kind (`prunebench.execution`)
 SCHEDULES = ("steps", "retention")  # how a method reaches `ratio`
 ENTRY_KEYS = ("method", "schedule")  # keys of a `methods` entry that are not the method's knobs
 AUGMENTS = ("none", "crop_flip", "resized_crop_flip")  # data.augment (`prunebench.training.preprocess`)
@@ -192,6 +193,27 @@ class MethodEntry:
         )
 
 
+def _gpus() -> Check:
+    """What Ray accepts for a task's GPUs: 0, a fraction of one (jobs packed onto it), or whole GPUs."""
+    return Check(
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and (0 <= v <= 1 or float(v).is_integer()),
+        "a number in [0, 1] or a whole number of GPUs",
+        {"type": "number", "minimum": 0},
+    )
+
+
+@dataclass(frozen=True)
+class Executor:
+    """Where a stage's jobs run; no stage depends on it (results do not)."""
+
+    kind: str = setting(one_of(*EXECUTORS), doc="local: processes on this machine | ray: Ray tasks")
+    address: str | None = setting(
+        optional(string()), doc="ray: null starts a Ray instance here; auto or host:port joins a cluster"
+    )
+    cpus_per_job: int = setting(integer(1), doc="ray: CPUs (and torch threads) per job")
+    gpus_per_job: float = setting(_gpus(), doc="ray on GPUs: a fraction packs small jobs, 0.25 = four per GPU")
+
+
 @dataclass(frozen=True)
 class Params:
     budget: str = setting(one_of(*BUDGETS), doc="what ratio removes, for every method alike")
@@ -199,6 +221,7 @@ class Params:
     seeds: list[int] = setting(list_of(integer(0)), doc="one base model per seed")
     device: str = setting(one_of("auto", "cpu", "cuda"))
     workers: int | None = setting(optional(integer(1)), doc="processes per stage on the CPU (null: per core)")
+    executor: Executor = section(Executor, "where the jobs of a stage run (local processes or Ray)")
     data: Data = section(Data)
     model: Model = section(Model, "the model, its factory's knobs and its starting weights")
     train: Loop = section(Loop, "base model training (epochs 0: the loaded model as it is)")

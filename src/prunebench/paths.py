@@ -135,13 +135,6 @@ def onnx_base_model(seed: int) -> Path:
     return ONNX_MODELS / "base" / f"{seed}.onnx"
 
 
-def retention_checkpoints(method: str, seed: int) -> Path:
-    return CHECKPOINTS / "retention" / method / str(seed)
-
-
-def training_checkpoints(seed: int) -> Path:
-    return CHECKPOINTS / "train" / str(seed)
-
-
-def finetune_checkpoints(method: str, ratio: float, seed: int) -> Path:
-    return CHECKPOINTS / "finetune" / method / point_name(ratio) / str(seed)
+def finished_jobs(stage: str) -> Path:
+    """A stage's resume cache (`resume.Jobs`): "train", "sensitivity", "prune/<method>", "finetune/<method>"."""
+    return CHECKPOINTS / stage

@@ -1,6 +1,6 @@
-"""The process-wide state a stage sets once, first thing in its `run`: torch's threads, the
-device (and cuDNN's benchmark mode and a GPU of its own on CUDA), and how many worker processes
-run its jobs. Nothing here happens at import.
+"""The process-wide state a stage sets once, first thing in its `run`, and a job's process once
+before its first job: torch's threads and the device (cuDNN's benchmark mode on CUDA). Nothing
+here happens at import.
 
 One torch thread per process: the default models train as fast on one thread as on two, under
 load one thread is far faster, and the arithmetic of a job then does not depend on the number of
@@ -9,10 +9,8 @@ cores or of workers, so the results do not either.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prunebench import workers
 from prunebench.errors import UserError
@@ -24,8 +22,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Runtime:
-    device: torch.device | None  # None in a stage that runs no torch
-    workers: int  # processes that run the stage's jobs side by side (`prunebench.workers`)
+    device: torch.device | None  # the stage process's; None in a stage that runs no torch
+    workers: int  # local processes that run the stage's jobs side by side (`prunebench.workers`)
 
 
 def setup(params: Params, uses_torch: bool = True) -> Runtime:
@@ -34,45 +32,29 @@ def setup(params: Params, uses_torch: bool = True) -> Runtime:
         return Runtime(None, workers.count(params.workers))
     import torch
 
-    torch.set_num_threads(1)
-    device = pick_device(params.device)
-    return Runtime(device, workers.count(params.workers, device.type))
+    on_ray_without_gpu = params.executor.kind == "ray" and not torch.cuda.is_available()
+    device = pick_device("cpu" if on_ray_without_gpu else params.device)  # Ray's nodes have the GPUs
+    for_jobs(device)
+    gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+    return Runtime(device, workers.count(params.workers, gpus))
 
 
 def pick_device(name: str) -> torch.device:
-    """`device` of params.yaml. With several GPUs, a stage takes one that no other stage holds
-    (`claim_gpu`), so parallel experiments (`dvc queue start -j N`) spread over the GPUs."""
+    """`device` of params.yaml, for this process (a job process on CUDA sees the GPUs it was given)."""
     import torch
 
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("params.yaml: device = 'cuda' but no CUDA device is available; use auto or cpu")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name != "cuda":
-        return torch.device(name)
-    torch.backends.cudnn.benchmark = True  # the shapes stay fixed through a run: let cudnn pick its kernels
-    return torch.device("cuda", claim_gpu(torch.cuda.device_count()))
+    return torch.device("cuda", 0) if name == "cuda" else torch.device(name)
 
 
-_claimed: list[tuple[int, Any]] = []  # the lock file this process holds, open for its lifetime
+def for_jobs(device: torch.device, threads: int = 1) -> None:
+    """Set a process up to run jobs on `device`: torch's threads, and on CUDA the current GPU."""
+    import torch
 
-
-def claim_gpu(count: int, directory: Path | None = None) -> int:
-    """The first of `count` GPUs whose lock no other process holds; this process holds it until it
-    ends (the kernel drops the lock when the process dies, also after SIGKILL). If all are held,
-    the GPU with the lowest index is shared."""
-    import fcntl
-
-    if _claimed:
-        return int(_claimed[0][0])
-    directory = directory or Path(tempfile.gettempdir())
-    for index in range(count):
-        lock = open(directory / f"prunebench-gpu-{index}.lock", "w")  # noqa: SIM115 (held open on purpose)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            continue
-        _claimed.append((index, lock))
-        return index
-    return 0
+    torch.set_num_threads(threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # the shapes stay fixed through a run: let cudnn pick its kernels
+        torch.cuda.set_device(device)

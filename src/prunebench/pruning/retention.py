@@ -4,23 +4,19 @@ Layer (channel group) l keeps N_l(t) = max(1, round(h_l · q^t)) units at iterat
 iterations stop at the first that keeps at most the target share of the budget (MACs,
 parameters or units: `prunebench.pruning.budget`), or at `max_iterations`. An operating point takes
 the first iteration that reaches it.
-Every finished iteration is a checkpoint on disk, so a killed run resumes at the first
-unfinished one; a checkpoint is reused only if it was made from the same inputs.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-from prunebench import resume
-from prunebench.io import read_csv, read_json, write_csv, write_json
-from prunebench.layouts import EPOCH_COLUMNS, counts
-from prunebench.progress import bar, say
+from prunebench.layouts import counts
+from prunebench.progress import bar
 from prunebench.pruning import surgery
 
 RULE = "fewest parameters with validation accuracy ≥ unpruned − tolerance"
@@ -56,52 +52,38 @@ def first_reaching(rows: list[dict[str, Any]], target: float) -> dict[str, Any]:
     return next((row for row in rows if row["budget_kept"] <= target), rows[-1])
 
 
-class Checkpoints(resume.Store):
-    """One seed's iterations: <dir>/<t>/model.pt (the best retrained weights), history.csv (per
-    epoch, train and validation) and result.json, written last: its presence marks t finished."""
+@dataclass
+class Iterations:
+    """One seed's finished iterations, as the job keeps them for the stage: each one's best
+    retrained model (a model file's bytes), its training history and its result."""
 
-    def model(self, t: int) -> Path:
-        return self.directory / str(t) / "model.pt"
+    models: list[bytes] = field(default_factory=list)
+    histories: list[list[dict[str, Any]]] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
 
-    def finished(self) -> list[dict[str, Any]]:
-        """Results of the finished iterations 0, 1, … up to the first gap."""
-        rows: list[dict[str, Any]] = []
-        while (done := self.directory / str(len(rows)) / "result.json").exists():
-            rows.append(read_json(done))
-        return rows
-
-    def save(self, t: int, model: nn.Module, spec: dict, history: list[dict], result: dict[str, Any]) -> None:
-        surgery.save(self.model(t), model, spec)
-        write_csv(self.directory / str(t) / "history.csv", history, EPOCH_COLUMNS)
-        write_json(self.directory / str(t) / "result.json", result)
-
-    def history(self, t: int) -> list[dict[str, Any]]:
-        return read_csv(self.directory / str(t) / "history.csv")
+    def add(self, model: nn.Module, spec: dict, history: list[dict], result: dict[str, Any]) -> None:
+        self.models.append(surgery.dumps(model, spec))
+        self.histories.append(history)
+        self.results.append(result)
 
 
 def iterate(
     model: nn.Module,
     spec: dict,
     rows: list[dict[str, Any]],
-    checkpoints: Checkpoints,
+    iterations: Iterations,
     prune: Callable[[nn.Module, int, dict[str, int]], nn.Module],
     retrain: Callable[[nn.Module, int], list[dict]],
     assess: Callable[[nn.Module], dict[str, float]],
-) -> tuple[nn.Module, list[dict[str, Any]]]:
+) -> nn.Module:
     """Run the schedule `rows` (from `table`): iteration 0 is the unpruned model; each later one
     prunes to its counts, retrains and assesses (`assess` gives the ITERATION_COLUMNS from
-    val_accuracy on). Returns the last model and one result per iteration: the iteration's
-    counts per layer, then `layouts.ITERATION_COLUMNS`. Finished iterations are reused (also past `rows`'
-    end: a later run to a deeper target goes on from them)."""
-    results = checkpoints.finished()[: len(rows)]
-    if results:
-        model = surgery.load(checkpoints.model(len(results) - 1))[0]
-        if len(results) < len(rows):
-            say(f"resuming at iteration {len(results)} ({checkpoints.directory})")
-    for row in bar(rows[len(results) :], desc="iterations", unit="it", leave=False):
+    val_accuracy on). Returns the last model; `iterations` gets every iteration's model, history
+    and result: the iteration's counts per layer, then `layouts.ITERATION_COLUMNS`."""
+    for row in bar(rows, desc="iterations", unit="it", leave=False):
         t = row["iteration"]
         history: list[dict] = []
-        seconds = [0.0, 0.0]  # pruning, retraining: wall-clock, kept with the iteration (a resumed run reads them)
+        seconds = [0.0, 0.0]  # pruning, retraining: wall-clock
         if t > 0:
             start = time.perf_counter()
             model = prune(model, t, counts(row))
@@ -119,9 +101,8 @@ def iterate(
             "retrain_seconds": seconds[1],
             **assess(model),
         }
-        checkpoints.save(t, model, spec, history, result)
-        results.append(result)
-    return model, results
+        iterations.add(model, spec, history, result)
+    return model
 
 
 def choose(results: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:

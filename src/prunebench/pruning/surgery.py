@@ -13,7 +13,9 @@ never run code.
 from __future__ import annotations
 
 import copy
+import io
 import pickle
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import torch_pruning as tp
 from torch import Tensor, nn
 
 from prunebench.errors import OutOfReach, UserError, briefly
-from prunebench.io import save_with
+from prunebench.io import save_bytes
 from prunebench.training import models
 
 FORMAT = "prunebench-model/1"
@@ -230,33 +232,56 @@ def architecture(model: nn.Module) -> dict[str, dict[str, int]]:
     return layers
 
 
+def dumps(model: nn.Module, spec: dict[str, Any], masks: dict[str, Tensor] | None = None) -> bytes:
+    """A model file's bytes: jobs return these and the stage writes them (`save` here and there).
+    `spec` is the model description `models.build` takes; `masks` keeps unstructured pruning."""
+    payload = _interned(
+        {
+            "format": FORMAT,
+            "spec": spec,
+            "layers": architecture(model),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "masks": {k: v.cpu() for k, v in (masks or {}).items()},
+        }
+    )
+    buffer = io.BytesIO()  # a file object: the archive is named "archive", not after a file, so the
+    torch.save(payload, buffer)  # same model gives the same bytes and DVC re-runs nothing
+    return buffer.getvalue()
+
+
+def _interned(value: Any) -> Any:
+    """`value` with every string interned: pickle writes a string it has seen as a reference, so
+    without this the bytes would depend on which equal strings happen to be one object (a spec
+    that came through Ray, unpickled, has fresh ones) rather than on the values alone."""
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, dict):
+        return {_interned(k): _interned(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_interned(v) for v in value)
+    return value
+
+
 def save(path: str | Path, model: nn.Module, spec: dict[str, Any], masks: dict[str, Tensor] | None = None) -> None:
-    """`spec` is the model description `models.build` takes; `masks` keeps unstructured pruning."""
-    payload = {
-        "format": FORMAT,
-        "spec": spec,
-        "layers": architecture(model),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "masks": {k: v.cpu() for k, v in (masks or {}).items()},
-    }
-
-    def write(tmp: Path) -> None:  # through a file object: the archive is named "archive", not after tmp,
-        with open(tmp, "wb") as f:  # so the same model gives the same bytes and DVC re-runs nothing
-            torch.save(payload, f)
-
-    save_with(path, write)
+    save_bytes(path, dumps(model, spec, masks))
 
 
 class ModelFileError(UserError, ValueError):
     """A model file that is missing, unreadable, or holds pickled Python objects (refused)."""
 
 
-def read(path: str | Path) -> Any:
-    """A torch file's tensors and plain data, never running code from it (weights_only)."""
-    if not Path(path).is_file():
+def read(path: str | Path | bytes) -> Any:
+    """A torch file's tensors and plain data (or a file's bytes: `dumps`), never running code from
+    it (weights_only)."""
+    if isinstance(path, bytes):
+        source: Any = io.BytesIO(path)
+        path = "a model returned by a job"
+    elif not Path(path).is_file():
         raise ModelFileError(f"{path}: no such file")
+    else:
+        source = path
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise ModelFileError(
             f"{path}: refused: it holds pickled Python objects, not plain weights "
@@ -269,11 +294,12 @@ def read(path: str | Path) -> Any:
         ) from error
 
 
-def load(path: str | Path) -> tuple[nn.Module, dict[str, Tensor], dict[str, Any]]:
-    """Rebuild a saved model on the CPU: (model, masks, spec)."""
+def load(path: str | Path | bytes) -> tuple[nn.Module, dict[str, Tensor], dict[str, Any]]:
+    """Rebuild a saved model (a file, or its bytes) on the CPU: (model, masks, spec)."""
     payload = read(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a prunebench model file (expected format {FORMAT})")
+        name = "a model returned by a job" if isinstance(path, bytes) else path
+        raise ModelFileError(f"{name}: not a prunebench model file (expected format {FORMAT})")
     model = models.build(payload["spec"])
     _resize(model, payload["layers"], payload["state_dict"])
     model.load_state_dict(payload["state_dict"])

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from prunebench import paths, runtime
+from prunebench import paths, runtime, workers
 from prunebench.deploy import export, timing
-from prunebench.io import write_csv
+from prunebench.io import save_bytes, write_csv
 from prunebench.layouts import DEPLOY_COLUMNS, ROW_KEYS
 from prunebench.params import Params
 from prunebench.progress import bar, say
@@ -21,25 +21,31 @@ Job = tuple[str, float, int]  # method, point, seed
 
 
 def run(params: Params) -> None:
-    bench = Workbench.open(params, runtime.setup(params))
+    setup = runtime.setup(params)  # this machine's workers: the timing below must run here, so the exports do too
+    bench = Workbench.open(params, setup)
     x = next(iter(bench.test))[0].cpu().float()
     shape = bench.splits.input_shape
     keys = [key for key in params.methods if not paths.refusal(paths.finetuned_models(key)).exists()]
 
-    def exported(job: Job) -> dict[str, Any]:
+    def exported(job: Job) -> tuple[dict[str, Any], bytes | None]:
         key, ratio, seed = job
-        source = paths.base_model(seed) if key == "" else paths.finetuned_model(key, ratio, seed)
-        target = paths.onnx_base_model(seed) if key == "" else paths.onnx_model(key, ratio, seed)
-        model = export.deployable(source)
+        model = export.deployable(paths.base_model(seed) if key == "" else paths.finetuned_model(key, ratio, seed))
         try:
-            export.export(model, x[:1], target)
+            network = export.to_onnx(model, x[:1])
         except Exception as error:  # noqa: BLE001 (any exporter failure is reported, never raised)
-            return export.Check(export.export_failure(model, x[:1], error)).row()
-        return export.check(model, target, x, params.deploy.tolerance).row()
+            return export.Check(export.export_failure(model, x[:1], error)).row(), None
+        return export.check(model, network, x, params.deploy.tolerance).row(), network
 
     jobs: list[Job] = [("", 0.0, seed) for seed in params.seeds]
     jobs += [(key, ratio, seed) for key in keys for ratio in params.points for seed in params.seeds]
-    checks = dict(zip(jobs, bench.run(exported, jobs, "ONNX export and check")))
+    checks = {}
+    for (key, ratio, seed), (check, network) in zip(
+        jobs,
+        bar(workers.run(exported, jobs, setup.workers), total=len(jobs), desc="ONNX export and check", unit="model"),
+    ):
+        checks[key, ratio, seed] = check
+        if network is not None:
+            save_bytes(paths.onnx_base_model(seed) if key == "" else paths.onnx_model(key, ratio, seed), network)
     for (key, ratio, seed), check in checks.items():
         if check["onnx_check"] != "ok":
             say(f"{key or 'base model'} {paths.point_name(ratio) if key else ''} seed {seed}: {check['onnx_check']}")

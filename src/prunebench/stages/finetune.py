@@ -3,12 +3,14 @@ budget; masks stay applied."""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from prunebench import paths, resume, runtime
-from prunebench.io import read_json, write_csv, write_json
+from prunebench.io import read_json, save_bytes, write_csv, write_json
 from prunebench.layouts import EPOCH_COLUMNS, ROW_KEYS
 from prunebench.params import Params, plain
 from prunebench.pruning import surgery
@@ -17,6 +19,63 @@ from prunebench.report.results import save_predictions
 from prunebench.stages.workbench import Workbench
 from prunebench.training import measure
 from prunebench.training.loops import evaluate, fit, prepare_model, seed_everything
+
+
+@dataclass
+class Tuning:
+    """What every fine-tuning of one method shares."""
+
+    bench: Workbench
+    key: str
+
+    def on(self, device: torch.device) -> Tuning:
+        return dataclasses.replace(self, bench=self.bench.on(device))
+
+
+@dataclass(frozen=True)
+class Job:
+    ratio: float
+    seed: int
+    pruned: bytes = dataclasses.field(repr=False)  # the pruned model file's bytes
+
+    def __str__(self) -> str:  # its name in the resume cache
+        return f"{paths.point_name(self.ratio)}/{self.seed}"
+
+
+@dataclass
+class Tuned:
+    row: dict[str, Any]
+    correct: torch.Tensor  # per test example
+    curve: list[dict[str, Any]]
+    model: bytes
+
+
+def finetune(context: Tuning, job: Job) -> Tuned:
+    bench, key, ratio, seed = context.bench, context.key, job.ratio, job.seed
+    seed_everything(seed)
+    model, masks, spec = surgery.load(job.pruned)
+    model = prepare_model(model, bench.device)
+    history = fit(
+        model,
+        bench.train_batches(seed),
+        bench.val,
+        bench.params.finetune,
+        bench.device,
+        after_step=mask_keeper(model, masks),
+        desc=f"finetune {key} {paths.point_name(ratio)} seed {seed}",
+    )
+    test = evaluate(model, bench.test, bench.device, per_example=True)
+    row = {
+        "method": key,
+        "ratio": ratio,
+        "seed": seed,
+        "finetuned_accuracy": test["accuracy"],
+        "finetuned_loss": test["loss"],
+        "finetuned_nonzeros": measure.count_nonzero(model),
+        "epochs": len(history),
+    }
+    curve = [{"ratio": ratio, "seed": seed, **record} for record in history]
+    return Tuned(row, test["correct"], curve, surgery.dumps(model, spec, masks))
 
 
 def run(params: Params, key: str) -> None:
@@ -28,53 +87,28 @@ def run(params: Params, key: str) -> None:
         write_csv(paths.finetune_curves(key), [], ("ratio", "seed", *EPOCH_COLUMNS))
         return
     bench = Workbench.open(params, runtime.setup(params))
-
-    def finetune(job: tuple[float, int]) -> tuple[dict[str, Any], torch.Tensor, list[dict[str, Any]]]:
-        ratio, seed = job
-        seed_everything(seed)
-        model, masks, spec = surgery.load(paths.pruned_model(key, ratio, seed))
-        model = prepare_model(model, bench.device)
-        store = resume.Store(
-            paths.finetune_checkpoints(key, ratio, seed),
-            resume.fingerprint(
-                plain(params.finetune),
-                plain(params.data),
-                params.device,
-                seed,
-                files=[paths.pruned_model(key, ratio, seed), paths.SPLIT, paths.code_manifest("finetune")],
-            ),
-        )
-        history = fit(
-            model,
-            bench.train_batches(seed),
-            bench.val,
-            params.finetune,
-            bench.device,
-            after_step=mask_keeper(model, masks),
-            desc=f"finetune {key} {paths.point_name(ratio)} seed {seed}",
-            checkpoint=store.directory / "state.pt",
-        )
-        test = evaluate(model, bench.test, bench.device, per_example=True)
-        surgery.save(paths.finetuned_model(key, ratio, seed), model, spec, masks)
-        row = {
-            "method": key,
-            "ratio": ratio,
-            "seed": seed,
-            "finetuned_accuracy": test["accuracy"],
-            "finetuned_loss": test["loss"],
-            "finetuned_nonzeros": measure.count_nonzero(model),
-            "epochs": len(history),
-        }
-        return row, test["correct"], [{"ratio": ratio, "seed": seed, **record} for record in history]
-
-    done = bench.run(finetune, [(ratio, seed) for ratio in params.points for seed in params.seeds], f"finetune {key}")
-    write_csv(paths.finetuned_results(key), [row for row, _, _ in done])
+    files = {(ratio, seed): paths.pruned_model(key, ratio, seed) for ratio in params.points for seed in params.seeds}
+    jobs = [Job(ratio, seed, file.read_bytes()) for (ratio, seed), file in files.items()]
+    finished = resume.Jobs(
+        paths.finished_jobs(f"finetune/{key}"),
+        resume.fingerprint(
+            plain(params.finetune),
+            plain(params.data),
+            params.device,
+            files=[paths.SPLIT, paths.code_manifest("finetune")],
+        ),
+        inputs=lambda job: job.pruned,  # a point added later re-runs only its own fine-tunings
+    )
+    done: list[Tuned] = bench.run(finetune, Tuning(bench, key), jobs, f"finetune {key}", finished)
+    for job, tuned in zip(jobs, done):
+        save_bytes(paths.finetuned_model(key, job.ratio, job.seed), tuned.model)
+    write_csv(paths.finetuned_results(key), [tuned.row for tuned in done])
     save_predictions(
         paths.finetuned_predictions(key),
-        {f"{paths.point_name(row['ratio'])}/{row['seed']}/finetuned": correct for row, correct, _ in done},
+        {f"{paths.point_name(t.row['ratio'])}/{t.row['seed']}/finetuned": t.correct for t in done},
     )
     write_csv(
         paths.finetune_curves(key),
-        [record for _, _, curve in done for record in curve],
+        [record for tuned in done for record in tuned.curve],
         ("ratio", "seed", *EPOCH_COLUMNS),
     )

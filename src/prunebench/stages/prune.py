@@ -4,29 +4,31 @@ A point is a target: `ratio` of the `budget` (MACs, nonzero parameters or units)
 method's schedule (`prunebench.stages.schedules`) yields each seed's pruned model per point.
 Every pruned model is assessed on the test split twice (`assess_point`): as pruned, and after its
 BatchNorm statistics are re-estimated on `recalibrate` training batches (pruning changes what
-each BatchNorm sees). The recalibrated model is saved; fine-tuning starts from it. Latency is
-measured last, by the stage process alone, once per architecture.
+each BatchNorm sees). The recalibrated model is saved; fine-tuning starts from it. A seed is one
+job (`prune_seed`), run wherever the executor puts it; the stage writes what the jobs return.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from prunebench import paths, runtime
+from prunebench import paths, resume, runtime
 from prunebench.errors import Unsupported
-from prunebench.io import read_csv, write_csv, write_json
+from prunebench.io import read_csv, save_bytes, write_csv, write_json
 from prunebench.layouts import ROW_KEYS
-from prunebench.params import Params
+from prunebench.params import Params, plain
 from prunebench.progress import say
 from prunebench.pruning import inspection, methods, surgery
-from prunebench.pruning.methods import Context
+from prunebench.pruning.budget import SelectionCost
+from prunebench.pruning.methods import Context, Method
 from prunebench.pruning.units import units_of
 from prunebench.report.results import flatten, save_predictions
-from prunebench.stages.schedules import Found, Outcome, schedule_for
+from prunebench.stages.schedules import Found, Outcome, Schedule, schedule_for
 from prunebench.stages.workbench import Workbench
 from prunebench.training import measure
 from prunebench.training.loops import evaluate, prepare_model, recalibrate, seed_everything
@@ -38,8 +40,8 @@ Weights = dict[str, torch.Tensor]
 
 @dataclass
 class SeedRecord:
-    """What pruning one seed at every point found (its models are saved); `merge` joins the
-    seeds' records in seed order."""
+    """What pruning one seed at every point found (its model files in `found.files`); `merge`
+    joins the seeds' records in seed order."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)  # one per point: results/pruned/<m>.csv
     predictions: dict[str, torch.Tensor] = field(default_factory=dict)  # "<point>/<seed>/<phase>" → correct
@@ -59,6 +61,59 @@ class SeedRecord:
         return merged
 
 
+@dataclass
+class Pruning:
+    """What every seed's job of one method shares."""
+
+    bench: Workbench
+    method: Method
+    schedule: Schedule
+    labels: dict[str, str]  # the first columns of every row: method, implementation, unit, schedule, budget
+    shared_cost: SelectionCost | None  # the cost of a selection, where one serves every seed
+    sensitivity: list[dict[str, Any]]
+
+    def on(self, device: torch.device) -> Pruning:
+        return dataclasses.replace(self, bench=self.bench.on(device))
+
+
+@dataclass(frozen=True)
+class Job:
+    seed: int
+    base: bytes = field(repr=False)  # the seed's base model file
+
+    def __str__(self) -> str:  # its name in the resume cache
+        return str(self.seed)
+
+
+def prune_seed(context: Pruning, job: Job) -> SeedRecord:
+    """Every point of one seed: the schedule's outcomes, each assessed (`assess_point`)."""
+    bench, seed, shape = context.bench, job.seed, context.bench.splits.input_shape
+    seed_everything(seed)
+    model, _, spec = surgery.load(job.base)
+    model = prepare_model(model, bench.device)
+    base_weights = {name: layer.weight.detach().cpu().clone() for name, layer in prunable_layers(model).items()}
+    _, base_layers = measure.costs(model, shape)
+    cost = context.shared_cost or units_of(context.method).cost(model, shape)
+    calibration = bench.train_batches(seed)
+    ctx = Context(
+        batches=lambda: iter(calibration),
+        device=bench.device,
+        generator=torch.Generator().manual_seed(seed),
+        input_shape=shape,
+        sensitivity=[row for row in context.sensitivity if row["seed"] == seed],
+    )
+    record = SeedRecord()
+    budget = bench.params.budget
+    outcomes = context.schedule.points(
+        bench, model, spec, seed, ctx, lambda selection: cost.kept(selection, budget), record.found
+    )
+    if seed == bench.params.seeds[0]:
+        record.weights += _histogram("base", base_weights.values(), base_weights.values())
+    for outcome in outcomes:
+        assess_point(bench, context.labels, outcome, seed, spec, base_weights, base_layers, record)
+    return record
+
+
 def run(params: Params, key: str) -> None:
     """Prune every seed's base model with the method `methods.<key>` at every point and write the
     stage's outputs."""
@@ -66,53 +121,45 @@ def run(params: Params, key: str) -> None:
     entry = params.methods[key]
     method = methods.create(entry)
     units = units_of(method)
-    shape, seeds = bench.splits.input_shape, params.seeds
-    sensitivity = read_csv(paths.SENSITIVITY)
-    first = surgery.load(paths.base_model(seeds[0]))[0]
+    shape = bench.splits.input_shape
+    files = {seed: paths.base_model(seed) for seed in params.seeds}
+    first = surgery.load(files[params.seeds[0]])[0]
     probe = Context(
         batches=lambda: iter(()), device=torch.device("cpu"), generator=torch.Generator(), input_shape=shape
     )
     if why := inspection.refusal(method, first, probe):
         return refuse(key, why)
     shared_cost = units.cost(first, shape) if units.per_architecture else None
-    schedule = schedule_for(bench, entry, method, shared_cost)
+    schedule = schedule_for(params, entry, method, shared_cost)
     labels = {
         "method": key,
         "implementation": entry.method,
         "unit": method.unit,
         "schedule": methods.schedule(entry),
         "budget": params.budget,
-    }  # the first columns of every row
-
-    def prune_seed(seed: int) -> SeedRecord:
-        seed_everything(seed)
-        model, _, spec = surgery.load(paths.base_model(seed))
-        model = prepare_model(model, bench.device)
-        base_weights = {name: layer.weight.detach().cpu().clone() for name, layer in prunable_layers(model).items()}
-        _, base_layers = measure.costs(model, shape)
-        cost = shared_cost or units.cost(model, shape)
-        calibration = bench.train_batches(seed)
-        ctx = Context(
-            batches=lambda: iter(calibration),
-            device=bench.device,
-            generator=torch.Generator().manual_seed(seed),
-            input_shape=shape,
-            sensitivity=[row for row in sensitivity if row["seed"] == seed],
-        )
-        record = SeedRecord()
-        outcomes = schedule.points(
-            model, spec, seed, ctx, lambda selection: cost.kept(selection, params.budget), record.found
-        )
-        if seed == seeds[0]:
-            record.weights += _histogram("base", base_weights.values(), base_weights.values())
-        for outcome in outcomes:
-            assess_point(bench, labels, outcome, seed, spec, base_weights, base_layers, record)
-        return record
-
+    }
+    context = Pruning(bench, method, schedule, labels, shared_cost, read_csv(paths.SENSITIVITY))
+    finished = resume.Jobs(
+        paths.finished_jobs(f"prune/{key}"),
+        resume.fingerprint(
+            entry.as_dict(),
+            plain(params.schedule),
+            params.points,
+            params.budget,
+            params.recalibrate,
+            plain(params.data),
+            params.device,
+            files=[paths.SENSITIVITY, paths.SPLIT, paths.code_manifest("prune")],
+        ),
+        inputs=lambda job: job.base,
+    )
+    jobs = [Job(seed, file.read_bytes()) for seed, file in files.items()]
     try:
-        found = SeedRecord.merge(bench.run(prune_seed, seeds, f"prune {key}"))
+        found = SeedRecord.merge(bench.run(prune_seed, context, jobs, f"prune {key}", finished))
     except Unsupported as refused:  # found while scoring: the method refuses, the others run
         return refuse(key, str(refused))
+    for path, data in found.found.files.items():
+        save_bytes(path, data)
     write_csv(paths.pruned_results(key), found.rows)
     save_predictions(paths.pruned_predictions(key), found.predictions)
     write_csv(paths.method_layers(key), found.layers)
@@ -152,7 +199,7 @@ def assess_point(
     recalibrate(model, bench.train_batches(seed), params.recalibrate)
     after = evaluate(model, bench.test, bench.device, per_example=True)
     totals, layer_costs = measure.costs(model, bench.splits.input_shape)
-    surgery.save(paths.pruned_model(key, ratio, seed), model, spec, outcome.pruned.masks)
+    record.found.files[paths.pruned_model(key, ratio, seed)] = surgery.dumps(model, spec, outcome.pruned.masks)
     point = paths.point_name(ratio)
     record.predictions |= {
         f"{point}/{seed}/pruned": before["correct"],

@@ -5,28 +5,29 @@ Steps: the method scores each seed's base model once (one-shot), and each point 
 fraction of the method's units on that ranking (`budget.search`); with several steps, each step
 re-scores after retraining. Retention: one run of iterations per seed serves every point: each
 point takes the first iteration that reaches it, and a deployed model is chosen among the
-iterations by a stated rule. The retention schedule keeps a checkpoint per iteration under
-checkpoints/ (`prunebench.resume`): a killed run resumes there.
+iterations by a stated rule. A schedule runs inside a seed's job, wherever the executor put it:
+it writes nothing itself, and hands the files it made (the deployed models) to the stage in
+`Found.files`.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import shutil
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from prunebench import paths, resume
-from prunebench.io import save_with, write_csv
+from prunebench import paths
+from prunebench.io import write_csv
 from prunebench.layouts import counts
-from prunebench.params import MethodEntry, Params, plain
+from prunebench.params import MethodEntry, Params
 from prunebench.progress import say
 from prunebench.pruning import methods, retention, surgery
 from prunebench.pruning.budget import ChannelCost, Choice, SelectionCost
@@ -76,6 +77,7 @@ class Found:
     tables: Tables = field(default_factory=dict)
     iterations: list[dict[str, Any]] = field(default_factory=list)
     histories: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[Path, bytes] = field(default_factory=dict)  # model files for the stage to write
 
     def collect(self, tables: Tables, **where: Any) -> None:
         """Add a scoring's tables, each row tagged with where it came from (seed, point, iteration)."""
@@ -87,21 +89,19 @@ class Found:
         self.collect(other.tables)
         self.iterations += other.iterations
         self.histories += other.histories
+        self.files |= other.files
 
 
 class Schedule(ABC):
     """One method's way to the points, set up once per stage (before the seeds fan out)."""
 
-    def __init__(self, bench: Workbench, entry: MethodEntry, method: Method):
-        self.bench, self.entry, self.method = bench, entry, method
-
-    @property
-    def params(self) -> Params:
-        return self.bench.params
+    def __init__(self, params: Params, entry: MethodEntry, method: Method):
+        self.params, self.entry, self.method = params, entry, method
 
     @abstractmethod
     def points(
         self,
+        bench: Workbench,
         model: nn.Module,
         spec: dict[str, Any],
         seed: int,
@@ -120,6 +120,7 @@ class Steps(Schedule):
 
     def points(
         self,
+        bench: Workbench,
         model: nn.Module,
         spec: dict[str, Any],
         seed: int,
@@ -132,13 +133,13 @@ class Steps(Schedule):
 
         def retrain(model: nn.Module, masks: Masks, step: int) -> nn.Module:
             start = time.perf_counter()
-            model = prepare_model(model, self.bench.device)
+            model = prepare_model(model, bench.device)
             history = fit(
                 model,
-                self.bench.train_batches(seed),
-                self.bench.val,
+                bench.train_batches(seed),
+                bench.val,
                 self.params.schedule.retrain,
-                self.bench.device,
+                bench.device,
                 after_step=mask_keeper(model, masks),
                 desc=f"seed {seed} retrain step {step}",
             )
@@ -169,20 +170,20 @@ class Retention(Schedule):
     """The geometric retention schedule (`prunebench.pruning.retention`); its plan is written
     before pruning starts."""
 
-    def __init__(self, bench: Workbench, entry: MethodEntry, method: Method, cost: ChannelCost):
-        super().__init__(bench, entry, method)
-        cfg, budget = self.params.schedule.retention, self.params.budget
+    def __init__(self, params: Params, entry: MethodEntry, method: Method, cost: ChannelCost):
+        super().__init__(params, entry, method)
+        cfg, budget = params.schedule.retention, params.budget
         self.plan = retention.table(
             cost.sizes,
             cfg.q,
             cfg.max_iterations,
             lambda counts: cost.kept(counts, budget),
-            min(1 - r for r in self.params.points),
+            min(1 - r for r in params.points),
         )
-        write_csv(paths.method_plots(entry.key) / "retention.csv", self.plan)
 
     def points(
         self,
+        bench: Workbench,
         model: nn.Module,
         spec: dict[str, Any],
         seed: int,
@@ -191,24 +192,13 @@ class Retention(Schedule):
         found: Found,
     ) -> Iterator[Outcome]:
         key, cfg = self.entry.key, self.params.schedule
-        made_from = resume.fingerprint(
-            self.entry.method,
-            dataclasses.asdict(self.method.knobs),
-            cfg.retention.q,
-            plain(cfg.retrain),
-            plain(self.params.data),
-            self.params.device,
-            self.params.budget,
-            seed,
-            files=[paths.base_model(seed), paths.code_manifest("prune")],
-        )
-        store = retention.Checkpoints(paths.retention_checkpoints(key, seed), made_from)
-        results = self._iterate(model, spec, seed, ctx, store, found)
+        done = retention.Iterations()
+        self._iterate(bench, model, spec, seed, ctx, done, found)
+        results = done.results
         choice = retention.choose(results, cfg.retention.tolerance)
-        deployed = store.model(choice["iteration"])
-        save_with(paths.deployed_model(key, seed), lambda tmp: shutil.copyfile(deployed, tmp))
+        found.files[paths.deployed_model(key, seed)] = done.models[choice["iteration"]]
         found.histories += [
-            {"seed": seed, "iteration": t, **epoch} for t in range(1, len(results)) for epoch in store.history(t)
+            {"seed": seed, "iteration": t, **epoch} for t in range(1, len(results)) for epoch in done.histories[t]
         ]
         found.iterations += [{"seed": seed, **r, "deployed": r["iteration"] == choice["iteration"]} for r in results]
         say(f"{key} seed {seed}: deployed iteration {choice['iteration']} ({choice['rule']})")
@@ -222,22 +212,22 @@ class Retention(Schedule):
                 sum(r["epochs"] for r in upto),
                 sum(r["retrain_seconds"] for r in upto),
             )
-            pruned = Pruned(surgery.load(store.model(row["iteration"]))[0])
+            pruned = Pruned(surgery.load(done.models[row["iteration"]])[0])
             yield Outcome(ratio, pruned, point, spent, row["iteration"])
 
     def _iterate(
         self,
+        bench: Workbench,
         model: nn.Module,
         spec: dict[str, Any],
         seed: int,
         ctx: Context,
-        store: retention.Checkpoints,
+        done: retention.Iterations,
         found: Found,
-    ) -> list[dict[str, Any]]:
-        """The schedule from checkpoint to checkpoint: prune to the counts, retrain with early
+    ) -> None:
+        """The schedule, iteration after iteration: prune to the counts, retrain with early
         stopping on the validation split, assess on the validation split. Each iteration is
-        seeded on its own, so a resumed run is identical to an unbroken one."""
-        bench = self.bench
+        seeded on its own."""
 
         def own_seed(t: int) -> int:
             return seed * 1000 + t
@@ -268,17 +258,18 @@ class Retention(Schedule):
                 "macs": sum(layer_macs(model, bench.splits.input_shape).values()),
             }
 
-        return retention.iterate(model, spec, self.plan, store, prune, retrain, assess)[1]
+        retention.iterate(model, spec, self.plan, done, prune, retrain, assess)
 
     def write(self, found: Found) -> None:
+        write_csv(paths.method_plots(self.entry.key) / "retention.csv", self.plan)
         write_csv(paths.method_iterations(self.entry.key), found.iterations)
         write_csv(paths.method_plots(self.entry.key) / "retrain_history.csv", found.histories)  # every epoch
 
 
-def schedule_for(bench: Workbench, entry: MethodEntry, method: Method, cost: SelectionCost | None) -> Schedule:
+def schedule_for(params: Params, entry: MethodEntry, method: Method, cost: SelectionCost | None) -> Schedule:
     """The entry's schedule; `cost` is the cost of a selection when it serves every seed, else None
     (the retention schedule counts channels, whose cost always does)."""
     if methods.schedule(entry) == "retention":
         assert isinstance(cost, ChannelCost), "the retention schedule is for channel methods (schema.py)"
-        return Retention(bench, entry, method, cost)
-    return Steps(bench, entry, method)
+        return Retention(params, entry, method, cost)
+    return Steps(params, entry, method)

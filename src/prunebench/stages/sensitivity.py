@@ -10,15 +10,16 @@ layers joined with "+" (e.g. "stem.0+block.conv2"; the first is the group's root
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
-from prunebench import paths, runtime
+from prunebench import paths, resume, runtime
 from prunebench.io import write_csv
-from prunebench.params import Params
+from prunebench.params import Params, plain
 from prunebench.pruning.criteria import filter_l1
 from prunebench.pruning.selection import choose_channels, kept_count, select_weights
 from prunebench.pruning.surgery import channel_groups, load, remove_indices
@@ -75,12 +76,24 @@ def evaluate_probe(
     return evaluate(pruned, loader, device)
 
 
-Runner = Callable[[Callable[[Probe], dict[str, float]], list[Probe], str], list[dict[str, float]]]
+def probe_jobs(base: dict[int, nn.Module], ratios: list[float], input_shape: tuple[int, ...]) -> list[Probe]:
+    """Every seed's evaluations, seed after seed."""
+    return [probe for seed, model in base.items() for probe in probes(model.eval(), seed, ratios, input_shape)]
 
 
-def in_order(work: Callable[[Probe], dict[str, float]], jobs: list[Probe], desc: str) -> list[dict[str, float]]:
-    """The runner of one process: each evaluation after the other."""
-    return [work(probe) for probe in jobs]
+def tabulate(jobs: list[Probe], found: list[dict[str, float]], ratios: list[float]) -> list[dict]:
+    """Rows (seed, layer, kind, ratio, accuracy, loss) from the evaluations `found` of `jobs`; ratio
+    0 is the unpruned model, once per layer and group."""
+    unpruned = {probe.seed: metrics for probe, metrics in zip(jobs, found) if probe.kind == "base"}
+    rows = []
+    for probe, metrics in zip(jobs, found):
+        if probe.kind == "base":
+            continue
+        row = {"seed": probe.seed, "layer": probe.layer, "kind": probe.kind}
+        if probe.ratio == ratios[0]:
+            rows.append(row | {"ratio": 0.0, **unpruned[probe.seed]})
+        rows.append(row | {"ratio": probe.ratio, **metrics})
+    return rows
 
 
 def sweep(
@@ -89,32 +102,57 @@ def sweep(
     ratios: list[float],
     device: torch.device,
     input_shape: tuple[int, ...],
-    runner: Runner = in_order,
 ) -> list[dict]:
-    """Rows (seed, layer, kind, ratio, accuracy, loss) for every seed's base model, every prunable
-    layer (unstructured) and channel group (structured) at every ratio; ratio 0 is the unpruned
-    model. `runner(work, jobs, desc)` does the evaluations (the workbench: side by side)."""
-    jobs = [probe for seed, model in base.items() for probe in probes(model.eval(), seed, ratios, input_shape)]
-    found = runner(lambda p: evaluate_probe(base[p.seed], p, loader, device, input_shape), jobs, "sensitivity")
-    unpruned = {probe.seed: metrics for probe, metrics in zip(jobs, found) if probe.kind == "base"}
-    rows = []
-    for probe, metrics in zip(jobs, found):
-        if probe.kind == "base":
-            continue
-        row = {"seed": probe.seed, "layer": probe.layer, "kind": probe.kind}
-        if probe.ratio == ratios[0]:  # ratio 0: the unpruned model, once per layer and group
-            rows.append(row | {"ratio": 0.0, **unpruned[probe.seed]})
-        rows.append(row | {"ratio": probe.ratio, **metrics})
-    return rows
+    """The sweep in this process: rows for every seed's base model, every prunable layer
+    (unstructured) and channel group (structured) at every ratio (`tabulate`)."""
+    jobs = probe_jobs(base, ratios, input_shape)
+    return tabulate(jobs, [evaluate_probe(base[p.seed], p, loader, device, input_shape) for p in jobs], ratios)
+
+
+@dataclass
+class Sweep:
+    """What every evaluation shares: the data and the seeds' base models (files' bytes, rebuilt
+    once per worker process on its device)."""
+
+    bench: Workbench
+    files: dict[int, bytes]
+    base: dict[int, nn.Module] = field(default_factory=dict, repr=False)
+
+    def on(self, device: torch.device) -> Sweep:
+        models = {seed: prepare_model(load(data)[0], device).eval() for seed, data in self.files.items()}
+        return Sweep(self.bench.on(device), self.files, models)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Sweep, (self.bench, self.files))  # the receiver rebuilds the models (`on`)
+
+
+def evaluate_job(context: Sweep, probe: Probe) -> dict[str, float]:
+    bench = context.bench
+    return evaluate_probe(context.base[probe.seed], probe, bench.val, bench.device, bench.splits.input_shape)
 
 
 def run(params: Params) -> None:
     """The sweep on every seed's base model (validation split), its (layer, ratio) evaluations
-    spread over the workers, its table and the two figures (a line per layer; a heatmap of
+    spread over the executor, its table and the two figures (a line per layer; a heatmap of
     channel groups × ratios)."""
     bench = Workbench.open(params, runtime.setup(params))
-    base = {seed: prepare_model(load(paths.base_model(seed))[0], bench.device) for seed in params.seeds}
-    rows = sweep(base, bench.val, params.sensitivity.ratios, bench.device, bench.splits.input_shape, bench.run)
+    files = {seed: paths.base_model(seed) for seed in params.seeds}
+    context = Sweep(bench, {seed: file.read_bytes() for seed, file in files.items()})
+    base = context.on(torch.device("cpu")).base
+    jobs = probe_jobs(base, params.sensitivity.ratios, bench.splits.input_shape)
+    finished = resume.Jobs(
+        paths.finished_jobs("sensitivity"),
+        resume.fingerprint(
+            params.sensitivity.ratios,
+            plain(params.data),
+            params.device,
+            files=[paths.SPLIT, paths.code_manifest("sensitivity")],
+        ),
+        lambda p: f"{p.seed}/{p.kind}/{p.layer or 'model'}/{p.ratio:g}",
+        lambda p: context.files[p.seed],
+    )
+    found = bench.run(evaluate_job, context, jobs, "sensitivity", finished)
+    rows = tabulate(jobs, found, params.sensitivity.ratios)
     write_csv(paths.SENSITIVITY, rows)
     figures.plot_sensitivity(rows, paths.SENSITIVITY_UNSTRUCTURED)
     figures.plot_sensitivity_heatmap(rows, paths.SENSITIVITY_STRUCTURED)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
+from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from prunebench import environment, paths, resume, runtime
-from prunebench.io import write_csv, write_json
+from prunebench.io import save_bytes, write_csv, write_json
 from prunebench.layouts import EPOCH_COLUMNS
 from prunebench.params import Params, plain
 from prunebench.progress import say
@@ -16,44 +20,60 @@ from prunebench.training import measure, models, pretrained
 from prunebench.training.loops import evaluate, fit, prepare_model, seed_everything
 
 
+@dataclass
+class Training:
+    """What every seed's training shares."""
+
+    bench: Workbench
+    spec: dict[str, Any]
+
+    def on(self, device: torch.device) -> Training:
+        return dataclasses.replace(self, bench=self.bench.on(device))
+
+
+@dataclass
+class Trained:
+    """One seed's base model (a model file's bytes), its test row and its training curve."""
+
+    row: dict[str, Any]
+    history: list[dict[str, Any]]
+    model: bytes
+
+
+def train(context: Training, seed: int) -> Trained:
+    bench = context.bench
+    seed_everything(seed)
+    model = prepare_model(pretrained.initial(context.spec), bench.device)
+    history = fit(
+        model, bench.train_batches(seed), bench.val, bench.params.train, bench.device, desc=f"train seed {seed}"
+    )
+    test = evaluate(model, bench.test, bench.device)
+    say(f"seed {seed}: test accuracy {test['accuracy']:.4f}")
+    row = {"seed": seed, **test, **measure.costs(model, bench.splits.input_shape)[0]}
+    return Trained(row, history, surgery.dumps(model, context.spec))
+
+
 def run(params: Params) -> None:
     bench = Workbench.open(params, runtime.setup(params))
     s = bench.splits
     spec = models.spec(plain(params.model), s.in_channels, s.num_classes, s.image_size)
-
-    def train(seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        seed_everything(seed)
-        model = prepare_model(pretrained.initial(spec), bench.device)
-        store = resume.Store(
-            paths.training_checkpoints(seed),
-            resume.fingerprint(
-                plain(params.model),
-                plain(params.train),
-                plain(params.data),
-                params.device,
-                seed,
-                files=[paths.SPLIT, paths.code_manifest("train")],
-            ),
-        )
-        history = fit(
-            model,
-            bench.train_batches(seed),
-            bench.val,
-            params.train,
-            bench.device,
-            desc=f"train seed {seed}",
-            checkpoint=store.directory / "state.pt",
-        )
-        surgery.save(paths.base_model(seed), model, spec)
-        test = evaluate(model, bench.test, bench.device)
-        say(f"seed {seed}: test accuracy {test['accuracy']:.4f}")
-        return {"seed": seed, **test, **measure.costs(model, s.input_shape)[0]}, history
-
-    done = bench.run(train, params.seeds, "base models")
-    rows = [row for row, _ in done]
+    finished = resume.Jobs(
+        paths.finished_jobs("train"),
+        resume.fingerprint(
+            plain(params.model),
+            plain(params.train),
+            plain(params.data),
+            params.device,
+            files=[paths.SPLIT, paths.code_manifest("train")],
+        ),
+    )
+    done: list[Trained] = bench.run(train, Training(bench, spec), params.seeds, "base models", finished)
+    for seed, trained in zip(params.seeds, done):
+        save_bytes(paths.base_model(seed), trained.model)
+    rows = [trained.row for trained in done]
     write_csv(
         paths.TRAIN_CURVES,
-        [{"seed": row["seed"], **record} for row, history in done for record in history],
+        [{"seed": trained.row["seed"], **record} for trained in done for record in trained.history],
         ("seed", *EPOCH_COLUMNS),
     )
     write_csv(paths.BASE_RESULTS, rows)

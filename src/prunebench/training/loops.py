@@ -12,7 +12,6 @@ import copy
 import math
 import random
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,10 +19,9 @@ import torch
 from torch import nn
 
 from prunebench.errors import UserError
-from prunebench.io import save_with
 from prunebench.layouts import EPOCH_COLUMNS
 from prunebench.params import Loop
-from prunebench.progress import bar, say
+from prunebench.progress import bar
 from prunebench.training.optim import SGD, cosine
 
 
@@ -107,20 +105,12 @@ def fit(
     epochs: int | None = None,
     after_step: Callable[[], None] | None = None,
     desc: str = "train",
-    checkpoint: Path | None = None,
 ) -> list[dict[str, float]]:
     """SGD with momentum and a cosine learning rate; returns one record per epoch.
 
     `after_step` runs after every optimiser step (pruning masks use it to keep removed weights
     at zero). With `cfg.patience` > 0 training stops once the validation loss has not
     improved for that many epochs. The weights with the best validation loss are restored.
-
-    With `checkpoint`, the state after every epoch goes there (model, optimiser, scheduler,
-    scaler, the best weights so far, the history, the RNG): a run killed at any point goes on
-    after its last finished epoch and ends as an unbroken run would (every epoch's batches come
-    from the seed and the epoch alone), and a run that finds the checkpoint finished returns at
-    once with its best weights and history. Which inputs a checkpoint may be reused for is the
-    caller's `resume.Store`.
 
     A loss that is not finite stops training with a `Diverged` error that names `desc`, the epoch
     and the params.yaml key to lower (`cfg.key`.lr).
@@ -131,21 +121,9 @@ def fit(
     optimizer = SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=precision(device) == torch.float16)
     state: dict[str, Any] = {"history": [], "best_loss": math.inf, "best": None, "since_best": 0}
-    if checkpoint is not None and checkpoint.exists():
-        saved: dict[str, Any] = torch.load(checkpoint, map_location=device, weights_only=True)
-        if saved["done"]:
-            model.load_state_dict(saved["best"])
-            say(f"{desc}: reused, finished in {checkpoint.parent}")
-            return saved["history"]
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scaler.load_state_dict(saved["scaler"])
-        torch.set_rng_state(saved["rng"])
-        state = {k: saved[k] for k in state}
-        say(f"{desc}: resuming after epoch {len(state['history'])} ({checkpoint.parent})")
     runner: Any = torch.compile(model) if cfg.compile else model
     history = state["history"]
-    epochs_bar = bar(range(len(history) + 1, epochs + 1), desc=desc, unit="epoch", leave=False)
+    epochs_bar = bar(range(1, epochs + 1), desc=desc, unit="epoch", leave=False)
     for epoch in epochs_bar:
         optimizer.lr = lr = cosine(cfg.lr, epoch - 1, epochs)
         model.train()
@@ -185,21 +163,6 @@ def fit(
         else:
             state["since_best"] += 1
         stop = 0 < cfg.patience <= state["since_best"]
-        if checkpoint is not None:
-            done = stop or epoch == epochs
-            payload = (
-                {"done": True, "best": state["best"], "history": history}
-                if done
-                else state
-                | {
-                    "done": False,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "rng": torch.get_rng_state(),
-                }
-            )
-            save_with(checkpoint, lambda tmp: torch.save(payload, tmp))  # noqa: B023 (called here)
         if stop:
             break
     model.load_state_dict(state["best"])
