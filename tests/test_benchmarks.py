@@ -29,5 +29,6 @@ def test_a_benchmark_runs_in_smoke_mode(path, capsys):
         "weight_ranking": "| cnn | intra_kernel |",
         "sensitivity_sweep": "| sweep, 2 workers | ",
         "onnx_speedup": "| l1_channel 0.75 |",
+        "ray_executor": "| finetune@l1_channel, two loopback nodes (1 used) | ",
     }[path.stem]
     assert expected in output
