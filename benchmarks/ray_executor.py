@@ -100,6 +100,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| local ({'smoke' if smoke else 'default'}) | {local:.0f} | |")
         what = "the train stage alone (smoke)" if smoke else f"{found['seconds']:.0f}"
         print(f"| ray, a Ray instance per stage | {what} | {'identical' if same else 'DIFFERENT'} |")
+        if not smoke:  # the way to run Ray: one head node started once, every stage joins it
+            edit(repo, executor={"kind": "ray", "address": ADDRESS})
+            shutil.rmtree(cache)
+            found = in_namespace("repro", str(repo), "head")
+            table, models = outputs(repo)
+            verdict = "identical" if table.equals(expected[0]) and models == expected[1] else "DIFFERENT"
+            print(f"| ray, a running head node (2 CPUs) | {found['seconds']:.0f} | {verdict} |")
         stage = ["--force", "--single-item", "finetune@l1_channel"]
         edit(repo, executor={"kind": "local", "address": None})
         shutil.rmtree(cache)

@@ -146,10 +146,14 @@ def main() -> None:
     scenario, *args = sys.argv[1:]
     if scenario == "two_nodes":
         found = two_nodes(Path(args[0]), args[1], lose_second=args[2] == "lose")
-    elif scenario == "repro":  # the whole pipeline, timed
+    elif scenario == "repro":  # the whole pipeline, timed; with "head", on a running head node of 2 CPUs
+        temp = Path(tempfile.mkdtemp(prefix="rt"))
+        if args[1:] == ["head"]:
+            start_node(temp / "head", True, "--num-cpus=2")
         start = time.perf_counter()
         output, _ = repro(Path(args[0]), None).communicate()
         found = {"output": output[-3000:], "seconds": time.perf_counter() - start}
+        shutil.rmtree(temp, ignore_errors=True)
     elif scenario == "stages":
         found = stages(Path(args[0]), args[1:])
     elif scenario == "other_prunebench":
