@@ -167,8 +167,8 @@ class Steps(Schedule):
 
 
 class Retention(Schedule):
-    """The geometric retention schedule (`prunebench.pruning.retention`); its plan is written
-    before pruning starts."""
+    """The geometric retention schedule (`prunebench.pruning.retention`); its plan is made before
+    the seeds fan out and written with the stage's outputs."""
 
     def __init__(self, params: Params, entry: MethodEntry, method: Method, cost: ChannelCost):
         super().__init__(params, entry, method)

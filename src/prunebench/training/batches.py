@@ -5,8 +5,8 @@ each batch is sliced, scaled, augmented (`prunebench.training.preprocess`) and n
 no worker processes, nothing copied from the host per step. Larger ImageFolder trees go through a
 DataLoader with worker processes, pinned memory and persistent workers.
 
-Every epoch's order and augmentation come from (seed, epoch) alone (`set_epoch`), so a run
-resumed at epoch e sees the batches an unbroken run would have.
+Every epoch's order and augmentation come from (seed, epoch) alone (`set_epoch`), so a job
+sees the same batches in whichever process or on whichever node it runs.
 """
 
 from __future__ import annotations

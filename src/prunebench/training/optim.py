@@ -3,8 +3,8 @@ compute them (tests/test_optim.py compares the two).
 
 Why not torch.optim: its first use imports torch._dynamo, seconds of wall time in every process
 that trains, and the pipeline has about 20 such stage processes (benchmarks/README.md). The
-update is three foreach calls, the schedule a closed form of the epoch, so a resumed run needs
-the momentum buffers and nothing else.
+update is three foreach calls, the schedule a closed form of the epoch: the state is the momentum
+buffers and nothing else.
 """
 
 from __future__ import annotations
