@@ -125,7 +125,7 @@ PACKING = textwrap.dedent("""
         def on(self, device):
             return self
 
-    ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init("local", num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False)
     cluster = Cluster(Executor("ray", None, 1, 0.5), "cuda")
     print(json.dumps([done.result for done in cluster.map(held, Nothing(), list(range(4)))]))
 """)
@@ -160,7 +160,7 @@ ERRORS = textwrap.dedent("""
         (Executor("ray", None, 8, 1), "cpu", True),
     ]:
         if start:
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            ray.init("local", num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
             Cluster(settings, device)
         except UserError as error:

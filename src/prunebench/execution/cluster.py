@@ -38,7 +38,7 @@ class Cluster(Executor):
             _answers(settings.address)
             try:
                 ray.init(
-                    address=settings.address,
+                    address=settings.address or "local",  # null: a new instance, never one a file points to
                     include_dashboard=False,
                     log_to_driver=False,
                     logging_level=logging.WARNING,
