@@ -24,10 +24,27 @@ ADDRESS = f"127.0.0.1:{PORT}"
 BIN = Path(sys.executable).parent
 
 
+def namespaced(*command: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`command` in a network and PID namespace of its own, loopback up: every process it starts
+    (every Ray process) ends with it."""
+    unshare = [
+        "unshare",
+        "--net",
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "bash",
+        "-c",
+        'ip link set lo up && exec "$@"',
+        "-",
+    ]
+    env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0"}
+    return subprocess.run([*unshare, *command], capture_output=True, text=True, timeout=timeout, env=env)
+
+
 def in_namespace(*args: str, timeout: float = 600) -> dict:
     """Run a scenario of this file in a namespace of its own; what it printed, as JSON."""
-    command = ["unshare", "--net", "--pid", "--fork", "--mount-proc", sys.executable, __file__, *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    done = namespaced(sys.executable, __file__, *args, timeout=timeout)
     if done.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -140,9 +157,8 @@ def other_prunebench(repo: Path) -> dict:
 
 
 def main() -> None:
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     # Ray 2.60 authenticates with a token by default: every node and the driver share this one
-    os.environ |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0"}
+    os.environ |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     scenario, *args = sys.argv[1:]
     if scenario == "two_nodes":
         found = two_nodes(Path(args[0]), args[1], lose_second=args[2] == "lose")

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+from cluster import namespaced
 
 from prunebench import resume
 from prunebench.execution import local
@@ -131,16 +132,9 @@ PACKING = textwrap.dedent("""
 """)
 
 
-def in_namespace(script: str) -> subprocess.CompletedProcess:
-    """A Python script in a network and PID namespace of its own: every Ray process it starts ends with it."""
-    command = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "bash", "-c", 'ip link set lo up && "$0" -c "$1"']
-    env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0"}
-    return subprocess.run([*command, sys.executable, script], capture_output=True, text=True, cwd=ROOT, env=env)
-
-
 def test_ray_packs_four_half_gpu_jobs_onto_two_gpus_each_seeing_its_own():
     """GPU resources declared on a CPU-only node: Ray's bookkeeping, which is all we use of it."""
-    done = in_namespace(PACKING)
+    done = namespaced(sys.executable, "-c", PACKING)
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = json.loads(done.stdout.strip().splitlines()[-1])
     assert sorted(tuple(ids) for ids, _, _, _ in jobs) == [(0,), (0,), (1,), (1,)]  # two jobs per GPU
@@ -170,7 +164,7 @@ ERRORS = textwrap.dedent("""
 
 
 def test_bad_executor_settings_are_one_line_each():
-    done = in_namespace(ERRORS)
+    done = namespaced(sys.executable, "-c", ERRORS)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 3

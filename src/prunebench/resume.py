@@ -65,16 +65,19 @@ class Jobs(Store):
     def _file(self, job: Any) -> Path:
         return self.directory / f"{self.name(job)}.pkl"
 
+    def _digest(self, job: Any) -> str:
+        return hashlib.sha256(self.inputs(job)).hexdigest()
+
     def finished(self, job: Any) -> Any:
         """The job's result, or MISSING (never returned, or from other inputs)."""
         file = self._file(job)
         if not file.exists():
             return MISSING
         digest, result = pickle.loads(file.read_bytes())
-        return result if digest == hashlib.sha256(self.inputs(job)).hexdigest() else MISSING
+        return result if digest == self._digest(job) else MISSING
 
     def record(self, job: Any, result: Any, node: str, seconds: float) -> None:
-        save_bytes(self._file(job), pickle.dumps((hashlib.sha256(self.inputs(job)).hexdigest(), result)))
+        save_bytes(self._file(job), pickle.dumps((self._digest(job), result)))
         with open(self.directory / "jobs.jsonl", "a") as log:
             log.write(json.dumps({"job": self.name(job), "node": node, "seconds": round(seconds, 3)}) + "\n")
 

@@ -29,11 +29,15 @@ def count(setting: int | None, gpus: int = 0) -> int:
 
 
 def run(work: Callable[[Job], Any], jobs: Sequence[Job], workers: int) -> Iterator[Any]:
-    """`work(job)` for every job, results in the order of `jobs` (`as_done`, sorted back)."""
+    """`work(job)` for every job, results in the order of `jobs`: each as soon as it and every
+    job before it have finished (`as_done`)."""
     waiting: dict[int, Any] = {}
+    following = 0
     for index, result in as_done(work, jobs, workers):
         waiting[index] = result
-    yield from (waiting[index] for index in range(len(jobs)))
+        while following in waiting:
+            yield waiting.pop(following)
+            following += 1
 
 
 def as_done(work: Callable[[Job], Any], jobs: Sequence[Job], workers: int) -> Iterator[tuple[int, Any]]:

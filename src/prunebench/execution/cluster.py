@@ -45,10 +45,7 @@ class Cluster(Executor):
                     runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore"}},
                 )
             except (ConnectionError, RuntimeError, ValueError) as error:
-                raise UserError(
-                    f"params.yaml: executor.address = {settings.address!r}: no Ray cluster to join there "
-                    f"({briefly(error)}); null starts one on this machine"
-                ) from None
+                raise _unreachable(settings.address, error) from None
         nodes = [node for node in ray.nodes() if node["Alive"]]
         self.gpus = _gpus(settings, device, nodes)
         most_cpus = max(node["Resources"].get("CPU", 0) for node in nodes)
@@ -91,10 +88,14 @@ def _answers(address: str | None) -> None:
     try:
         socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
     except (OSError, ValueError) as error:
-        raise UserError(
-            f"params.yaml: executor.address = {address!r}: no Ray cluster to join there ({briefly(error)}); "
-            "expected host:port of a Ray head node, auto, or null to start one on this machine"
-        ) from None
+        raise _unreachable(address, error) from None
+
+
+def _unreachable(address: str | None, error: Exception) -> UserError:
+    return UserError(
+        f"params.yaml: executor.address = {address!r}: no Ray cluster to join there ({briefly(error)}); "
+        "expected host:port of a Ray head node, auto, or null to start one on this machine"
+    )
 
 
 def _gpus(settings: Settings, device: str, nodes: list[dict[str, Any]]) -> float:

@@ -28,8 +28,9 @@ class Local(Executor):
             yield from per_device(work, context, jobs, devices)
             return
         here = context.on(self.device)
-        for index, done in workers.as_done(lambda job: call(work, here, 0, job), jobs, self.processes):
-            yield Done(index, done.result, done.node, done.seconds)
+        numbered = list(enumerate(jobs))
+        for _, done in workers.as_done(lambda pair: call(work, here, *pair), numbered, self.processes):
+            yield done
 
 
 def per_device(work: Work, context: Context, jobs: Sequence[Any], devices: list[torch.device]) -> Iterator[Done]:

@@ -273,33 +273,37 @@ class ModelFileError(UserError, ValueError):
 def read(path: str | Path | bytes) -> Any:
     """A torch file's tensors and plain data (or a file's bytes: `dumps`), never running code from
     it (weights_only)."""
+    name = _name(path)
     if isinstance(path, bytes):
         source: Any = io.BytesIO(path)
-        path = "a model returned by a job"
     elif not Path(path).is_file():
-        raise ModelFileError(f"{path}: no such file")
+        raise ModelFileError(f"{name}: no such file")
     else:
         source = path
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise ModelFileError(
-            f"{path}: refused: it holds pickled Python objects, not plain weights "
+            f"{name}: refused: it holds pickled Python objects, not plain weights "
             "(prunebench loads models with weights_only=True)"
         ) from error
     except (RuntimeError, EOFError, OSError) as error:
         raise ModelFileError(
-            f"{path}: unreadable, truncated or not a torch file "
+            f"{name}: unreadable, truncated or not a torch file "
             f"({str(error).splitlines()[0] if str(error) else type(error).__name__})"
         ) from error
+
+
+def _name(path: str | Path | bytes) -> str | Path:
+    """How an error names a model: its file, or where bytes came from."""
+    return "a model returned by a job" if isinstance(path, bytes) else path
 
 
 def load(path: str | Path | bytes) -> tuple[nn.Module, dict[str, Tensor], dict[str, Any]]:
     """Rebuild a saved model (a file, or its bytes) on the CPU: (model, masks, spec)."""
     payload = read(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        name = "a model returned by a job" if isinstance(path, bytes) else path
-        raise ModelFileError(f"{name}: not a prunebench model file (expected format {FORMAT})")
+        raise ModelFileError(f"{_name(path)}: not a prunebench model file (expected format {FORMAT})")
     model = models.build(payload["spec"])
     _resize(model, payload["layers"], payload["state_dict"])
     model.load_state_dict(payload["state_dict"])

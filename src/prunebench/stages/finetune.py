@@ -16,20 +16,16 @@ from prunebench.params import Params, plain
 from prunebench.pruning import surgery
 from prunebench.pruning.selection import mask_keeper
 from prunebench.report.results import save_predictions
-from prunebench.stages.workbench import Workbench
+from prunebench.stages.workbench import Shared, Workbench
 from prunebench.training import measure
 from prunebench.training.loops import evaluate, fit, prepare_model, seed_everything
 
 
 @dataclass
-class Tuning:
+class Tuning(Shared):
     """What every fine-tuning of one method shares."""
 
-    bench: Workbench
     key: str
-
-    def on(self, device: torch.device) -> Tuning:
-        return dataclasses.replace(self, bench=self.bench.on(device))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ job (`prune_seed`), run wherever the executor puts it; the stage writes what the
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +28,7 @@ from prunebench.pruning.methods import Context, Method
 from prunebench.pruning.units import units_of
 from prunebench.report.results import flatten, save_predictions
 from prunebench.stages.schedules import Found, Outcome, Schedule, schedule_for
-from prunebench.stages.workbench import Workbench
+from prunebench.stages.workbench import Shared, Workbench
 from prunebench.training import measure
 from prunebench.training.loops import evaluate, prepare_model, recalibrate, seed_everything
 from prunebench.training.models import prunable_layers
@@ -62,18 +61,14 @@ class SeedRecord:
 
 
 @dataclass
-class Pruning:
+class Pruning(Shared):
     """What every seed's job of one method shares."""
 
-    bench: Workbench
     method: Method
     schedule: Schedule
     labels: dict[str, str]  # the first columns of every row: method, implementation, unit, schedule, budget
     shared_cost: SelectionCost | None  # the cost of a selection, where one serves every seed
     sensitivity: list[dict[str, Any]]
-
-    def on(self, device: torch.device) -> Pruning:
-        return dataclasses.replace(self, bench=self.bench.on(device))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from prunebench.pruning.criteria import filter_l1
 from prunebench.pruning.selection import choose_channels, kept_count, select_weights
 from prunebench.pruning.surgery import channel_groups, load, remove_indices
 from prunebench.report import figures
-from prunebench.stages.workbench import Workbench
+from prunebench.stages.workbench import Shared, Workbench
 from prunebench.training.loops import evaluate, prepare_model
 from prunebench.training.models import prunable_layers
 
@@ -110,15 +110,17 @@ def sweep(
 
 
 @dataclass
-class Sweep:
+class Sweep(Shared):
     """What every evaluation shares: the data and the seeds' base models (files' bytes, rebuilt
     once per worker process on its device)."""
 
-    bench: Workbench
     files: dict[int, bytes]
     base: dict[int, nn.Module] = field(default_factory=dict, repr=False)
 
     def on(self, device: torch.device) -> Sweep:
+        """Itself where its models are already on `device`; else rebuilt there."""
+        if self.base and device == self.bench.device:
+            return self
         models = {seed: prepare_model(load(data)[0], device).eval() for seed, data in self.files.items()}
         return Sweep(self.bench.on(device), self.files, models)
 
@@ -137,9 +139,8 @@ def run(params: Params) -> None:
     channel groups × ratios)."""
     bench = Workbench.open(params, runtime.setup(params))
     files = {seed: paths.base_model(seed) for seed in params.seeds}
-    context = Sweep(bench, {seed: file.read_bytes() for seed, file in files.items()})
-    base = context.on(torch.device("cpu")).base
-    jobs = probe_jobs(base, params.sensitivity.ratios, bench.splits.input_shape)
+    context = Sweep(bench, {seed: file.read_bytes() for seed, file in files.items()}).on(bench.device)
+    jobs = probe_jobs(context.base, params.sensitivity.ratios, bench.splits.input_shape)
     finished = resume.Jobs(
         paths.finished_jobs("sensitivity"),
         resume.fingerprint(

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 from dataclasses import dataclass
 from typing import Any
-
-import torch
 
 from prunebench import environment, paths, resume, runtime
 from prunebench.io import save_bytes, write_csv, write_json
@@ -15,20 +12,16 @@ from prunebench.layouts import EPOCH_COLUMNS
 from prunebench.params import Params, plain
 from prunebench.progress import say
 from prunebench.pruning import surgery
-from prunebench.stages.workbench import Workbench
+from prunebench.stages.workbench import Shared, Workbench
 from prunebench.training import measure, models, pretrained
 from prunebench.training.loops import evaluate, fit, prepare_model, seed_everything
 
 
 @dataclass
-class Training:
+class Training(Shared):
     """What every seed's training shares."""
 
-    bench: Workbench
     spec: dict[str, Any]
-
-    def on(self, device: torch.device) -> Training:
-        return dataclasses.replace(self, bench=self.bench.on(device))
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -99,3 +99,17 @@ class Workbench:
             if finished:
                 finished.record(jobs[index], done.result, done.node, done.seconds)
         return results
+
+
+S = TypeVar("S", bound="Shared")
+
+
+@dataclass
+class Shared:
+    """What every job of a stage shares: the workbench, and in a subclass the stage's own (a
+    method, its schedule, …); on a worker, the workbench moves to the worker's device (`on`)."""
+
+    bench: Workbench
+
+    def on(self: S, device: torch.device) -> S:
+        return dataclasses.replace(self, bench=self.bench.on(device))
