@@ -20,10 +20,9 @@ import torch
 from torch import Tensor, nn
 
 from prunebench import params, paths, runtime
-from prunebench.pruning import surgery
 from prunebench.pruning.hessian import HessianOperator, top_eigenpairs
 from prunebench.stages.workbench import Workbench
-from prunebench.training import models
+from prunebench.training import modelfile, models
 from prunebench.training.models import prunable_layers
 
 
@@ -122,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         checked = params.load()
         bench = Workbench.open(checked, runtime.setup(checked))
-        model = surgery.load(paths.base_model(0))[0]
+        model = modelfile.load(paths.base_model(0))[0]
         loader = iter(bench.train_batches(0))
         batches = [next(loader), next(loader)]
     torch.manual_seed(0)

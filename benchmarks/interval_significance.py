@@ -17,13 +17,13 @@ import torch
 from prunebench import paths, runtime
 from prunebench.layouts import counts
 from prunebench.params import MethodEntry, load
-from prunebench.pruning import interval, methods, retention, surgery
+from prunebench.pruning import coupling, interval, methods, retention
 from prunebench.pruning.interval import Interval, Propagation
 from prunebench.pruning.methods import Context
 from prunebench.pruning.methods.interval_adjoint import input_box
 from prunebench.pruning.steps import prune_to_counts
 from prunebench.stages.workbench import Workbench
-from prunebench.training import models
+from prunebench.training import modelfile, models
 from prunebench.training.loops import evaluate
 
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         params = load()
         bench = Workbench.open(params, runtime.setup(params))
-        base = surgery.load(paths.base_model(params.seeds[0]))[0]
+        base = modelfile.load(paths.base_model(params.seeds[0]))[0]
         train, val, device, q, size = (
             bench.train_batches(0),
             bench.val,
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{seconds:.2f} s; mean width at " + ", ".join(f"{n} {deep_widths[n]:.3g}" for n in shown)
     )
 
-    sizes = surgery.group_sizes(base, shape)
+    sizes = coupling.group_sizes(base, shape)
     units = sum(sizes.values())
     plan = retention.table(sizes, q, 2 if args.smoke else 6, lambda counts: sum(counts.values()) / units, 0.1)
     print("\niteration | units kept | interval_adjoint | l1_channel | random_channel (mean of 5)")
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
                     generator=torch.Generator().manual_seed(seed),
                     input_shape=shape,
                 )
-                model = surgery.load(paths.base_model(0))[0] if not args.smoke else models.build(spec).eval()
+                model = modelfile.load(paths.base_model(0))[0] if not args.smoke else models.build(spec).eval()
                 model = prune_to_counts(model, methods.create(MethodEntry.of(name, {})), counts(row), ctx).model
                 total += evaluate(model, val, device)["accuracy"]
             accuracies.append(total / repeats)

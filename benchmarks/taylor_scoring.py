@@ -24,11 +24,12 @@ import torch
 from torch import nn
 
 from prunebench import params, paths, runtime
-from prunebench.pruning import surgery
+from prunebench.pruning import coupling
+from prunebench.pruning.coupling import Gate
+from prunebench.pruning.hooks import unit_count
 from prunebench.pruning.methods.taylor import _loss, along, fidelity, gate_derivatives, plan
 from prunebench.stages.workbench import Workbench
-from prunebench.training import models
-from prunebench.training.models import output_units
+from prunebench.training import modelfile, models
 
 
 def timed(fn) -> tuple[float, object]:
@@ -37,10 +38,9 @@ def timed(fn) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
-def channels_of(model: nn.Module, points: dict[str, list[str]]) -> dict[str, int]:
+def channels_of(model: nn.Module, points: dict[str, list[Gate]]) -> dict[str, int]:
     """The channels of each channel group (at its first gate point)."""
-    modules = dict(model.named_modules())
-    return {root: output_units(modules[group[0]]) for root, group in points.items()}
+    return {root: unit_count(points, root) for root in points}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,11 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     else:
         checked = params.load()
         bench = Workbench.open(checked, runtime.setup(checked))
-        model = surgery.load(paths.base_model(0))[0].eval()
+        model = modelfile.load(paths.base_model(0))[0].eval()
         loader = iter(bench.train_batches(0))
         batches = [next(loader), next(loader)]
     shape = tuple(batches[0][0].shape[1:])
-    points = surgery.gate_points(model, shape)
+    points = coupling.gate_points(model, shape)
     channels = sum(channels_of(model, points).values())
     gate_derivatives(model, points, batches[:1], 2)  # warm-up
     for order in (1, 2, 3):
@@ -118,7 +118,7 @@ def one(name: str, order: int, args: argparse.Namespace) -> None:
     torch.set_num_threads(1)  # as in the pipeline's stages
     size, batch = (8, 4) if args.smoke else (32, args.resnet_batch)
     net = models.build(models.spec({"name": name}, 3, 10, size)).eval()
-    points = surgery.gate_points(net, (3, size, size))
+    points = coupling.gate_points(net, (3, size, size))
     widths = channels_of(net, points)
     torch.manual_seed(0)
     x, y = torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,))
@@ -128,14 +128,14 @@ def one(name: str, order: int, args: argparse.Namespace) -> None:
         seconds = timed(lambda: gate_derivatives(net, points, [(x, y)], 1))[0]
         peak, chunks, scored = peak_since_reset() - base, "all (one backward pass)", sum(widths.values())
     else:
-        plans = {root: plan(net, group, x, order, budget) for root, group in points.items()}
+        plans = {root: plan(net, [gate.module for gate in group], x, order, budget) for root, group in points.items()}
         base = reset_peak()
         seconds, scored = 0.0, 0
         for root, group in points.items():
             rows, chunk = plans[root][0], min(plans[root][1], widths[root])
             n = min(max(args.resnet_channels, chunk) if args.resnet_channels else widths[root], widths[root])
             for xs, ys in zip(x.split(rows), y.split(rows)):
-                loss = _loss(net, root, group, xs, ys, nn.functional.cross_entropy)
+                loss = _loss(net, root, {root: group}, xs, ys, nn.functional.cross_entropy)
                 seconds += timed(lambda: along(loss, torch.eye(widths[root])[:n], order, chunk))[0]  # noqa: B023
             scored += n
         peak = peak_since_reset() - base

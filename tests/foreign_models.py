@@ -94,3 +94,29 @@ def two_branches(num_classes: int = 10) -> nn.Module:
 
 def channel_split(num_classes: int = 10) -> nn.Module:
     return ChannelSplit()
+
+
+class TinyViT(nn.Module):
+    """A ViT for digits written with PyTorch's own transformer layers: 2×2 patches onto 32
+    features, a class token and a position embedding as bare parameters, 2 nn.TransformerEncoderLayers
+    of 4 heads (nn.MultiheadAttention inside) and an MLP of 64, a last LayerNorm."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.embed = nn.Conv2d(1, 32, 2, stride=2)
+        self.cls = nn.Parameter(torch.zeros(1, 1, 32))
+        self.pos = nn.Parameter(torch.randn(1, 17, 32) * 0.02)
+        layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(32)
+        self.head = nn.Linear(32, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.embed(x).flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.cls.expand(len(x), -1, -1), tokens], dim=1) + self.pos
+        return self.head(self.norm(self.encoder(tokens))[:, 0])
+
+
+def tiny_vit(num_classes: int = 10) -> nn.Module:
+    torch.manual_seed(0)
+    return TinyViT(num_classes)

@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 
-from prunebench.pruning import surgery
+from prunebench.pruning import coupling, surgery
 from prunebench.pruning.budget import ChannelCost, WeightCost, search
 from prunebench.pruning.methods import METHODS
 from prunebench.pruning.units import units_of
@@ -39,14 +39,14 @@ def test_the_cost_of_channel_counts_is_what_pruning_measures(name):
     generator = torch.Generator().manual_seed(1)
     for _ in range(3):  # random counts for every group at once: the exponents combine
         counts = {root: int(torch.randint(1, size + 1, (), generator=generator)) for root, size in cost.sizes.items()}
-        pruned = surgery.remove_indices(
+        pruned = surgery.remove(
             copy.deepcopy(model), {root: list(range(cost.sizes[root] - k)) for root, k in counts.items()}, shape
         )
         totals, _ = measure.costs(pruned, shape)
         predicted = cost(counts)
         assert predicted.macs == pytest.approx(totals["macs"], rel=1e-9)
         assert predicted.params == pytest.approx(totals["params"], rel=1e-9)
-        assert predicted.units == sum(surgery.group_sizes(pruned, shape).values())
+        assert predicted.units == sum(coupling.group_sizes(pruned, shape).values())
 
 
 def test_the_cost_of_weight_masks_is_what_pruning_measures():
@@ -67,7 +67,7 @@ def sensitivity_rows(model: torch.nn.Module, shape: tuple[int, ...]) -> list[dic
     each at its own rate (the allocation is tested on its own in test_layerwise.py)."""
     rows = []
     layers = list(models.prunable_layers(model))
-    groups = ["+".join(g) for g in surgery.channel_groups(model, shape)]
+    groups = [g.label for g in coupling.groups(model, shape)]
     for kind, names in (("unstructured", layers), ("structured", groups)):
         for i, name in enumerate(names):
             rows += [

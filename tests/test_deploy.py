@@ -10,9 +10,8 @@ import torch
 from torch import nn
 
 from prunebench.deploy import export, timing
-from prunebench.pruning import surgery
 from prunebench.pruning.steps import prune_step
-from prunebench.training import models
+from prunebench.training import modelfile, models
 
 from helpers import context, make_method, small_cnn
 
@@ -33,7 +32,7 @@ def test_an_exported_pruned_model_matches_pytorch(key, entry, tmp_path):
     pruned = prune_step(model, make_method(key, entry), 0.0, 0.5, ctx)
     saved = tmp_path / "model.pt"
     spec = models.spec({"name": "cnn", "width": 8, "hidden": 16}, 1, 10, 8)
-    surgery.save(saved, pruned.model, spec, pruned.masks)
+    modelfile.save(saved, pruned.model, spec, pruned.masks)
     deployed = export.deployable(saved)
     if pruned.masks:  # the masks are in the weights the runtime gets
         name, mask = next(iter(pruned.masks.items()))
@@ -113,7 +112,7 @@ def test_the_export_command_writes_a_checked_network(tmp_path, capsys):
     from prunebench import cli
 
     saved = tmp_path / "model.pt"
-    surgery.save(saved, small_cnn(), models.spec({"name": "cnn", "width": 8, "hidden": 16}, 1, 10, 8))
+    modelfile.save(saved, small_cnn(), models.spec({"name": "cnn", "width": 8, "hidden": 16}, 1, 10, 8))
     assert cli.main(["export", str(saved), str(tmp_path / "model.onnx")]) == 0
     assert "argmax agrees on 100% of 8 random inputs" in capsys.readouterr().out
     assert export.session(tmp_path / "model.onnx").run(None, {export.INPUT: X[:3].numpy()})[0].shape == (3, 10)

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from prunebench.pruning import surgery
+from prunebench.training import modelfile
 
 from helpers import ROOT, make_method, small_cnn
 
@@ -27,7 +27,7 @@ def prunebench(*args: str, cwd: Path, debug: bool = False) -> subprocess.Complet
 @pytest.fixture
 def saved(tmp_path) -> Path:
     path = tmp_path / "model.pt"
-    surgery.save(
+    modelfile.save(
         path,
         small_cnn(),
         {"name": "cnn", "width": 8, "hidden": 16, "in_channels": 1, "num_classes": 10, "image_size": 8},
@@ -42,8 +42,8 @@ def test_a_truncated_model_file_is_one_line_naming_the_file(tmp_path, saved):
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith(f"prunebench: {truncated}: unreadable, truncated or not a torch file")
-    with pytest.raises(surgery.ModelFileError, match="no such file"):
-        surgery.load(tmp_path / "missing.pt")
+    with pytest.raises(modelfile.ModelFileError, match="no such file"):
+        modelfile.load(tmp_path / "missing.pt")
 
 
 def test_debug_shows_the_traceback(tmp_path, saved):

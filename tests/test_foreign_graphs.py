@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from prunebench.errors import Unsupported
-from prunebench.pruning import surgery
+from prunebench.pruning import coupling
 from prunebench.pruning.steps import prune_step
 from prunebench.training import measure, models
 
@@ -29,7 +29,7 @@ def build(name: str) -> torch.nn.Module:
 
 
 def test_groups_torch_pruning_gets_wrong_are_frozen_and_named():
-    frozen = {name: surgery.frozen_groups(build(name), SHAPE) for name in MODELS}
+    frozen = {name: coupling.frozen_groups(build(name), SHAPE) for name in MODELS}
     assert [group.members for group in frozen["pad_resnet"]] == [("stem.0", "layer1.conv2.0", "layer2.conv2.0")]
     assert str(frozen["pad_resnet"][0]) == (
         "stem.0+layer1.conv2.0+layer2.conv2.0 (3 layers): channel padding (F.pad) in a shortcut couples layers "
@@ -39,9 +39,10 @@ def test_groups_torch_pruning_gets_wrong_are_frozen_and_named():
     assert "removing channel 0 breaks the model (RuntimeError: split_with_sizes" in frozen["channel_split"][0].reason
     assert frozen["conv_resnet"] == frozen["two_branches"] == []
     # the same network with 1×1-conv shortcuts still prunes its residual groups
-    assert ["stem.0", "layer1.conv2.0"] in surgery.channel_groups(build("conv_resnet"), SHAPE)
-    assert ["layer2.conv2.0", "layer2.project.0"] in surgery.channel_groups(build("conv_resnet"), SHAPE)
-    assert surgery.channel_groups(build("pad_resnet"), SHAPE) == [["layer1.conv1.0"], ["layer2.conv1.0"]]
+    conv = [g.members for g in coupling.groups(build("conv_resnet"), SHAPE)]
+    assert ("stem.0", "layer1.conv2.0") in conv and ("layer2.conv2.0", "layer2.project.0") in conv
+    pad = [g.members for g in coupling.groups(build("pad_resnet"), SHAPE)]
+    assert pad == [("layer1.conv1.0",), ("layer2.conv1.0",)]
 
 
 def sensitivity_rows(model: torch.nn.Module) -> list[dict]:
@@ -64,7 +65,7 @@ def test_every_default_method_prunes_every_graph_around_its_frozen_groups(model_
     method = make_method(entry.get("method", key), knobs)
     ctx = context([(torch.randn(8, *SHAPE), torch.randint(0, 10, (8,)))])
     ctx.sensitivity = sensitivity_rows(model)
-    frozen = {name for group in surgery.frozen_groups(model, SHAPE) for name in group.members}
+    frozen = {name for group in coupling.frozen_groups(model, SHAPE) for name in group.members}
     before = {name: layer.weight.detach().clone() for name, layer in models.prunable_layers(model).items()}
     try:
         pruned = prune_step(copy.deepcopy(model), method, 0.0, 0.5, ctx)

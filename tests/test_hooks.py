@@ -1,32 +1,51 @@
 import torch
 from torch import nn
 
-from prunebench.pruning.hooks import capture, leaf_calls
-from prunebench.training.models import prunable_layers
+from prunebench.pruning.coupling import Gate, gate_points, groups
+from prunebench.pruning.hooks import gated, leaf_calls, signal_grads
+from prunebench.training import models
 
 from helpers import small_cnn
 
 
-def test_capture_records_outputs_and_their_loss_gradients_then_removes_itself():
+def test_signal_grads_are_the_squared_loss_gradients_of_each_channel_at_its_gate():
     model = small_cnn()
-    layers = prunable_layers(model)
+    points = gate_points(model, (1, 8, 8))
     x = torch.randn(3, 1, 8, 8)
-    with capture(layers) as records:
-        logits = model(x)
-        loss = logits.square().sum()
-        loss.backward()
-    assert torch.allclose(records.outputs["stem.0"][0], model.stem[0](x))
+    with signal_grads(model, points) as found:
+        model(x).square().sum().backward()
     with torch.no_grad():
         fc_in = model.pool(model.down(model.block(model.stem(x)))).flatten(1)
-    assert torch.allclose(records.outputs["fc"][0], model.fc(fc_in))  # before the in-place ReLU
-    fc_out = records.outputs["fc"][0].requires_grad_()
-    assert torch.allclose(
-        records.grads["fc"][0], torch.autograd.grad(model.head(torch.relu(fc_out)).square().sum(), fc_out)[0]
-    )
-    assert set(records.grads) == set(layers)
+    fc_out = model.fc(fc_in).requires_grad_()  # the signal at the fc group's gate: fc's output
+    grad = torch.autograd.grad(model.head(torch.relu(fc_out)).square().sum(), fc_out)[0]
+    assert torch.allclose(found["fc"][0], grad.square().sum(0))
+    assert set(found) == set(points) and all(len(found[root]) == len(gates) for root, gates in points.items())
     with torch.no_grad():
         model(x)
-    assert len(records.outputs["stem.0"]) == 1  # hooks are gone after the block
+    assert all(len(found[root]) == len(gates) for root, gates in points.items())  # hooks are gone after the block
+
+
+def test_gates_find_the_features_of_token_outputs_and_scale_whole_heads():
+    model = models.build(models.spec({"name": "vit", "dim": 16, "depth": 1, "heads": 4}, 1, 10, 8)).eval()
+    points = gate_points(model, (1, 8, 8))
+    kinds = {group.root: group.kind for group in groups(model, (1, 8, 8))}
+    assert sorted(kinds.values()) == ["channel", "head", "width"]
+    heads = next(root for root, kind in kinds.items() if kind == "head")
+    assert points[heads] == [Gate("blocks.0.attn.proj", (1, 4, 4), input=True)]
+    x = torch.randn(2, 1, 8, 8)
+    expected = model(x)
+    gate = torch.ones(4)
+    gate[2] = 0  # the third head silenced: its 4 features of the attention output are zero where proj reads them
+    seen = []
+    neuron = next(root for root, kind in kinds.items() if kind == "channel")
+    with gated(model, points, {heads: gate, neuron: torch.ones(32)}):
+        hook = model.blocks[0].attn.proj.register_forward_pre_hook(lambda _m, inputs: seen.append(inputs[0]))
+        changed = model(x)  # the gate's hook runs first, then this one sees what proj reads
+    hook.remove()
+    assert seen[0].shape == (2, 17, 16) and seen[0][..., 8:12].abs().max() == 0 and seen[0][..., :8].abs().min() > 0
+    assert not torch.allclose(changed, expected)
+    with gated(model, points, {neuron: torch.ones(32)}):  # a gate of ones on (batch, tokens, features) outputs
+        assert torch.equal(model(x), expected)
 
 
 def test_leaf_calls_sees_every_leaf_call_in_order_and_leaves_the_outputs_alone():

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from prunebench.pruning import coupling
 from prunebench.pruning.allocation import allocate, curves_of
 from prunebench.pruning.criteria import lamp
 from prunebench.pruning.steps import prune_step
-from prunebench.pruning.surgery import channel_groups
 from prunebench.stages.sensitivity import sweep
 from prunebench.training import models
 from prunebench.training.batches import batches
@@ -71,7 +71,7 @@ def test_sweep_covers_every_layer_and_group_and_leaves_the_model_unchanged(swept
     structured = curves_of(rows, "structured")
     assert list(unstructured) == list(models.prunable_layers(model))
     assert "stem.0+block.conv2" in structured  # the residual addition couples them
-    assert sorted(structured) == sorted("+".join(g) for g in channel_groups(model, (1, 8, 8)))
+    assert sorted(structured) == sorted(g.label for g in coupling.groups(model, (1, 8, 8)))
     for curve in [*unstructured.values(), *structured.values()]:
         assert [r for r, _ in curve] == [0.0, 0.25, 0.5, 0.75]
         assert len({a for r, a in curve if r == 0.0}) == 1
@@ -84,7 +84,7 @@ def test_sensitivity_guided_methods_reach_the_overall_ratio(swept, ratio):
     ctx.sensitivity = [r | {"seed": 0} for r in rows]
     pruned = prune_step(small_cnn(), make_method("sensitivity_unstructured", {}), 0.0, ratio, ctx).model
     assert prunable_zero_fraction(pruned) == pytest.approx(ratio, abs=0.01)
-    groups = channel_groups(model, (1, 8, 8))
+    groups = [list(g.members) for g in coupling.groups(model, (1, 8, 8))]
     channels = {g[0]: models.prunable_layers(model)[g[0]].weight.shape[0] for g in groups}
     structured = make_method("sensitivity_structured", {})
     allocation = structured.layer_ratios(models.prunable_layers(model), ratio, ctx)

@@ -10,11 +10,12 @@ from helpers import context, make_method, small_cnn
 
 
 @pytest.mark.parametrize("name", list(models.MODELS))
-def test_thop_macs_of_conv_and_linear_match_torch_flop_counter(name):
+def test_macs_of_conv_and_linear_match_torch_flop_counter(name):
+    """Attention's products, which the flop counter misses on the CPU's fused kernel: test_macs.py."""
     model = models.build(models.spec({"name": name}, 1, 10, 8)).eval()
     per_layer = measure.layer_macs(model, (1, 8, 8))
     modules = dict(model.named_modules())
-    weighted = sum(v for k, v in per_layer.items() if isinstance(modules[k], (torch.nn.Conv2d, torch.nn.Linear)))
+    weighted = sum(v for k, v in per_layer.items() if isinstance(modules.get(k), (torch.nn.Conv2d, torch.nn.Linear)))
     with FlopCounterMode(display=False) as counter:
         model(torch.zeros(1, 1, 8, 8))
     assert weighted == counter.get_total_flops() / 2

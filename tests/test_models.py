@@ -2,7 +2,7 @@ import torch
 from torch import nn
 
 from prunebench.training import models
-from prunebench.training.models import ResidualBlock
+from prunebench.training.models.cnn import ResidualBlock
 
 
 def test_default_cnn_has_a_target_for_every_method_family():

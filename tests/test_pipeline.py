@@ -281,10 +281,10 @@ def test_mlflow_holds_a_run_per_point_and_per_method_there(repo):
     model = client.download_artifacts(method["run_id"], "models/0.pt", str(repo / "downloaded"))
     import torch
 
-    from prunebench.pruning import surgery
+    from prunebench.training import modelfile
 
     assert isinstance(torch.load(model, weights_only=True), dict)  # no pickle needed to read it
-    assert surgery.load_pruned(model)(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
+    assert modelfile.load_pruned(model)(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
 
 
 def test_nothing_reruns_and_one_ratio_runs_one_point_in_a_temporary_experiment(repo):

@@ -88,7 +88,12 @@ def test_mean_std_of_the_wrong_length_are_one_line(tmp_path, cfg):
 
 def test_the_weights_own_transforms_are_the_default_and_params_yaml_wins(tmp_path, cfg):
     expected = pretrained.weights_preprocessing(params.Model(name="resnet18", weights="IMAGENET1K_V1"))
-    assert expected == {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "crop_pct": 224 / 256}
+    assert expected == {
+        "mean": (0.485, 0.456, 0.406),
+        "std": (0.229, 0.224, 0.225),
+        "crop_pct": 224 / 256,
+        "interpolation": "bilinear",
+    }
     assert pretrained.weights_preprocessing(params.Model(name="resnet18")) is None
     write_tree(tmp_path)
     weights = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "crop_pct": 0.9}

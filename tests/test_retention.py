@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from prunebench.params import MethodEntry
-from prunebench.pruning import methods, retention, surgery
+from prunebench.pruning import coupling, methods, retention
 from prunebench.pruning.budget import ChannelCost
 from prunebench.pruning.methods import Context
 from prunebench.pruning.methods.interval_adjoint import input_box
 from prunebench.pruning.steps import prune_step, prune_to_counts
-from prunebench.training import models
+from prunebench.training import modelfile, models
 
 from helpers import context, make_method, small_cnn
 
@@ -37,7 +37,7 @@ def test_the_retention_table_follows_the_formula():
 
 def test_the_mlp_on_mnist_has_the_original_schedule(default_params):
     mlp = models.build(models.spec({"name": "mlp"}, 1, 10, 28))  # 784-256-64-10
-    assert surgery.group_sizes(mlp, (1, 28, 28)) == {"1": 256, "3": 64}
+    assert coupling.group_sizes(mlp, (1, 28, 28)) == {"1": 256, "3": 64}
     assert default_params.schedule.retention.q == 0.8
 
 
@@ -117,7 +117,7 @@ def test_significance_is_width_times_largest_adjoint_and_the_output_layer_is_nev
 def test_pruning_to_counts_keeps_exactly_the_counts_of_every_group():
     model = small_cnn()
     method = make_method("interval_adjoint", {})
-    groups = surgery.channel_groups(model, (1, 8, 8))
+    groups = [list(g.members) for g in coupling.groups(model, (1, 8, 8))]
     counts = {group[0]: max(1, len(group) * 2 - 1) for group in groups}
     batches = [(torch.rand(16, 1, 8, 8), None)]
     model = prune_to_counts(model, method, counts, context(batches)).model
@@ -196,7 +196,7 @@ def test_the_iterations_keep_each_model_as_its_file_and_repeat_to_the_bit():
     done = iterations()
     assert [r["iteration"] for r in done.results] == [0, 1, 2, 3, 4, 5]
     for result, data in zip(done.results, done.models):  # each model file has its iteration's widths
-        model = surgery.load(data)[0]
+        model = modelfile.load(data)[0]
         assert (model[1].out_features, model[3].out_features) == (result["1"], result["3"])
     assert done.histories[0] == [] and all(h == [{"epoch": 1}] for h in done.histories[1:])
     again = iterations()

@@ -8,7 +8,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from prunebench.pruning import surgery
+from prunebench.pruning import coupling
+from prunebench.pruning.coupling import Gate
 from prunebench.pruning.hooks import gated
 from prunebench.pruning.methods import Scored
 from prunebench.pruning.methods.taylor import (
@@ -47,7 +48,8 @@ class Polynomial(nn.Module):
 def test_the_three_orders_equal_the_closed_form_of_a_polynomial_loss():
     a, b = 1.5, -0.7
     batches = [(torch.ones(1, 1), torch.zeros(1))]
-    d = gate_derivatives(Polynomial(a, b), {"lin": ["lin"]}, batches, 3, loss_fn=lambda out, y: out.sum())["lin"]
+    points = {"lin": [Gate("lin", (1, 2, 1))]}
+    d = gate_derivatives(Polynomial(a, b), points, batches, 3, loss_fn=lambda out, y: out.sum())["lin"]
     expected = torch.tensor(
         [
             [3 * a**3 + a * b, 4 * b**2 + a * b],  # ∂L/∂m at m = 1, per gate
@@ -63,7 +65,7 @@ def test_the_three_orders_equal_the_closed_form_of_a_polynomial_loss():
 
 def test_first_order_by_one_backward_pass_equals_forward_mode_along_each_gate():
     model = small_cnn()
-    points = surgery.gate_points(model, (1, 8, 8))
+    points = coupling.gate_points(model, (1, 8, 8))
     batches = [(torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))) for _ in range(2)]
     reverse = gate_derivatives(model, points, batches, 1)
     forward = gate_derivatives(model, points, batches, 2)  # forward mode along each gate
@@ -84,7 +86,7 @@ def test_the_chunks_follow_the_memory_budget_and_not_the_values():
     assert plan(model, ["0"], x, 3, 4 * per_direction) == (1, 2)  # 20× per direction: in pieces
     assert plan(model, ["0"], x, 2, per_direction) == (1, 2)  # one direction of 3 examples does not fit: pieces
     assert plan(model, ["0"], x, 2, 1) == (1, 1)  # one example, one direction, whatever the budget
-    points = {"0": ["0"]}
+    points = {"0": [Gate("0", (1, 8, 1))]}
     batches = [(x, torch.randint(0, 2, (3,)))]
     one = gate_derivatives(model, points, batches, 3, memory=1)["0"]  # one example and one direction at a time
     whole = gate_derivatives(model, points, batches, 3, memory=2**30)["0"]
@@ -100,8 +102,8 @@ def test_zeroing_a_gate_is_exactly_removing_the_channel(layer, channel):
             bn.running_mean.uniform_(-0.5, 0.5)
             bn.bias.uniform_(-0.5, 0.5)
     x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,))
-    points = surgery.gate_points(model, (1, 8, 8))
-    root = next(r for r, g in zip(points, surgery.channel_groups(model, (1, 8, 8))) if layer in g)
+    points = coupling.gate_points(model, (1, 8, 8))
+    root = next(g.root for g in coupling.groups(model, (1, 8, 8)) if layer in g.members)
     delta = exact_deltas(model, points, [(x, y)], {root: torch.tensor([channel])})[root][0]
     loss = torch.no_grad()(lambda: float(nn.functional.cross_entropy(model(x), y)))
     base = loss()
@@ -143,7 +145,7 @@ def test_the_least_important_channel_costs_less_than_the_most_important(trained,
     ctx = context(loader)
     method = make_method("t", {"method": "taylor", "order": order, "batches": 2, "normalize": False})
     scores = method.score(model, prunable_layers(model), ctx).scores
-    points = surgery.gate_points(model, (1, 8, 8))
+    points = coupling.gate_points(model, (1, 8, 8))
     by_channel = [(float(s), root, c) for root in points for c, s in enumerate(scores[root])]
     (_, low_root, low), (_, high_root, high) = min(by_channel), max(by_channel)
     batches = [next(iter(loader))]
@@ -163,7 +165,7 @@ def test_fidelity_and_gradient_flow_are_reported(trained):
     assert fidelity["order2"] > fidelity["order1"]
     assert len(scored.tables["fidelity"]) == 40
     layers = {row["layer"] for row in scored.tables["gradient_flow"]}
-    assert layers == set(surgery.gate_points(model, (1, 8, 8)))
+    assert layers == set(coupling.gate_points(model, (1, 8, 8)))
 
 
 def test_global_ranking_keeps_min_channels_and_removes_the_exact_count():
@@ -175,7 +177,7 @@ def test_global_ranking_keeps_min_channels_and_removes_the_exact_count():
     before = {n: m.weight.shape[0] for n, m in prunable_layers(model).items()}
     pruned = prune_step(model, method, 0.0, 0.7, context()).model
     after = {n: m.weight.shape[0] for n, m in prunable_layers(pruned).items()}
-    groups = surgery.channel_groups(model, (1, 8, 8))
+    groups = [list(g.members) for g in coupling.groups(model, (1, 8, 8))]
     removed = sum(before[g[0]] - after[g[0]] for g in groups)
     assert removed == round(0.7 * sum(before[g[0]] for g in groups))
     assert min(after.values()) >= 2
@@ -186,7 +188,7 @@ def test_derivatives_work_through_torchvision_residual_blocks():
 
     net = import_torchvision().models.resnet18(num_classes=10).eval()
     methods_before = {name: torch.Tensor.__dict__.get(name) for name in ("__iadd__", "__isub__", "__imul__")}
-    points = surgery.gate_points(net, (3, 32, 32))
+    points = coupling.gate_points(net, (3, 32, 32))
     root = "layer1.0.conv1"
     batch = [(torch.randn(2, 3, 32, 32), torch.randint(0, 10, (2,)))]
     d = gate_derivatives(net, {root: points[root]}, batch, 2, memory=2**30)[root]

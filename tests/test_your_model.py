@@ -13,9 +13,8 @@ import yaml
 from prunebench import schema
 from prunebench.errors import Unsupported
 from prunebench.params import ParamError
-from prunebench.pruning import surgery
 from prunebench.pruning.steps import prune_step
-from prunebench.training import models, pretrained
+from prunebench.training import modelfile, models, pretrained
 
 from helpers import ROOT, context, make_method
 
@@ -76,7 +75,7 @@ def test_missing_weights_name_the_key_the_file_and_where_to_put_it(hub):
     assert str(hub) in message and "model.download: true" in message
     with pytest.raises(pretrained.WeightsError, match="expected one of IMAGENET1K_V1, DEFAULT"):
         pretrained.initial(models.spec({"name": "resnet18", "weights": "IMAGENET21K"}, 3, 10, 32))
-    with pytest.raises(pretrained.WeightsError, match="cnn has no torchvision weights"):
+    with pytest.raises(pretrained.WeightsError, match="cnn has no pretrained weights"):
         pretrained.initial(models.spec({"name": "cnn", "weights": "DEFAULT"}, 1, 10, 8))
 
 
@@ -156,7 +155,7 @@ def test_a_checkpoint_that_is_no_state_dict_or_no_safetensors_is_one_line(tmp_pa
     with pytest.raises(pretrained.WeightsError, match=r"odd.pt holds no state dict \(name → tensor\), nor one under"):
         pretrained.initial(spec | {"checkpoint": str(tmp_path / "odd.pt")})
     (tmp_path / "bad.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage")
-    with pytest.raises(surgery.ModelFileError, match="bad.safetensors: unreadable or not a safetensors file"):
+    with pytest.raises(modelfile.ModelFileError, match="bad.safetensors: unreadable or not a safetensors file"):
         pretrained.initial(spec | {"checkpoint": str(tmp_path / "bad.safetensors")})
     torch.save({f"module.{k}": v for k, v in state.items() if k != "fc.bias"}, tmp_path / "short.pt")
     with pytest.raises(
@@ -232,7 +231,7 @@ def test_train_epochs_0_makes_the_loaded_checkpoint_the_base_model(tmp_path):
             check=False,
         )
         assert done.returncode == 0, done.stderr[-2000:]
-    base, _, saved_spec = surgery.load(tmp_path / "models/base/0.pt")
+    base, _, saved_spec = modelfile.load(tmp_path / "models/base/0.pt")
     assert all(torch.equal(base.state_dict()[k], state[k]) for k in state)  # never trained
     assert saved_spec["checkpoint"] == "start.pt"
     manifest = json.loads((tmp_path / "checks/code/train.json").read_text())

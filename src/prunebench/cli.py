@@ -27,13 +27,12 @@ def evaluate(args: argparse.Namespace) -> int:
     import json
 
     from prunebench import params, runtime
-    from prunebench.pruning import surgery
     from prunebench.stages.workbench import Workbench
-    from prunebench.training import measure
+    from prunebench.training import measure, modelfile
     from prunebench.training.loops import evaluate as test_metrics
     from prunebench.training.loops import prepare_model
 
-    model, _, _ = surgery.load(args.path)
+    model, _, _ = modelfile.load(args.path)
     checked = params.load()
     bench = Workbench.open(checked, runtime.setup(checked))
     model = prepare_model(model, bench.device)
@@ -64,9 +63,9 @@ def export_model(args: argparse.Namespace) -> int:
     import torch
 
     from prunebench.deploy import export
-    from prunebench.pruning import surgery
+    from prunebench.training import modelfile
 
-    spec = surgery.load(args.model)[2]
+    spec = modelfile.load(args.model)[2]
     model = export.deployable(args.model)
     size = spec["image_size"]
     x = torch.randn(8, spec["in_channels"], size, size, generator=torch.Generator().manual_seed(0))

@@ -41,6 +41,7 @@ EXECUTORS = ("local", "ray")  # executor.kind (`prunebench.execution`)
 SCHEDULES = ("steps", "retention")  # how a method reaches `ratio`
 ENTRY_KEYS = ("method", "schedule")  # keys of a `methods` entry that are not the method's knobs
 AUGMENTS = ("none", "crop_flip", "resized_crop_flip")  # data.augment (`prunebench.training.preprocess`)
+INTERPOLATIONS = ("bilinear", "bicubic")  # data.interpolation: of every resize
 MODEL_START = ("weights", "checkpoint", "download")  # `model` keys that choose the starting weights
 
 
@@ -85,6 +86,11 @@ class Data:
     std: list[float] | None = setting(optional(list_of(positive())), None, "per channel (null: the data set's)")
     augment: str | None = setting(
         optional(one_of(*AUGMENTS)), None, "training augmentation: " + " | ".join(AUGMENTS) + " (null: the data set's)"
+    )
+    interpolation: str | None = setting(
+        optional(one_of(*INTERPOLATIONS)),
+        None,
+        "of every resize: " + " | ".join(INTERPOLATIONS) + " (null: the weights' or bilinear)",
     )
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from prunebench.io import read_json, save_bytes, write_json
+from prunebench.files import read_json, save_bytes, write_json
 
 MISSING = object()  # `Jobs.finished` of a job that has not returned
 

@@ -1,6 +1,6 @@
 """A saved model as a standalone ONNX network, checked in ONNX Runtime against PyTorch.
 
-The model is rebuilt as deployment would (`surgery.load_pruned`: channel methods physically
+The model is rebuilt as deployment would (`modelfile.load_pruned`: channel methods physically
 smaller, masks folded into the weights) and exported with TorchScript's exporter
 (`dynamo=False`: 0.02 s per model here against 0.8 s for the dynamo exporter, the same graphs on
 these models) with a dynamic batch dimension. The check runs a batch through both and compares
@@ -22,9 +22,9 @@ import torch
 from torch import Tensor, nn
 
 from prunebench.errors import briefly
-from prunebench.io import atomic_path
-from prunebench.pruning import surgery
+from prunebench.files import atomic_path
 from prunebench.pruning.hooks import leaf_calls
+from prunebench.training import modelfile
 
 INPUT, OUTPUT = "input", "logits"
 
@@ -32,7 +32,7 @@ INPUT, OUTPUT = "input", "logits"
 def deployable(path: str | Path) -> nn.Module:
     """A saved model as deployment rebuilds it: its own architecture, the masks folded into the
     weights (a masked weight is 0 in the file), eval mode, on the CPU."""
-    model, masks, _ = surgery.load(path)
+    model, masks, _ = modelfile.load(path)
     with torch.no_grad():
         for name, mask in masks.items():  # keyed by parameter
             weight = model.get_parameter(name)

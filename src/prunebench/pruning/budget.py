@@ -1,20 +1,22 @@
 """Equal cost: how much of the budget a pruning removes, computed from the selection alone, and
 the search for the fraction of a method's units that meets a target.
 
-`budget` says what `ratio` removes: "macs" (sparsity-aware MACs per example, as thop counts
-them), "params" (nonzero parameters; removing channels removes whole entries, so for channel
-methods every remaining parameter counts, which in a trained network are the nonzero ones) or
-"units" (the method's own units: weights, or channels and neurons). Each method searches its own
-unit fraction, on its own ranking and without retraining, until what it keeps of the budget is at
-most the target; the smallest such fraction wins, so the target is met as closely as the
-method's granularity allows (within 1 %, or one unit past it).
+`budget` says what `ratio` removes: "macs" (sparsity-aware MACs per example, every product
+counted: `prunebench.training.macs`), "params" (nonzero parameters; removing channels removes
+whole entries, so for channel methods every remaining parameter counts, which in a trained
+network are the nonzero ones) or "units" (the method's own units: weights, or channels, neurons
+and heads). Each method searches its own unit fraction, on its own ranking and without
+retraining, until what it keeps of the budget is at most the target; the smallest such fraction
+wins, so the target is met as closely as the method's granularity allows (within 1 %, or one unit
+past it).
 
 Costs are exact. For weight masks, a layer's MACs scale with the fraction of its weights that
-stay nonzero. For channel counts, every leaf module's MACs and every parameter's size is a
-monomial in the kept fractions of the channel groups (thop counts a conv as output size ×
-input channels per group × kernel size); `ChannelCost` finds each exponent once per
-architecture, by removing half of one group at a time, and refuses an architecture whose costs
-are not of that form.
+stay nonzero. For unit counts, every MACs term (`training.macs`: a leaf module's count, or one kind of product
+of a module with children, such as attention's QKᵀ and AV) and every parameter's size is a
+monomial in the kept fractions of the groups (a conv costs output size × input channels per group
+× kernel size; attention heads × tokens² × head width); `ChannelCost` finds each exponent once
+per architecture, by removing half of one group at a time, and refuses an architecture whose
+costs are not of that form.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import torch
 from torch import nn
 
 from prunebench.errors import OutOfReach, Unsupported
-from prunebench.pruning import surgery
+from prunebench.pruning import coupling, surgery
 from prunebench.training import measure
 from prunebench.training.models import prunable_layers
 
@@ -84,10 +86,13 @@ class WeightCost(SelectionCost):
 
 
 class ChannelCost(SelectionCost):
-    """The cost of keeping `counts[root]` channels of each channel group of one architecture."""
+    """The cost of keeping `counts[root]` units of each group of one architecture; its `units`
+    count the groups of the given kinds (a method's own)."""
 
-    def __init__(self, model: nn.Module, input_shape: tuple[int, ...]):
-        self.sizes = surgery.group_sizes(model, input_shape)
+    def __init__(self, model: nn.Module, input_shape: tuple[int, ...], kinds: tuple[str, ...] = coupling.KINDS):
+        found = coupling.groups(model, input_shape)
+        self.sizes = {group.root: group.size for group in found}
+        self.counted = {group.root for group in found if group.kind in kinds}
         macs, params = measure.layer_macs(model, input_shape), _param_sizes(model)
         self.roots = list(self.sizes)
         self.macs = np.array(list(macs.values()))
@@ -98,7 +103,7 @@ class ChannelCost(SelectionCost):
             channels = self.sizes[root]
             if channels < 2:  # a group of one channel keeps it
                 continue
-            probe = surgery.remove_indices(copy.deepcopy(model), {root: list(range(channels // 2))}, input_shape)
+            probe = surgery.remove(copy.deepcopy(model), {root: list(range(channels // 2))}, input_shape)
             fraction = (channels - channels // 2) / channels
             self.macs_exponents[:, j] = _exponents(macs, measure.layer_macs(probe, input_shape), fraction, root)
             self.params_exponents[:, j] = _exponents(params, _param_sizes(probe), fraction, root)
@@ -109,7 +114,7 @@ class ChannelCost(SelectionCost):
         return Cost(
             float(self.macs @ np.exp(self.macs_exponents @ logs)),
             float(self.params @ np.exp(self.params_exponents @ logs)),
-            sum(counts.get(root, size) for root, size in self.sizes.items()),
+            sum(counts.get(root, size) for root, size in self.sizes.items() if root in self.counted),
         )
 
 

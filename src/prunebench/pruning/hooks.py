@@ -1,73 +1,107 @@
-"""Scoring hooks: record what a method needs from forward/backward passes, outside the method.
+"""Scoring hooks: what a method needs from forward and backward passes, outside the method.
 
-`capture(layers)` records each layer's output on every forward pass and, when a backward pass
-follows, the gradient of the loss with respect to that output, e.g. for Taylor-style scores
-(activation × gradient) summed over calibration batches.
+Every hook finds the channels of a module's output where they are: dimension 1 of a convolution's
+(N, C, H, W), the last of a Linear or LayerNorm output, (batch, features) or (batch, tokens,
+features) alike (`models.feature_dim`). `gated` scales each group's units at its gate points
+(`coupling.Gate`), e.g. to differentiate the loss with respect to keeping each unit; `signal_grads`
+records the loss gradient of the signal at the gate points; `leaf_calls` calls back after every
+leaf module.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
+from prunebench.pruning.coupling import Gate
+from prunebench.training.models import feature_dim
 
-@dataclass
-class Records:
-    outputs: dict[str, list[Tensor]] = field(default_factory=lambda: defaultdict(list))
-    grads: dict[str, list[Tensor]] = field(default_factory=lambda: defaultdict(list))
+Points = dict[str, list[Gate]]  # a group's root → where its units leave their layers
+
+
+def along(values: Tensor, gate: Gate, dims: int, dim: int) -> Tensor:
+    """A value per unit spread over the features the gate covers ([before, units, after]), shaped
+    to multiply a tensor of `dims` dimensions whose features lie along `dim`."""
+    before, units, after = gate.layout
+    full = values.view(1, units, 1).expand(before, units, after).reshape(-1)
+    shape = [1] * dims
+    shape[dim] = full.numel()
+    return full.view(shape)
+
+
+def per_unit(squares: Tensor, gate: Gate) -> Tensor:
+    """Per-feature sums along a gate's features, summed over each unit's features."""
+    return squares.view(gate.layout).sum((0, 2))
 
 
 @contextmanager
-def capture(layers: dict[str, nn.Module]) -> Iterator[Records]:
-    """Record outputs (copied) and output gradients of `layers` while the block runs."""
-    records = Records()
+def _at_gates(model: nn.Module, points: Points, roots: Collection[str], act: Callable[[str, Gate, Tensor, int], Any]):
+    """Call `act(root, gate, signal, feature dim)` on the signal at every gate of the given groups;
+    what it returns replaces the signal."""
+    modules = dict(model.named_modules())
     handles = []
 
-    def hook(name: str):
-        def record(_module: nn.Module, _inputs, output: Tensor) -> None:
-            records.outputs[name].append(output.detach().clone())  # in-place ReLUs follow
-            if output.requires_grad:
-                output.register_hook(lambda grad: records.grads[name].append(grad.detach()))
-
-        return record
-
-    for name, layer in layers.items():
-        handles.append(layer.register_forward_hook(hook(name)))
-    try:
-        yield records
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-@contextmanager
-def gated(model: nn.Module, points: dict[str, list[str]], gates: dict[str, Tensor]) -> Iterator[None]:
-    """Multiply the channels (dim 1) at each group's gate points by that group's gate vector,
-    e.g. to differentiate the loss with respect to keeping each channel."""
-    modules = dict(model.named_modules())
-
-    def scale(gate: Tensor):
-        def hook(_module: nn.Module, _inputs, output: Tensor) -> Tensor:
-            return output * gate.view(1, -1, *([1] * (output.dim() - 2)))
+    def output_hook(root: str, gate: Gate):
+        def hook(module: nn.Module, _inputs: Any, output: Tensor) -> Tensor:
+            return act(root, gate, output, feature_dim(module, output.dim()))
 
         return hook
 
-    handles = [
-        modules[point].register_forward_hook(scale(gates[root]))
-        for root, group_points in points.items()
-        if root in gates
-        for point in group_points
-    ]
+    def input_hook(root: str, gate: Gate):
+        def hook(_module: nn.Module, inputs: tuple) -> tuple:
+            return (act(root, gate, inputs[0], inputs[0].dim() - 1), *inputs[1:])
+
+        return hook
+
+    for root in roots:
+        for gate in points[root]:
+            module = modules[gate.module]
+            handles.append(
+                module.register_forward_pre_hook(input_hook(root, gate))
+                if gate.input
+                else module.register_forward_hook(output_hook(root, gate))
+            )
     try:
         yield
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextmanager
+def gated(model: nn.Module, points: Points, gates: dict[str, Tensor]) -> Iterator[None]:
+    """Multiply each group's units at its gate points by that group's gate vector (one value per
+    unit)."""
+
+    def scale(root: str, gate: Gate, signal: Tensor, dim: int) -> Tensor:
+        return signal * along(gates[root], gate, signal.dim(), dim)
+
+    with _at_gates(model, points, [root for root in points if root in gates], scale):
+        yield
+
+
+@contextmanager
+def signal_grads(model: nn.Module, points: Points) -> Iterator[dict[str, list[Tensor]]]:
+    """Per group root, the squared loss gradient of its signal summed over everything but the
+    units, one tensor per gate point and backward pass (a value per unit)."""
+    found: dict[str, list[Tensor]] = {root: [] for root in points}
+
+    def record(root: str, gate: Gate, signal: Tensor, dim: int) -> Tensor:
+        if signal.requires_grad:
+
+            def keep(grad: Tensor) -> None:
+                squares = grad.detach().transpose(0, dim).flatten(1).square().sum(1)
+                found[root].append(per_unit(squares, gate))
+
+            signal.register_hook(keep)
+        return signal
+
+    with _at_gates(model, points, list(points), record):
+        yield found
 
 
 @contextmanager
@@ -93,3 +127,13 @@ def leaf_calls(
     finally:
         for handle in handles:
             handle.remove()
+
+
+def unit_count(points: Points, root: str) -> int:
+    """How many units a group's gate points carry."""
+    return points[root][0].layout[1]
+
+
+def ones(points: Points, device: torch.device, requires_grad: bool = False) -> dict[str, Tensor]:
+    """A gate of ones per group."""
+    return {root: torch.ones(unit_count(points, root), device=device, requires_grad=requires_grad) for root in points}

@@ -10,19 +10,21 @@ from typing import Any
 from torch import nn
 
 from prunebench.params import MethodEntry
-from prunebench.pruning import methods, surgery
+from prunebench.pruning import coupling, methods
 from prunebench.pruning.methods import Context
 
 
 @dataclass(frozen=True)
 class Inspection:
-    groups: int  # channel groups that can be cut
-    frozen: list[surgery.Frozen] = field(default_factory=list)
+    groups: int  # groups that can be cut (channels, the width, heads)
+    frozen: list[coupling.Frozen] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)  # method key -> why
+    kinds: dict[str, int] = field(default_factory=dict)  # groups that can be cut, per kind
 
     def lines(self) -> list[str]:
         """What to tell the user, a line each."""
-        said = [f"channel groups: {self.groups} to prune, {len(self.frozen)} frozen"]
+        others = ", ".join(f"{count} {kind}" for kind, count in self.kinds.items() if kind != "channel")
+        said = [f"channel groups: {self.groups} to prune{f' ({others})' if others else ''}, {len(self.frozen)} frozen"]
         said += [f"frozen: {group}" for group in self.frozen]
         said += [f"refused: {key}: {why}" for key, why in self.refused.items()]
         return said
@@ -30,25 +32,28 @@ class Inspection:
     def as_json(self) -> dict[str, Any]:
         return {
             "groups": self.groups,
+            "kinds": self.kinds,
             "frozen": [{"layers": list(g.members), "label": g.label, "reason": g.reason} for g in self.frozen],
             "refused": self.refused,
         }
 
 
-def refusal(method: methods.Method, model: nn.Module, ctx: Context, groups: int | None = None) -> str | None:
-    """Why `method` cannot prune `model` (None: it can); `groups`: its channel groups that can be
-    cut, where the caller has counted them."""
+def refusal(
+    method: methods.Method, model: nn.Module, ctx: Context, found: list[coupling.Group] | None = None
+) -> str | None:
+    """Why `method` cannot prune `model` (None: it can); `found`: the model's groups, where the
+    caller has them."""
     if method.unit == "channel":
-        groups = len(surgery.channel_groups(model, ctx.input_shape)) if groups is None else groups
-        if not groups:
-            return "every channel group of the model is frozen: no channel can be removed"
+        found = coupling.groups(model, ctx.input_shape) if found is None else found
+        if not any(group.kind in method.kinds for group in found):
+            return f"no group of the model that it scores ({', '.join(method.kinds)}) can be cut"
     return method.refuses(model, ctx)
 
 
 def inspect(model: nn.Module, entries: dict[str, MethodEntry], ctx: Context) -> Inspection:
-    """The frozen groups of `model` and the methods of `entries` that refuse it."""
-    groups = len(surgery.channel_groups(model, ctx.input_shape))
-    refused = {
-        key: why for key, entry in entries.items() if (why := refusal(methods.create(entry), model, ctx, groups))
-    }
-    return Inspection(groups, surgery.frozen_groups(model, ctx.input_shape), refused)
+    """The groups and frozen groups of `model`, and the methods of `entries` that refuse it."""
+    found = coupling.groups(model, ctx.input_shape)
+    kinds = {kind: sum(group.kind == kind for group in found) for kind in coupling.KINDS}
+    refused = {key: why for key, entry in entries.items() if (why := refusal(methods.create(entry), model, ctx, found))}
+    frozen = coupling.frozen_groups(model, ctx.input_shape)
+    return Inspection(len(found), frozen, refused, {kind: count for kind, count in kinds.items() if count})

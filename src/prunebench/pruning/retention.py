@@ -17,7 +17,7 @@ from torch import nn
 
 from prunebench.layouts import counts
 from prunebench.progress import bar
-from prunebench.pruning import surgery
+from prunebench.training import modelfile
 
 RULE = "fewest parameters with validation accuracy ≥ unpruned − tolerance"
 
@@ -62,7 +62,7 @@ class Iterations:
     results: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, model: nn.Module, spec: dict, history: list[dict], result: dict[str, Any]) -> None:
-        self.models.append(surgery.dumps(model, spec))
+        self.models.append(modelfile.dumps(model, spec))
         self.histories.append(history)
         self.results.append(result)
 

@@ -1,16 +1,16 @@
 """From scores to a selection: which weights a method keeps (keep-masks), or how many and which
 channels each channel group keeps; and keeping masks applied through training.
 
-Channels take one path whatever the method: the method's scores become a count of channels to
-keep per channel group (the same fraction of every group, the method's own per-group ratios, or
-one ranking of all groups), the highest-scoring channels of each group are kept, and
-`surgery.remove_indices` removes the rest through torch-pruning's dependency graph
+Groups of units (`coupling.Group`: channels, neurons, the width, heads) take one path whatever
+the method: the method's scores become a count of units to keep per group (the same fraction of
+every group, the method's own per-group ratios, or one ranking of all groups), the
+highest-scoring units of each group are kept, and `surgery.remove` removes the rest
 (`prunebench.pruning.units`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from prunebench.errors import OutOfReach
 from prunebench.training.models import Layers, prunable_layers
 
 if TYPE_CHECKING:
+    from prunebench.pruning.coupling import Group
     from prunebench.pruning.methods import Context, Method
 
 Masks = dict[str, Tensor]  # parameter name -> bool tensor, True = keep
@@ -110,23 +111,25 @@ def mask_keeper(model: nn.Module, masks: Masks) -> Callable[[], None]:
     return apply
 
 
-def group_scores(groups: list[list[str]], scores: dict[str, Tensor]) -> dict[str, Tensor]:
-    """One score per channel of each channel group whose layers are all scored, keyed by its
-    root: the mean over the group's layers, whose channels go together."""
-    return {
-        group[0]: torch.stack([scores[name].detach().float().cpu() for name in group]).mean(0)
-        for group in groups
-        if all(name in scores for name in group)
-    }
+def group_scores(groups: list[Group], scores: dict[str, Tensor]) -> dict[str, Tensor]:
+    """One score per unit of each group whose layers are all scored, keyed by its root: the mean
+    over the group's layers, whose units go together (`Group.unit_scores`)."""
+    return {group.root: found for group in groups if (found := group.unit_scores(scores)) is not None}
 
 
 def keep_counts(
-    model: nn.Module, method: Method, scores: dict[str, Tensor], fraction: float, ctx: Context
+    model: nn.Module,
+    method: Method,
+    scores: dict[str, Tensor],
+    fraction: float,
+    ctx: Context,
+    heads: Collection[str] = (),
 ) -> dict[str, int]:
-    """Channels each scored group keeps when `fraction` of them go: the method's own per-group
+    """Units each scored group keeps when `fraction` of them go: the method's own per-group
     ratios, or one ranking of all groups ("global" scope, with the method's `RankingKnobs`), or
     the same fraction of every group. `scores` are `group_scores`. A group keeps int(C·(1 − r))
-    channels (torch-pruning's rule), at least one, rounded down to a multiple of `round_to`."""
+    units (torch-pruning's rule), at least one; channels (not the groups of `heads`) rounded down
+    to a multiple of `round_to`."""
     ratios = method.layer_ratios(prunable_layers(model), fraction, ctx)
     if ratios is None and method.scope == "global":
         knobs = method.knobs
@@ -137,7 +140,9 @@ def keep_counts(
         kept = {root: kept_count(len(s), ratios.get(root, 0.0)) for root, s in scores.items()}
     step = method.knobs.round_to
     if step:
-        kept = {root: max(min(step, len(scores[root])), k - k % step) for root, k in kept.items()}
+        kept = {
+            root: k if root in heads else max(min(step, len(scores[root])), k - k % step) for root, k in kept.items()
+        }
     return kept
 
 
@@ -173,19 +178,20 @@ def global_removals(
 
 
 def choose_channels(
-    groups: list[list[str]], scores: dict[str, Tensor], counts: dict[str, int]
+    groups: list[Group], scores: dict[str, Tensor], counts: dict[str, int]
 ) -> tuple[Masks, dict[str, list[int]]]:
-    """The `counts[root]` highest-scoring channels of each group in `counts` (ties keep the earlier
-    channel): a keep-mask per layer, and the removed channels per group root (`surgery.remove_indices`)."""
+    """The `counts[root]` highest-scoring units of each group in `counts` (ties keep the earlier
+    unit): a keep-mask per layer of the group (one entry per unit), and the removed units per group
+    root (`surgery.remove`)."""
     by_group = group_scores(groups, scores)
     keep: Masks = {}
     removed: dict[str, list[int]] = {}
     for group in groups:
-        root = group[0]
+        root = group.root
         if root not in counts:
             continue
         kept = torch.zeros(len(by_group[root]), dtype=torch.bool)
         kept[torch.argsort(by_group[root], descending=True, stable=True)[: counts[root]]] = True
-        keep |= dict.fromkeys(group, kept)
+        keep |= dict.fromkeys(group.members, kept)
         removed[root] = (~kept).nonzero().flatten().tolist()
     return keep, removed

@@ -1,5 +1,6 @@
 """A method's units, picked once from `method.unit`: prunable weights, kept as masks over dense
-layers, or channels of the channel groups, physically removed. Each kind says how many units a
+layers, or the units of the groups (`coupling.Group`: channels, neurons, a transformer's width,
+attention heads) of the kinds the method scores, physically removed. Each kind says how many units a
 model has, what the method keeps when a fraction of them goes (a selection), how a selection is
 applied, and what a selection costs (`prunebench.pruning.budget`); the rest of the machinery
 (the budget search, the schedules, the prune stage) never asks which kind it has.
@@ -13,7 +14,7 @@ from typing import Generic, TypeVar
 
 from torch import nn
 
-from prunebench.pruning import surgery
+from prunebench.pruning import coupling, surgery
 from prunebench.pruning.budget import ChannelCost, SelectionCost, WeightCost
 from prunebench.pruning.methods import Context, Method, Scored
 from prunebench.pruning.selection import (
@@ -99,29 +100,35 @@ class WeightUnits(Units[Masks]):
 
 
 class ChannelUnits(Units[Counts]):
-    """Output channels of torch-pruning's channel groups: the rest are physically removed."""
+    """The units of the groups of the kinds the method scores: the rest are physically removed."""
 
     per_architecture = True
 
+    def groups(self, model: nn.Module, input_shape: tuple[int, ...]) -> list[coupling.Group]:
+        return [group for group in coupling.groups(model, input_shape) if group.kind in self.method.kinds]
+
     def count(self, model: nn.Module, ctx: Context) -> int:
-        return sum(surgery.group_sizes(model, ctx.input_shape).values())
+        return sum(group.size for group in self.groups(model, ctx.input_shape))
 
     def selector(self, model: nn.Module, scored: Scored, ctx: Context, masks: Masks) -> Callable[[float], Counts]:
         if masks:
             raise ValueError("channel pruning of a model with weight masks is not supported")
-        scores = group_scores(surgery.channel_groups(model, ctx.input_shape), scored.scores)
-        return lambda fraction: keep_counts(model, self.method, scores, fraction, ctx)
+        found = self.groups(model, ctx.input_shape)
+        scores = group_scores(found, scored.scores)
+        heads = {group.root for group in found if group.kind == "head"}
+        return lambda fraction: keep_counts(model, self.method, scores, fraction, ctx, heads)
 
     def apply(self, model: nn.Module, scored: Scored, selection: Counts, ctx: Context) -> Pruned:
-        """Keep the `selection[root]` highest-scoring output channels of each channel group (ties
-        keep the earlier channel) and physically remove the rest; groups not in it stay whole."""
-        keep, removed = choose_channels(surgery.channel_groups(model, ctx.input_shape), scored.scores, selection)
+        """Keep the `selection[root]` highest-scoring units of each group (ties keep the earlier
+        unit) and physically remove the rest; groups not in it stay whole."""
+        found = coupling.groups(model, ctx.input_shape)
+        keep, removed = choose_channels(found, scored.scores, selection)
         metrics = self.method.adjust(model, prunable_layers(model), keep, ctx, scored)
-        model = surgery.remove_indices(model, removed, ctx.input_shape)
+        model = surgery.remove(model, removed, ctx.input_shape, found)
         return Pruned(model, {}, scored.metrics | metrics, scored.tables)
 
     def cost(self, model: nn.Module, input_shape: tuple[int, ...]) -> ChannelCost:
-        return ChannelCost(model, input_shape)
+        return ChannelCost(model, input_shape, self.method.kinds)
 
     def step_fraction(self, done: float, target: float) -> float:
         return 1 - (1 - target) / (1 - done)  # of the channels still there

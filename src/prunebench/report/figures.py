@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator  # noqa: E402
 
-from prunebench.io import save_with  # noqa: E402
+from prunebench.files import save_with  # noqa: E402
 from prunebench.report.markdown import WINNER_PHASES, standing  # noqa: E402
 from prunebench.report.palette import FAMILIES, Look  # noqa: E402
 

@@ -8,7 +8,7 @@ as SVG, so a headless browser can check that every plot has marks (benchmarks/of
 
 from __future__ import annotations
 
-from prunebench.io import write_text
+from prunebench.files import write_text
 from prunebench.paths import PLOTS_TEMPLATE
 
 # vega-embed as DVC's pages call it, drawing SVG; vega and vega-lite on the page too

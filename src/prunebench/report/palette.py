@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from prunebench.io import write_text
+from prunebench.files import write_text
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from prunebench import paths
-from prunebench.io import atomic_path, read_csv
+from prunebench.files import atomic_path, read_csv
 from prunebench.layouts import BASE_COLUMNS, DEPLOY_COLUMNS
 
 

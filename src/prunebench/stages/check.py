@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from prunebench import code, params, paths, schema
 from prunebench.errors import UserError, briefly
-from prunebench.io import write_json, write_text
+from prunebench.files import write_json, write_text
 from prunebench.params import Params
 from prunebench.progress import say
 

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from prunebench import paths, runtime, workers
-from prunebench.io import read_csv, read_json, save_with, write_json, write_text
+from prunebench.files import read_csv, read_json, save_with, write_json, write_text
 from prunebench.layouts import ITERATION_COLUMNS
 from prunebench.params import Params
 from prunebench.report import figures, markdown, method_figures, palette, plot_tables, tracking

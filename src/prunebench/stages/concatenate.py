@@ -4,7 +4,7 @@ metrics, and every test prediction in one file."""
 from __future__ import annotations
 
 from prunebench import paths
-from prunebench.io import write_csv
+from prunebench.files import write_csv
 from prunebench.params import Params
 from prunebench.report import results
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prunebench import paths
-from prunebench.io import write_json
+from prunebench.files import write_json
 from prunebench.params import Params
 from prunebench.training import data
 

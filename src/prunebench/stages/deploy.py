@@ -11,7 +11,7 @@ from typing import Any
 
 from prunebench import paths, runtime, workers
 from prunebench.deploy import export, timing
-from prunebench.io import save_bytes, write_csv
+from prunebench.files import save_bytes, write_csv
 from prunebench.layouts import DEPLOY_COLUMNS, ROW_KEYS
 from prunebench.params import Params
 from prunebench.progress import bar, say

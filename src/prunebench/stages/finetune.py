@@ -10,14 +10,13 @@ from typing import Any
 import torch
 
 from prunebench import paths, resume, runtime
-from prunebench.io import read_json, save_bytes, write_csv, write_json
+from prunebench.files import read_json, save_bytes, write_csv, write_json
 from prunebench.layouts import EPOCH_COLUMNS, ROW_KEYS
 from prunebench.params import Params, plain
-from prunebench.pruning import surgery
 from prunebench.pruning.selection import mask_keeper
 from prunebench.report.results import save_predictions
 from prunebench.stages.workbench import Shared, Workbench
-from prunebench.training import measure
+from prunebench.training import measure, modelfile
 from prunebench.training.loops import evaluate, fit, prepare_model, seed_everything
 
 
@@ -49,7 +48,7 @@ class Tuned:
 def finetune(context: Tuning, job: Job) -> Tuned:
     bench, key, ratio, seed = context.bench, context.key, job.ratio, job.seed
     seed_everything(seed)
-    model, masks, spec = surgery.load(job.pruned)
+    model, masks, spec = modelfile.load(job.pruned)
     model = prepare_model(model, bench.device)
     history = fit(
         model,
@@ -71,7 +70,7 @@ def finetune(context: Tuning, job: Job) -> Tuned:
         "epochs": len(history),
     }
     curve = [{"ratio": ratio, "seed": seed, **record} for record in history]
-    return Tuned(row, test["correct"], curve, surgery.dumps(model, spec, masks))
+    return Tuned(row, test["correct"], curve, modelfile.dumps(model, spec, masks))
 
 
 def run(params: Params, key: str) -> None:

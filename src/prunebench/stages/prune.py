@@ -18,18 +18,18 @@ import torch
 
 from prunebench import paths, resume, runtime
 from prunebench.errors import Unsupported
-from prunebench.io import read_csv, save_bytes, write_csv, write_json
+from prunebench.files import read_csv, save_bytes, write_csv, write_json
 from prunebench.layouts import ROW_KEYS
 from prunebench.params import Params, plain
 from prunebench.progress import say
-from prunebench.pruning import inspection, methods, surgery
+from prunebench.pruning import inspection, methods
 from prunebench.pruning.budget import SelectionCost
 from prunebench.pruning.methods import Context, Method
 from prunebench.pruning.units import units_of
 from prunebench.report.results import flatten, save_predictions
 from prunebench.stages.schedules import Found, Outcome, Schedule, schedule_for
 from prunebench.stages.workbench import Shared, Workbench
-from prunebench.training import measure
+from prunebench.training import measure, modelfile
 from prunebench.training.loops import evaluate, prepare_model, recalibrate, seed_everything
 from prunebench.training.models import prunable_layers
 
@@ -84,7 +84,7 @@ def prune_seed(context: Pruning, job: Job) -> SeedRecord:
     """Every point of one seed: the schedule's outcomes, each assessed (`assess_point`)."""
     bench, seed, shape = context.bench, job.seed, context.bench.splits.input_shape
     seed_everything(seed)
-    model, _, spec = surgery.load(job.base)
+    model, _, spec = modelfile.load(job.base)
     model = prepare_model(model, bench.device)
     base_weights = {name: layer.weight.detach().cpu().clone() for name, layer in prunable_layers(model).items()}
     _, base_layers = measure.costs(model, shape)
@@ -118,7 +118,7 @@ def run(params: Params, key: str) -> None:
     units = units_of(method)
     shape = bench.splits.input_shape
     files = {seed: paths.base_model(seed) for seed in params.seeds}
-    first = surgery.load(files[params.seeds[0]])[0]
+    first = modelfile.load(files[params.seeds[0]])[0]
     probe = Context(
         batches=lambda: iter(()), device=torch.device("cpu"), generator=torch.Generator(), input_shape=shape
     )
@@ -194,7 +194,7 @@ def assess_point(
     recalibrate(model, bench.train_batches(seed), params.recalibrate)
     after = evaluate(model, bench.test, bench.device, per_example=True)
     totals, layer_costs = measure.costs(model, bench.splits.input_shape)
-    record.found.files[paths.pruned_model(key, ratio, seed)] = surgery.dumps(model, spec, outcome.pruned.masks)
+    record.found.files[paths.pruned_model(key, ratio, seed)] = modelfile.dumps(model, spec, outcome.pruned.masks)
     point = paths.point_name(ratio)
     record.predictions |= {
         f"{point}/{seed}/pruned": before["correct"],

@@ -25,16 +25,17 @@ import torch
 from torch import nn
 
 from prunebench import paths
-from prunebench.io import write_csv
+from prunebench.files import write_csv
 from prunebench.layouts import counts
 from prunebench.params import MethodEntry, Params
 from prunebench.progress import say
-from prunebench.pruning import methods, retention, surgery
+from prunebench.pruning import methods, retention
 from prunebench.pruning.budget import ChannelCost, Choice, SelectionCost
 from prunebench.pruning.methods import Context, Method
 from prunebench.pruning.selection import Masks, Pruned, mask_keeper
 from prunebench.pruning.steps import prune_in_steps, prune_to_counts
 from prunebench.stages.workbench import Workbench
+from prunebench.training import modelfile
 from prunebench.training.loops import evaluate, fit, prepare_model, seed_everything
 from prunebench.training.measure import count_params, layer_macs
 from prunebench.training.models import prunable_layers
@@ -174,7 +175,7 @@ class Retention(Schedule):
         super().__init__(params, entry, method)
         cfg, budget = params.schedule.retention, params.budget
         self.plan = retention.table(
-            cost.sizes,
+            {root: size for root, size in cost.sizes.items() if root in cost.counted},
             cfg.q,
             cfg.max_iterations,
             lambda counts: cost.kept(counts, budget),
@@ -212,7 +213,7 @@ class Retention(Schedule):
                 sum(r["epochs"] for r in upto),
                 sum(r["retrain_seconds"] for r in upto),
             )
-            pruned = Pruned(surgery.load(done.models[row["iteration"]])[0])
+            pruned = Pruned(modelfile.load(done.models[row["iteration"]])[0])
             yield Outcome(ratio, pruned, point, spent, row["iteration"])
 
     def _iterate(

@@ -1,10 +1,11 @@
 """The sensitivity stage: how much validation accuracy each layer loses when pruned alone (the
 curves `prunebench.pruning.allocation` turns into per-layer ratios).
 
-Unstructured: a layer's smallest-|w| weights are zeroed. Structured: a layer's weakest filters
-(L1) are physically removed; layers coupled by a residual addition lose the same channels, so
-the structured sweep and allocation work on torch-pruning's channel groups, labelled by their
-layers joined with "+" (e.g. "stem.0+block.conv2"; the first is the group's root).
+Unstructured: a layer's smallest-|w| weights are zeroed. Structured: a group's weakest units (L1
+of their weights) are physically removed; layers coupled by a residual addition lose the same
+channels, so the structured sweep and allocation work on groups (`coupling.Group`: channels, a
+transformer's width, an attention module's heads), labelled by their layers joined with "+" (e.g.
+"stem.0+block.conv2"; the first is the group's root).
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import torch
 from torch import nn
 
 from prunebench import paths, resume, runtime
-from prunebench.io import write_csv
+from prunebench.files import write_csv
 from prunebench.params import Params, plain
+from prunebench.pruning.coupling import groups
 from prunebench.pruning.criteria import filter_l1
 from prunebench.pruning.selection import choose_channels, kept_count, select_weights
-from prunebench.pruning.surgery import channel_groups, load, remove_indices
+from prunebench.pruning.surgery import remove
 from prunebench.report import figures
 from prunebench.stages.workbench import Shared, Workbench
+from prunebench.training import modelfile
 from prunebench.training.loops import evaluate, prepare_model
 from prunebench.training.models import prunable_layers
 
@@ -32,7 +35,8 @@ from prunebench.training.models import prunable_layers
 @dataclass(frozen=True)
 class Probe:
     """One evaluation of the sweep: a seed's base model with one layer (unstructured) or one
-    channel group (structured, its layers joined by "+") pruned by `ratio`; kind "base": unpruned."""
+    group (structured: channels, the width, an attention module's heads; its layers joined by "+")
+    pruned by `ratio`; kind "base": unpruned."""
 
     seed: int
     kind: str
@@ -44,8 +48,8 @@ def probes(model: nn.Module, seed: int, ratios: list[float], input_shape: tuple[
     """The seed's evaluations: the base model, then every prunable layer and every channel group
     (frozen groups left out) at every ratio."""
     layers = [Probe(seed, "unstructured", name, r) for name in prunable_layers(model) for r in ratios]
-    groups = ["+".join(group) for group in channel_groups(model, input_shape)]
-    return [Probe(seed, "base"), *layers, *[Probe(seed, "structured", label, r) for label in groups for r in ratios]]
+    labels = [group.label for group in groups(model, input_shape)]
+    return [Probe(seed, "base"), *layers, *[Probe(seed, "structured", label, r) for label in labels for r in ratios]]
 
 
 def evaluate_probe(
@@ -68,11 +72,12 @@ def evaluate_probe(
         with torch.no_grad():
             layer.weight.copy_(original)
         return found
-    group = probe.layer.split("+")
     pruned = copy.deepcopy(model)
-    scores = {n: filter_l1(layer) for n, layer in prunable_layers(pruned).items() if n in group}
-    count = kept_count(len(scores[group[0]]), probe.ratio)
-    remove_indices(pruned, choose_channels([group], scores, {group[0]: count})[1], input_shape)
+    every = groups(pruned, input_shape)
+    group = next(g for g in every if g.label == probe.layer)
+    scores = {n: filter_l1(layer) for n, layer in prunable_layers(pruned).items() if n in group.members}
+    count = kept_count(group.size, probe.ratio)
+    remove(pruned, choose_channels([group], scores, {group.root: count})[1], input_shape, every)
     return evaluate(pruned, loader, device)
 
 
@@ -121,7 +126,7 @@ class Sweep(Shared):
         """Itself where its models are already on `device`; else rebuilt there."""
         if self.base and device == self.bench.device:
             return self
-        models = {seed: prepare_model(load(data)[0], device).eval() for seed, data in self.files.items()}
+        models = {seed: prepare_model(modelfile.load(data)[0], device).eval() for seed, data in self.files.items()}
         return Sweep(self.bench.on(device), self.files, models)
 
     def __reduce__(self) -> tuple[Any, ...]:

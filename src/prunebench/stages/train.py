@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from prunebench import environment, paths, resume, runtime
-from prunebench.io import save_bytes, write_csv, write_json
+from prunebench.files import save_bytes, write_csv, write_json
 from prunebench.layouts import EPOCH_COLUMNS
 from prunebench.params import Params, plain
 from prunebench.progress import say
-from prunebench.pruning import surgery
 from prunebench.stages.workbench import Shared, Workbench
-from prunebench.training import measure, models, pretrained
+from prunebench.training import measure, modelfile, models, pretrained
 from prunebench.training.loops import evaluate, fit, prepare_model, seed_everything
 
 
@@ -43,7 +42,7 @@ def train(context: Training, seed: int) -> Trained:
     test = evaluate(model, bench.test, bench.device)
     say(f"seed {seed}: test accuracy {test['accuracy']:.4f}")
     row = {"seed": seed, **test, **measure.costs(model, bench.splits.input_shape)[0]}
-    return Trained(row, history, surgery.dumps(model, context.spec))
+    return Trained(row, history, modelfile.dumps(model, context.spec))
 
 
 def run(params: Params) -> None:

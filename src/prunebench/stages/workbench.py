@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import torch
 
 from prunebench import execution, paths, resume
-from prunebench.io import read_json
+from prunebench.files import read_json
 from prunebench.params import Params
 from prunebench.progress import bar, say
 from prunebench.runtime import Runtime

@@ -56,7 +56,7 @@ class Batches:
             if self.train:
                 x = preprocess.augment(x, self.prep, self.size, generator)
             elif not self.part.fitted:  # the training part, evaluated
-                x = preprocess.fit(x, self.size, self.prep.crop_pct)
+                x = preprocess.fit(x, self.size, self.prep.crop_pct, self.prep.interpolation)
             x = (x - self.mean) / self.std
             if device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)

@@ -24,6 +24,7 @@ import numpy as np
 
 from prunebench.errors import UserError
 from prunebench.progress import bar
+from prunebench.registry import Registry
 from prunebench.training.preprocess import Preprocess, fit_stored, transforms
 
 if TYPE_CHECKING:  # the data stage decides the split without torch (seconds to import)
@@ -136,7 +137,10 @@ def _in_memory(
     train: Images, val: Images, test: Images, channels: int, classes: int, size: int, prep: Preprocess, scale: float
 ) -> Splits:
     """In-memory parts, the evaluation ones resized and cropped once (`preprocess.fit`)."""
-    val, test = (Images(fit_stored(p.images, size, prep.crop_pct), p.labels, fitted=True) for p in (val, test))
+    val, test = (
+        Images(fit_stored(p.images, size, prep.crop_pct, prep.interpolation), p.labels, fitted=True)
+        for p in (val, test)
+    )
     return Splits(train, val, test, channels, classes, size, prep, scale)
 
 
@@ -285,13 +289,18 @@ def _tensors(dataset) -> Images:
     return Images(images.contiguous(), torch.as_tensor(np.asarray(dataset.targets), dtype=torch.int64))
 
 
-DATASETS: dict[str, DataSource | Torchvision] = {
-    "digits": DataSource(_prepare_digits, _load_digits),
-    "mnist": Torchvision("mnist", (0.1307,), (0.3081,), 10, 28, "put the MNIST idx files in <root>/MNIST/raw/"),
-    "fashionmnist": Torchvision(
+DATASETS: Registry[DataSource | Torchvision] = Registry("data.name")
+DATASETS.register("digits")(DataSource(_prepare_digits, _load_digits))
+DATASETS.register("mnist")(
+    Torchvision("mnist", (0.1307,), (0.3081,), 10, 28, "put the MNIST idx files in <root>/MNIST/raw/")
+)
+DATASETS.register("fashionmnist")(
+    Torchvision(
         "fashionmnist", (0.2860,), (0.3530,), 10, 28, "put the FashionMNIST idx files in <root>/FashionMNIST/raw/"
-    ),
-    "cifar10": Torchvision(
+    )
+)
+DATASETS.register("cifar10")(
+    Torchvision(
         "cifar10",
         (0.4914, 0.4822, 0.4465),
         (0.2470, 0.2435, 0.2616),
@@ -299,8 +308,10 @@ DATASETS: dict[str, DataSource | Torchvision] = {
         32,
         "unpack cifar-10-python.tar.gz into <root>/cifar-10-batches-py/",
         augment="crop_flip",
-    ),
-    "cifar100": Torchvision(
+    )
+)
+DATASETS.register("cifar100")(
+    Torchvision(
         "cifar100",
         (0.5071, 0.4865, 0.4409),
         (0.2673, 0.2564, 0.2762),
@@ -308,8 +319,10 @@ DATASETS: dict[str, DataSource | Torchvision] = {
         32,
         "unpack cifar-100-python.tar.gz into <root>/cifar-100-python/",
         augment="crop_flip",
-    ),
-    "imagefolder": Torchvision(
+    )
+)
+DATASETS.register("imagefolder")(
+    Torchvision(
         "imagefolder",
         (0.485, 0.456, 0.406),
         (0.229, 0.224, 0.225),
@@ -318,8 +331,8 @@ DATASETS: dict[str, DataSource | Torchvision] = {
         "put a train/ and a val/ tree of class folders in <root>",
         augment="resized_crop_flip",
         crop_pct=0.875,  # ImageNet's 256 → 224
-    ),
-}
+    )
+)
 
 
 def shape_of(cfg: Data) -> tuple[int, int, int]:

@@ -1,19 +1,20 @@
 """What a model costs: parameters, nonzeros, MACs (dense and sparsity-aware), latency.
 
-MACs come from thop. Sparsity-aware MACs scale each Conv/Linear layer's MACs by the fraction
+MACs are counted by `prunebench.training.macs`: every product, attention's included, and the
+rest as thop counts it. Sparsity-aware MACs scale each Conv/Linear layer's MACs by the fraction
 of its weights that are nonzero (every weight is used the same number of times in a forward
 pass), so unstructured pruning shows up there; dense kernels do not run faster for it, which
-is why measured latency stands next to it.
+is why measured latency stands next to it. Attention's products have no weights: masks never
+reduce them.
 """
 
 from __future__ import annotations
-
-import copy
 
 import torch
 from torch import nn
 
 from prunebench.params import Measure
+from prunebench.training import macs
 
 
 def count_params(model: nn.Module) -> int:
@@ -25,41 +26,26 @@ def count_nonzero(model: nn.Module) -> int:
 
 
 def layer_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
-    """MACs of every leaf module for one example, from thop (on a copy: thop adds buffers)."""
-    import thop
-
-    probe = copy.deepcopy(model).cpu().float().eval()
-    x = torch.zeros(1, *input_shape)
-    _, _, tree = thop.profile(probe, inputs=(x,), verbose=False, ret_layer_info=True)
-
-    flat: dict[str, float] = {}
-
-    def walk(node: dict, prefix: str) -> None:
-        for name, (ops, _params, children) in node.items():
-            path = prefix + name
-            if children:
-                walk(children, path + ".")
-            else:
-                flat[path] = float(ops)
-
-    walk(tree, "")
-    return flat
+    """MACs of one example per term (`macs.count`): every childless module, and the products
+    modules with children run themselves (an attention module's QKᵀ and AV)."""
+    return macs.count(model, torch.zeros(1, *input_shape))
 
 
 def sparse_layer_macs(model: nn.Module, per_layer: dict[str, float]) -> dict[str, float]:
-    """Each layer's MACs, Conv/Linear ones scaled by the density of their weight."""
+    """Each term's MACs, a Conv/Linear layer's scaled by the density of its weight."""
     modules = dict(model.named_modules())
     scaled = {}
     for name, ops in per_layer.items():
-        weight = getattr(modules[name], "weight", None)
-        if isinstance(modules[name], (nn.Conv2d, nn.Linear)) and weight is not None:
+        module = modules.get(name)  # None for the products of a module with children
+        weight = getattr(module, "weight", None)
+        if isinstance(module, (nn.Conv2d, nn.Linear)) and weight is not None:
             ops *= float(torch.count_nonzero(weight)) / weight.numel()
         scaled[name] = ops
     return scaled
 
 
 def costs(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """Size and MACs from one thop pass: totals (params, nonzeros, macs, macs_sparse), and per
+    """Size and MACs from one counted pass: totals (params, nonzeros, macs, macs_sparse), and per
     Conv/Linear layer its sparsity-aware MACs and nonzero weights."""
     dense = layer_macs(model, input_shape)
     sparse = sparse_layer_macs(model, dense)

@@ -3,10 +3,11 @@ and the training augmentation, chosen to fit the weights.
 
 A pretrained model expects what it was trained with. The data set gives the defaults (its own
 mean and std; CIFAR's pad-4 crop and flip; ImageNet's 0.875 centre crop and random resized crop),
-`model.weights` gives torchvision's transforms of those weights, and `data.crop_pct`, `data.mean`,
-`data.std` and `data.augment` say otherwise where the user knows better. `crop_pct` follows timm:
-the evaluation resizes the shorter side to floor(image_size / crop_pct) and takes the centre
-crop; 1.0 with images of the right size leaves them exactly as they are.
+`model.weights` gives what those weights expect (torchvision's transforms, timm's pretrained
+configuration), and `data.crop_pct`, `data.mean`, `data.std`, `data.interpolation` and
+`data.augment` say otherwise where the user knows better. `crop_pct` follows timm: the evaluation
+resizes the shorter side to floor(image_size / crop_pct) and takes the centre crop; 1.0 with
+images of the right size leaves them exactly as they are.
 
 In-memory images are resized once for evaluation (`fit`) and augmented batch by batch on the
 device (`crop_flip`, `resized_crop_flip`); files read by a DataLoader get the same steps as
@@ -39,17 +40,20 @@ class Preprocess:
     std: tuple[float, ...]
     crop_pct: float = 1.0
     augment: str = "none"  # of the training images: one of params.AUGMENTS
+    interpolation: str = "bilinear"  # of every resize: one of params.INTERPOLATIONS
 
     def settle(self, cfg: Data, weights: dict[str, Any] | None, channels: int) -> Preprocess:
-        """The data set's defaults (self), then the weights' own (mean, std, crop_pct), then what
-        params.yaml sets."""
-        fitting = {  # RGB weights on grey images (their stem adapted): the data set's own statistics
-            key: value for key, value in (weights or {}).items() if key == "crop_pct" or len(value) == channels
+        """The data set's defaults (self), then the weights' own (mean, std, crop_pct,
+        interpolation), then what params.yaml sets."""
+        fitting: dict[str, Any] = {  # RGB weights on grey images (their stem adapted): the data set's own statistics
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in (weights or {}).items()
+            if key in ("crop_pct", "interpolation") or len(value) == channels
         }
         chosen: Preprocess = dataclasses.replace(self, **fitting)
         given: dict[str, Any] = {
             key: tuple(value) if isinstance(value, list) else value
-            for key in ("mean", "std", "crop_pct", "augment")
+            for key in ("mean", "std", "crop_pct", "augment", "interpolation")
             if (value := getattr(cfg, key)) is not None
         }
         chosen = dataclasses.replace(chosen, **given)
@@ -59,9 +63,9 @@ class Preprocess:
         return chosen
 
 
-def fit(x: Tensor, size: int, crop_pct: float) -> Tensor:
-    """Resize the shorter side to floor(size / crop_pct) (bilinear, antialiased) and take the
-    centre size × size crop; images of that size already, at crop_pct 1, come back untouched."""
+def fit(x: Tensor, size: int, crop_pct: float, interpolation: str = "bilinear") -> Tensor:
+    """Resize the shorter side to floor(size / crop_pct) (antialiased) and take the centre
+    size × size crop; images of that size already, at crop_pct 1, come back untouched."""
     import torch.nn.functional as F
 
     h, w = x.shape[-2:]
@@ -71,18 +75,20 @@ def fit(x: Tensor, size: int, crop_pct: float) -> Tensor:
     if min(h, w) != scaled:
         factor = scaled / min(h, w)
         new = (scaled, max(scaled, round(w * factor))) if h <= w else (max(scaled, round(h * factor)), scaled)
-        x = F.interpolate(x.float(), size=new, mode="bilinear", antialias=True, align_corners=False)
+        x = F.interpolate(x.float(), size=new, mode=interpolation, antialias=True, align_corners=False)
     top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
     return x[..., top : top + size, left : left + size]
 
 
-def fit_stored(images: Tensor, size: int, crop_pct: float, batch: int = 1024) -> Tensor:
+def fit_stored(
+    images: Tensor, size: int, crop_pct: float, interpolation: str = "bilinear", batch: int = 1024
+) -> Tensor:
     """`fit` on stored uint8 images, once, rounded back to uint8: an evaluation part as served."""
     import torch
 
     if tuple(images.shape[-2:]) == (size, size) and math.floor(size / crop_pct) == size:
         return images
-    parts = [fit(images[i : i + batch], size, crop_pct) for i in range(0, len(images), batch)]
+    parts = [fit(images[i : i + batch], size, crop_pct, interpolation) for i in range(0, len(images), batch)]
     return torch.cat(parts).round_().clamp_(0, 255).to(images.dtype)
 
 
@@ -104,7 +110,7 @@ def crop_flip(x: Tensor, generator: torch.Generator) -> Tensor:
     return _flip(crops, generator)
 
 
-def resized_crop_flip(x: Tensor, size: int, generator: torch.Generator) -> Tensor:
+def resized_crop_flip(x: Tensor, size: int, generator: torch.Generator, interpolation: str = "bilinear") -> Tensor:
     """RandomResizedCrop(size) and RandomHorizontalFlip() of torchvision, each example on its own:
     a crop of 8–100 % of the area at an aspect ratio of 3/4–4/3 (ten tries, then the centre crop
     of the nearest allowed ratio), resized to size × size."""
@@ -131,7 +137,7 @@ def resized_crop_flip(x: Tensor, size: int, generator: torch.Generator) -> Tenso
             box = ((h - ch) // 2, (w - cw) // 2, ch, cw)
         top, left, ch, cw = box
         crop = image[None, :, top : top + ch, left : left + cw]
-        crops.append(F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False))
+        crops.append(F.interpolate(crop, size=(size, size), mode=interpolation, antialias=True, align_corners=False))
     return _flip(torch.cat(crops), generator)
 
 
@@ -145,8 +151,8 @@ def _flip(x: Tensor, generator: torch.Generator) -> Tensor:
 def augment(x: Tensor, prep: Preprocess, size: int, generator: torch.Generator) -> Tensor:
     """A training batch of images in [0, 1] at their stored size, augmented, at size × size."""
     if prep.augment == "resized_crop_flip":
-        return resized_crop_flip(x, size, generator)
-    x = fit(x, size, 1.0)
+        return resized_crop_flip(x, size, generator, prep.interpolation)
+    x = fit(x, size, 1.0, prep.interpolation)
     return crop_flip(x, generator) if prep.augment == "crop_flip" else x
 
 
@@ -155,10 +161,16 @@ def transforms(prep: Preprocess, size: int, train: bool) -> Any:
     from prunebench.training._torchvision import import_torchvision
 
     t = import_torchvision().transforms
-    evaluation = [t.Resize(math.floor(size / prep.crop_pct)), t.CenterCrop(size)]
+    mode = t.InterpolationMode(prep.interpolation)
+    evaluation = [t.Resize(math.floor(size / prep.crop_pct), mode), t.CenterCrop(size)]
     steps = {
-        "none": [t.Resize(size), t.CenterCrop(size)],
-        "crop_flip": [t.Resize(size), t.CenterCrop(size), t.RandomCrop(size, padding=PAD), t.RandomHorizontalFlip()],
-        "resized_crop_flip": [t.RandomResizedCrop(size), t.RandomHorizontalFlip()],
+        "none": [t.Resize(size, mode), t.CenterCrop(size)],
+        "crop_flip": [
+            t.Resize(size, mode),
+            t.CenterCrop(size),
+            t.RandomCrop(size, padding=PAD),
+            t.RandomHorizontalFlip(),
+        ],
+        "resized_crop_flip": [t.RandomResizedCrop(size, interpolation=mode), t.RandomHorizontalFlip()],
     }[prep.augment]
     return t.Compose([*(steps if train else evaluation), t.ToTensor(), t.Normalize(prep.mean, prep.std)])

@@ -1,83 +1,50 @@
-"""Where the base model starts: freshly initialised, from torchvision's weights, or from the
-user's checkpoint (`model.weights`, `model.checkpoint`).
+"""Where the base model starts: freshly initialised, from its family's pretrained weights, or
+from the user's checkpoint (`model.weights`, `model.checkpoint`).
 
-Weights are read offline from torch's hub cache, the file torchvision itself would download
-there, so a machine without internet works once the file is in place. Torch files are read with
-`weights_only=True` (`surgery.read`), `.safetensors` files hold tensors only: loading weights
-never runs code.
+Weights are read offline, from where the family keeps them (torchvision's: torch's hub cache,
+the file torchvision itself would download there; timm's: a local copy of the Hub's file).
+Torch files are read with `weights_only=True` (`torchfile.read`), `.safetensors` files hold
+tensors only: loading weights never runs code.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
-from prunebench.errors import UserError
 from prunebench.params import Model
 from prunebench.progress import say
-from prunebench.pruning import surgery
-from prunebench.training import models
-
-
-class WeightsError(UserError, ValueError):
-    """The weights or checkpoint a `model` section names cannot be had, or do not fit."""
+from prunebench.training import models, torchfile
+from prunebench.training.models import WeightsError
 
 
 def initial(description: dict) -> nn.Module:
-    """The model the base training starts from (with `train.epochs: 0`, the base model itself)."""
-    model = models.build(description)
+    """The model the base training starts from (with `train.epochs: 0`, the base model itself):
+    the family's model with its weights loaded as the factory built it, then adapted
+    (`models.adapt`), as every model file is rebuilt."""
+    family = models.family(description["name"])
+    model = family.create(description)
     if description.get("weights"):
-        fresh = transfer(model, surgery.read(weights_file(description)))
+        if family.pretrained is None:
+            raise WeightsError(
+                f"model.weights = {description['weights']!r}: {family.name} has no pretrained weights "
+                "(use model.checkpoint for a state dict of your own)"
+            )
+        fresh = transfer(model, family.pretrained.state(description, model))
         say(f"model.weights {description['weights']}: loaded; initialised afresh: {', '.join(fresh) or 'nothing'}")
     if description.get("checkpoint"):
         load_checkpoint(model, Path(description["checkpoint"]))
-    return model
+    return models.adapt(model)
 
 
 def weights_preprocessing(model: Model) -> dict[str, Any] | None:
-    """What torchvision's `model.weights` expect of their input (their evaluation transforms):
-    mean, std and crop_pct; None without weights."""
-    if not model.weights:
-        return None
-    expected = _weights(model.name, model.weights).transforms()
-    crop, resize = expected.crop_size[0], expected.resize_size[0]
-    return {"mean": tuple(expected.mean), "std": tuple(expected.std), "crop_pct": crop / resize}
-
-
-def _weights(name: str, weights: str) -> Any:
-    """torchvision's weights entry `weights` of model `name`."""
-    from prunebench.training._torchvision import import_torchvision
-
-    try:
-        choices = import_torchvision().models.get_model_weights(name)
-    except (ValueError, KeyError) as error:
-        raise WeightsError(
-            f"model.weights = {weights!r}: {name} has no torchvision weights "
-            "(use model.checkpoint for a state dict of your own)"
-        ) from error
-    if weights not in choices.__members__:
-        raise WeightsError(f"model.weights = {weights!r}: expected one of {', '.join(choices.__members__)}")
-    return choices[weights]
-
-
-def weights_file(description: dict) -> Path:
-    """torchvision's file for `model.weights`, in the hub cache; fetched only with `model.download`."""
-    weights = description["weights"]
-    url = _weights(description["name"], weights).url
-    directory = Path(torch.hub.get_dir()) / "checkpoints"
-    file = directory / Path(urlparse(url).path).name
-    if not file.is_file():
-        if not description.get("download"):
-            raise WeightsError(
-                f"model.weights = {weights!r}: {file.name} is not in {directory}: put it there "
-                f"(from {url}), or set model.download: true on a machine with internet"
-            )
-        torch.hub.load_state_dict_from_url(url, model_dir=str(directory), map_location="cpu", check_hash=True)
-    return file
+    """What the family's pretrained weights (`model.weights`) expect of their input: mean, std,
+    crop_pct and interpolation; None without weights."""
+    family = models.family(model.name)
+    return family.pretrained.preprocessing(model.as_dict()) if family.pretrained else None
 
 
 def transfer(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
@@ -128,7 +95,7 @@ def load_checkpoint(model: nn.Module, path: Path) -> None:
 def _state_dict(path: Path) -> tuple[dict[str, torch.Tensor], list[str]]:
     """The file's name → tensor mapping, unwrapped and without a prefix every key shares, and
     what was done to get it."""
-    state: Any = _read_safetensors(path) if path.suffix == ".safetensors" else surgery.read(path)
+    state: Any = torchfile.read_weights(path)
     adapted = []
     if isinstance(state, dict) and not _is_state(state):
         wrapper = next((k for k in WRAPPERS if isinstance(state.get(k), dict) and _is_state(state[k])), None)
@@ -153,19 +120,6 @@ def _state_dict(path: Path) -> tuple[dict[str, torch.Tensor], list[str]]:
 
 def _is_state(value: dict) -> bool:
     return bool(value) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
-
-
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    """A .safetensors file: tensors only, by construction (no pickle)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise surgery.ModelFileError(f"{path}: no such file")
-    try:
-        return load_file(path, device="cpu")
-    except (SafetensorError, OSError) as error:
-        raise surgery.ModelFileError(f"{path}: unreadable or not a safetensors file ({error})") from error
 
 
 def _first(keys: list[str], shown: int = 3) -> str:

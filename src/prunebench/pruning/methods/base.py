@@ -80,6 +80,8 @@ class Method(ABC):
     # how `ratio` is reached unless params.yaml `methods.<key>.schedule` says otherwise:
     # "steps" (schedule.iterations) or "retention" (schedule.retention, unit "channel" only)
     schedule: ClassVar[Literal["steps", "retention"]] = "steps"
+    # unit "channel": the kinds of groups it scores (`coupling.Group`); the others stay whole
+    kinds: ClassVar[tuple[str, ...]] = ("channel", "width", "head")
     Knobs: ClassVar[type[Knobs]] = Knobs
 
     def __init__(self, knobs: Any = None):

@@ -9,13 +9,15 @@ import torch
 from torch import nn
 
 from prunebench.errors import Unsupported
+from prunebench.pruning.coupling import gate_points, groups
 from prunebench.pruning.methods.base import ChannelKnobs, Method, RankingKnobs, Scored, knob
 from prunebench.pruning.methods.l1_channel import L1Channel
-from prunebench.pruning.surgery import channel_groups, gate_points
+from prunebench.pruning.methods.registry import register
 from prunebench.spec import boolean, integer, number
 from prunebench.training.optim import SGD
 
 
+@register("random_channel")
 class RandomChannel(Method):
     """Random output channels, the same fraction in every layer: the structured baseline."""
 
@@ -26,6 +28,7 @@ class RandomChannel(Method):
         return Scored({name: torch.rand(m.weight.shape[0], generator=ctx.generator) for name, m in layers.items()})
 
 
+@register("l1_channel_global")
 class L1ChannelGlobal(L1Channel):
     """Filter L1 norms ranked over all layers at once (Li et al.'s global variant)."""
 
@@ -36,6 +39,7 @@ class L1ChannelGlobal(L1Channel):
         max_ratio: float = knob(0.9, number(0, 1))
 
 
+@register("slimming")
 class Slimming(Method):
     """Network Slimming (Liu et al., ICCV 2017): channels ranked by |γ| of the BatchNorm that
     follows them, one global threshold. With `sparsity` > 0 the model first trains for
@@ -44,6 +48,7 @@ class Slimming(Method):
 
     unit = "channel"
     scope = "global"
+    kinds = ("channel",)  # BatchNorm scales channels; a transformer's LayerNorms scale its width, all at once
 
     @dataclass(frozen=True)
     class Knobs(RankingKnobs):
@@ -77,12 +82,16 @@ class Slimming(Method):
                     loss.backward()
                     optimizer.step()
             model.eval()
-        points = gate_points(model, ctx.input_shape)
+        points = gate_points(model, ctx.input_shape, self.kinds)
         scores = {}
-        for group in channel_groups(model, ctx.input_shape):
-            bns = [modules[p] for p in points[group[0]] if isinstance(modules[p], nn.modules.batchnorm._BatchNorm)]
+        for group in groups(model, ctx.input_shape):
+            bns = [
+                modules[gate.module]
+                for gate in points.get(group.root, [])
+                if isinstance(modules[gate.module], nn.modules.batchnorm._BatchNorm)
+            ]
             if bns:
                 gamma = torch.stack([bn.weight.detach().abs().cpu() for bn in bns]).mean(0)
-                scores |= {name: gamma for name in group}
+                scores |= {name: gamma for name in group.members}
         below = torch.cat([bn.weight.detach().abs().cpu() for bn in norms]).lt(1e-2).float().mean()
         return Scored(scores, metrics={"bn_scales_below_1e-2": float(below)})

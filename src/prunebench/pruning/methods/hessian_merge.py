@@ -23,6 +23,7 @@ from torch import Tensor
 from prunebench.pruning.hessian import HessianOperator, top_eigenpairs
 from prunebench.pruning.methods.base import Knobs as BaseKnobs
 from prunebench.pruning.methods.base import Method, Scored, knob
+from prunebench.pruning.methods.registry import register
 from prunebench.spec import boolean, integer, number, one_of
 
 
@@ -34,6 +35,7 @@ class LowRankHessian:
     eigenvalues: dict[str, Tensor]  # layer -> [k]
 
 
+@register("hessian_merge")
 class HessianMerge(Method):
     unit = "weight"
     scope = "global"

@@ -20,6 +20,7 @@ from prunebench.errors import Unsupported
 from prunebench.pruning import interval
 from prunebench.pruning.interval import Interval, Propagation
 from prunebench.pruning.methods.base import ChannelKnobs, Context, Method, Scored, knob
+from prunebench.pruning.methods.registry import register
 from prunebench.spec import Check, boolean
 from prunebench.training.models import Layers
 
@@ -96,9 +97,11 @@ def feed(graph: fx.GraphModule, node: fx.Node, found: Propagation) -> Feed | Non
     return None
 
 
+@register("interval_adjoint")
 class IntervalAdjoint(Method):
     unit = "channel"
     schedule = "retention"
+    kinds = ("channel",)  # hidden neurons and conv channels: interval rules cover no attention
 
     @dataclass(frozen=True)
     class Knobs(ChannelKnobs):

@@ -14,8 +14,10 @@ from torch import Tensor, nn
 from prunebench.pruning.criteria import weight_magnitude
 from prunebench.pruning.methods.base import Method, Scored
 from prunebench.pruning.methods.magnitude import Magnitude
+from prunebench.pruning.methods.registry import register
 
 
+@register("kernel")
 class Kernel(Method):
     """Whole kernels (one input × output channel pair of a conv) ranked by L1; every layer loses
     `ratio` of its kernels. Linear layers count each weight as a 1×1 kernel."""
@@ -56,6 +58,7 @@ def patterns(keep: int) -> Tensor:
     return matrix
 
 
+@register("intra_kernel")
 class IntraKernel(Magnitude):
     """Pattern pruning: every 3×3 kernel keeps round(9·(1 − ratio)) weights, in the library
     pattern that preserves the most of its L2 norm. Other layers are left dense, so the

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from prunebench.pruning.criteria import filter_l1
 from prunebench.pruning.methods.base import ChannelKnobs, Method, Scored
+from prunebench.pruning.methods.registry import register
 
 
+@register("l1_channel")
 class L1Channel(Method):
     unit = "channel"
     Knobs = ChannelKnobs

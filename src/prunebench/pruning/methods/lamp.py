@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from prunebench.pruning.criteria import lamp
 from prunebench.pruning.methods.base import Method, Scored
+from prunebench.pruning.methods.registry import register
 
 
+@register("lamp")
 class Lamp(Method):
     unit = "weight"
     scope = "global"

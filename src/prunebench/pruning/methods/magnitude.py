@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from prunebench.pruning.criteria import weight_magnitude
 from prunebench.pruning.methods.base import Method, Scored
+from prunebench.pruning.methods.registry import register
 
 
+@register("magnitude")
 class Magnitude(Method):
     unit = "weight"
 
@@ -13,6 +15,7 @@ class Magnitude(Method):
         return Scored({name: weight_magnitude(m) for name, m in layers.items()})
 
 
+@register("magnitude_global")
 class GlobalMagnitude(Magnitude):
     """One |w| threshold over all prunable weights: layers lose different fractions."""
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 
 from prunebench.pruning.methods.base import Method, Scored
+from prunebench.pruning.methods.registry import register
 
 
+@register("random")
 class RandomWeights(Method):
     unit = "weight"
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 from prunebench.pruning.allocation import allocate, curves_of
 from prunebench.pruning.methods.l1_channel import L1Channel
 from prunebench.pruning.methods.magnitude import Magnitude
+from prunebench.pruning.methods.registry import register
 
 
+@register("sensitivity_unstructured")
 class SensitivityUnstructured(Magnitude):
     """Magnitude pruning inside each layer, at the layer's allocated ratio."""
 
@@ -18,6 +20,7 @@ class SensitivityUnstructured(Magnitude):
         )
 
 
+@register("sensitivity_structured")
 class SensitivityStructured(L1Channel):
     """L1 filter pruning of each channel group at its allocated ratio, physically removed."""
 

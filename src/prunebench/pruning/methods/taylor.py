@@ -1,7 +1,10 @@
 """Taylor filter ranking of order 1, 2 or 3, with the derivatives computed exactly.
 
-Every prunable channel c gets a gate m_c = 1 where its signal leaves its layer
-(`surgery.gate_points`; coupled layers share a gate). Removing the channel moves m_c to 0, so
+Every prunable unit c (a channel, a neuron, an attention head) gets a gate m_c = 1 where its
+signal leaves its layer (`coupling.gate_points`; coupled layers share a gate, a head's gate scales
+its slice of the output projection's input). The embedding width of a transformer is not gated:
+its units also pass LayerNorms and enter through a class token and a position embedding, so no
+single gate removes one (Taylor keeps it whole). Removing the channel moves m_c to 0, so
 the loss change is ΔL_c = L(m_c = 0) − L(m_c = 1), whose Taylor estimate of order k is
 Σ_{j=1..k} (−1)^j / j! · ∂^j L / ∂m_c^j. The derivatives are exact, averaged over `batches`
 calibration batches, model in eval mode. Order 1 takes one backward pass per batch for every
@@ -29,11 +32,11 @@ import torch
 from torch import Tensor, nn
 from torch.func import functionalize, jvp, vmap
 
-from prunebench.pruning.hooks import capture, gated, leaf_calls
+from prunebench.pruning.coupling import gate_points, groups
+from prunebench.pruning.hooks import Points, gated, leaf_calls, ones, signal_grads, unit_count
 from prunebench.pruning.methods.base import Method, RankingKnobs, Scored, knob
-from prunebench.pruning.surgery import channel_groups, gate_points
+from prunebench.pruning.methods.registry import register
 from prunebench.spec import boolean, integer, one_of, optional
-from prunebench.training.models import output_units
 
 Loss = Callable[[Tensor, Tensor], Tensor]
 Batches = list[tuple[Tensor, Tensor]]
@@ -47,11 +50,11 @@ def _derivatives(f: Callable[[Tensor], Tensor], s: Tensor, v: Tensor, k: int) ->
     return primal + (tangent[-1],)
 
 
-def _loss(model: nn.Module, root: str, points: list[str], x: Tensor, y: Tensor, loss_fn: Loss):
+def _loss(model: nn.Module, root: str, points: Points, x: Tensor, y: Tensor, loss_fn: Loss):
     """The loss as a function of the deviation s of one group's gates from 1, without in-place writes."""
 
     def loss(s: Tensor) -> Tensor:
-        with gated(model, {root: points}, {root: 1 + s}):
+        with gated(model, points, {root: 1 + s}):
             return loss_fn(model(x), y)
 
     return functionalize(loss)
@@ -59,7 +62,7 @@ def _loss(model: nn.Module, root: str, points: list[str], x: Tensor, y: Tensor, 
 
 def gate_derivatives(
     model: nn.Module,
-    points: dict[str, list[str]],
+    points: Points,
     batches: Batches,
     order: int,
     loss_fn: Loss = nn.functional.cross_entropy,
@@ -75,13 +78,12 @@ def gate_derivatives(
     memory = scoring_memory(device) if memory is None else memory
     result = {}
     for root, group_points in points.items():
-        channels = output_units(dict(model.named_modules())[group_points[0]])
-        rows, chunk = plan(model, group_points, batches[0][0].to(device), order, memory)
-        directions = torch.eye(channels, device=device)
+        rows, chunk = plan(model, [gate.module for gate in group_points], batches[0][0].to(device), order, memory)
+        directions = torch.eye(unit_count(points, root), device=device)
         total: Tensor | None = None
         for x, y in batches:
             for xs, ys in zip(x.to(device).split(rows), y.to(device).split(rows)):  # the mean loss: a weighted sum
-                loss = _loss(model, root, group_points, xs, ys, loss_fn)
+                loss = _loss(model, root, {root: group_points}, xs, ys, loss_fn)
                 values = along(loss, directions, order, chunk) * (len(xs) / len(x))
                 total = values if total is None else total + values
         assert total is not None, "at least one batch"
@@ -98,13 +100,10 @@ def along(loss: Callable[[Tensor], Tensor], directions: Tensor, order: int, chun
     return torch.cat([derivatives(part).detach() for part in directions.split(chunk)]).T
 
 
-def _gradients(model: nn.Module, points: dict[str, list[str]], batches: Batches, loss_fn: Loss) -> dict[str, Tensor]:
-    """∂L/∂m_c of every gate from one backward pass per batch: [1, channels] per group root."""
+def _gradients(model: nn.Module, points: Points, batches: Batches, loss_fn: Loss) -> dict[str, Tensor]:
+    """∂L/∂m_c of every gate from one backward pass per batch: [1, units] per group root."""
     device = next(model.parameters()).device
-    modules = dict(model.named_modules())
-    gates = {
-        root: torch.ones(output_units(modules[ps[0]]), device=device, requires_grad=True) for root, ps in points.items()
-    }
+    gates = ones(points, device, requires_grad=True)
     for x, y in batches:
         with gated(model, points, gates):
             loss_fn(model(x.to(device)), y.to(device)).backward()
@@ -167,7 +166,7 @@ def taylor_estimate(derivatives: Tensor, order: int) -> Tensor:
 @torch.no_grad()
 def exact_deltas(
     model: nn.Module,
-    points: dict[str, list[str]],
+    points: Points,
     batches: Batches,
     sample: dict[str, Tensor],
     loss_fn: Loss = nn.functional.cross_entropy,
@@ -178,35 +177,32 @@ def exact_deltas(
     result = {}
     for root, channels in sample.items():
         total = torch.zeros(len(channels))
-        width = output_units(dict(model.named_modules())[points[root][0]])
+        width = unit_count(points, root)
         for x, y in batches:
             x, y = x.to(device), y.to(device)
             base = loss_fn(model(x), y)
             for i, c in enumerate(channels.tolist()):
                 gate = torch.ones(width, device=device)
                 gate[c] = 0
-                with gated(model, {root: points[root]}, {root: gate}):
+                with gated(model, points, {root: gate}):
                     total[i] += (loss_fn(model(x), y) - base).item()
         result[root] = total / len(batches)
     return result
 
 
 def channel_gradient_norms(
-    model: nn.Module, points: dict[str, list[str]], batches: Batches, loss_fn: Loss = nn.functional.cross_entropy
+    model: nn.Module, points: Points, batches: Batches, loss_fn: Loss = nn.functional.cross_entropy
 ) -> dict[str, Tensor]:
-    """‖∂L/∂a_c‖ of each channel's signal a_c at its gate points, averaged over the batches."""
+    """‖∂L/∂a_c‖ of each unit's signal a_c at its gate points, averaged over the batches."""
     model.eval()
     device = next(model.parameters()).device
-    modules = dict(model.named_modules())
     norms: dict[str, Tensor] = {}
     for x, y in batches:
-        with capture({p: modules[p] for ps in points.values() for p in ps}) as records:
+        with signal_grads(model, points) as found:
             model.zero_grad(set_to_none=True)
             loss_fn(model(x.to(device)), y.to(device)).backward()
-        for root, group_points in points.items():
-            squared = cast(
-                Tensor, sum(records.grads[p][0].transpose(0, 1).flatten(1).square().sum(1) for p in group_points)
-            )
+        for root, squares in found.items():
+            squared = cast(Tensor, sum(squares))
             norms[root] = norms.get(root, 0) + squared.sqrt().cpu() / len(batches)
     model.zero_grad(set_to_none=True)
     return norms
@@ -214,7 +210,7 @@ def channel_gradient_norms(
 
 def fidelity(
     model: nn.Module,
-    points: dict[str, list[str]],
+    points: Points,
     batches: Batches,
     derivatives: dict[str, Tensor],
     channels: int,
@@ -248,9 +244,11 @@ def spearman(a: Tensor, b: Tensor) -> float:
     return float(spearmanr(a.double().numpy(), b.double().numpy()).statistic)
 
 
+@register("taylor")
 class Taylor(Method):
     unit = "channel"
     scope = "global"
+    kinds = ("channel", "head")
 
     @dataclass(frozen=True)
     class Knobs(RankingKnobs):
@@ -262,7 +260,7 @@ class Taylor(Method):
 
     def score(self, model, layers, ctx):
         cfg = self.knobs
-        points = gate_points(model, ctx.input_shape)
+        points = gate_points(model, ctx.input_shape, self.kinds)
         batches = list(islice(ctx.batches(), cfg.batches))
         orders = 3 if cfg.fidelity_channels else cfg.order
         memory = None if cfg.memory_mib is None else cfg.memory_mib * 2**20
@@ -288,5 +286,10 @@ class Taylor(Method):
                 model, points, batches, derivatives, cfg.fidelity_channels, ctx.generator
             )
             metrics = {"taylor_fidelity": rhos}
-        scores = {name: scores[group[0]] for group in channel_groups(model, ctx.input_shape) for name in group}
+        scores = {
+            name: scores[group.root]
+            for group in groups(model, ctx.input_shape)
+            if group.root in scores
+            for name in group.members
+        }
         return Scored(scores, metrics, tables)
