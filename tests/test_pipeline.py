@@ -598,3 +598,32 @@ def test_two_machines_split_the_methods_and_a_third_only_aggregates(tmp_path_fac
     output = run(third, "dvc", "repro", "--pull").stdout
     assert stages_run(output) == {"deploy", "concatenate", "compare"}
     assert set(pd.read_csv(third / "results/results.csv")["method"]) == {"magnitude", "l1_channel"}
+
+
+def test_every_default_method_gives_a_vision_transformer_a_row_or_a_one_line_refusal(tmp_path_factory):
+    """Issue 32: a ViT written with nn.TransformerEncoderLayer (tests/foreign_models.py) through every
+    default method, CI-sized: one seed, one point, few epochs."""
+    repo = copy_project(tmp_path_factory, None)
+    shutil.copy(ROOT / "tests/foreign_models.py", repo / "foreign_models.py")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params |= {"ratio": 0.5, "model": {"name": "foreign_models:tiny_vit"}}
+    params["train"]["epochs"], params["finetune"]["epochs"] = 2, 1
+    params["sensitivity"]["ratios"] = [0.5]
+    params["schedule"]["retrain"]["epochs"] = 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "a vit")
+    output = run(repo, "dvc", "repro").stdout
+    methods = list(params["methods"])
+    refused = {"intra_kernel", "slimming", "interval_adjoint"}
+    check = json.loads((repo / "checks/model.json").read_text())
+    assert set(check["refused"]) == refused and check["kinds"] == {"channel": 2, "width": 1, "head": 2}
+    assert all(f"refused: {key}: " in output for key in refused)
+    results = pd.read_csv(repo / "results/results.csv")
+    assert list(dict.fromkeys(results["method"])) == [m for m in methods if m not in refused]
+    assert (results["onnx_check"] == "ok").all() and (results["kept"] <= 0.5 + 1e-9)[results["reached"]].all()
+    assert (results["base_macs"] == 317_888 + 10_880).all()  # the hand count (tests/test_macs.py)
+    channel = results[results["unit"] == "channel"].set_index("method")
+    assert (channel["params"] < channel["base_params"]).all()  # heads, neurons or width physically removed
+    report = (repo / "results/report.md").read_text()
+    assert all(f"**{key}**" in report for key in refused)

@@ -17,6 +17,8 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
+from prunebench.training.models.transformer import differentiable_attention
+
 Batches = list[tuple[Tensor, Tensor]]
 
 
@@ -52,7 +54,8 @@ class HessianOperator:
         if index < len(self._gradients):
             return self._gradients[index]
         x, y = self.batches[index]
-        loss = self.loss_fn(self.model(x.to(self.device)), y.to(self.device))
+        with differentiable_attention():
+            loss = self.loss_fn(self.model(x.to(self.device)), y.to(self.device))
         grads = torch.autograd.grad(loss, self.params, create_graph=True)
         if self.keep_graph:
             self._gradients.append(grads)

@@ -16,15 +16,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import islice
+from typing import cast
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from prunebench.errors import briefly
 from prunebench.pruning.hessian import HessianOperator, top_eigenpairs
+from prunebench.pruning.methods.base import Context, Method, Scored, knob
 from prunebench.pruning.methods.base import Knobs as BaseKnobs
-from prunebench.pruning.methods.base import Method, Scored, knob
 from prunebench.pruning.methods.registry import register
 from prunebench.spec import boolean, integer, number, one_of
+from prunebench.training.models import prunable_layers
 
 
 @dataclass
@@ -55,6 +58,20 @@ class HessianMerge(Method):
     def __init__(self, knobs=None):
         super().__init__(knobs)
         self.scope = "global" if self.knobs.scope == "global" else "layer"
+
+    def refuses(self, model: nn.Module, ctx: Context) -> str | None:
+        """One Hessian-vector product on the first calibration batch (none: nothing to try)."""
+        batch = list(islice(ctx.batches(), 1))
+        if not batch:
+            return None
+        params = [cast(nn.Parameter, layer.weight) for layer in prunable_layers(model).values()]
+        try:
+            HessianOperator(model, params, batch)(torch.ones(sum(p.numel() for p in params)))
+        except Exception as error:  # whatever the model's second derivative raises is the finding
+            return f"a Hessian-vector product through this model fails ({briefly(error)})"
+        finally:
+            model.zero_grad(set_to_none=True)
+        return None
 
     def score(self, model, layers, ctx):
         cfg = self.knobs

@@ -64,6 +64,11 @@ class IntraKernel(Magnitude):
     pattern that preserves the most of its L2 norm. Other layers are left dense, so the
     achieved sparsity is lower than `ratio`."""
 
+    def refuses(self, model, ctx):
+        if not any(isinstance(m, nn.Conv2d) and tuple(m.kernel_size) == (3, 3) for m in model.modules()):
+            return "intra_kernel prunes inside 3×3 convolution kernels, and this model has none"
+        return None
+
     def weight_masks(self, layers, scored, target, ctx):
         keep = kept_per_kernel(target)
         library = patterns(keep)

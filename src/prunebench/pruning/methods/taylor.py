@@ -32,11 +32,13 @@ import torch
 from torch import Tensor, nn
 from torch.func import functionalize, jvp, vmap
 
+from prunebench.errors import briefly
 from prunebench.pruning.coupling import gate_points, groups
 from prunebench.pruning.hooks import Points, gated, leaf_calls, ones, signal_grads, unit_count
-from prunebench.pruning.methods.base import Method, RankingKnobs, Scored, knob
+from prunebench.pruning.methods.base import Context, Method, RankingKnobs, Scored, knob
 from prunebench.pruning.methods.registry import register
 from prunebench.spec import boolean, integer, one_of, optional
+from prunebench.training.models.transformer import differentiable_attention
 
 Loss = Callable[[Tensor, Tensor], Tensor]
 Batches = list[tuple[Tensor, Tensor]]
@@ -54,7 +56,7 @@ def _loss(model: nn.Module, root: str, points: Points, x: Tensor, y: Tensor, los
     """The loss as a function of the deviation s of one group's gates from 1, without in-place writes."""
 
     def loss(s: Tensor) -> Tensor:
-        with gated(model, points, {root: 1 + s}):
+        with gated(model, points, {root: 1 + s}), differentiable_attention():
             return loss_fn(model(x), y)
 
     return functionalize(loss)
@@ -257,6 +259,28 @@ class Taylor(Method):
         gradient_flow: bool = knob(False, boolean())  # weight scores by sigmoid of the standardised gradient norm
         fidelity_channels: int = knob(0, integer(0))  # channels sampled for the exact-ΔL oracle (0 = off)
         memory_mib: int | None = knob(None, optional(integer(1)))  # for orders 2-3 (null: `scoring_memory`)
+
+    def refuses(self, model: nn.Module, ctx: Context) -> str | None:
+        """The gates' gradients and, for orders 2-3, one forward-mode direction of the first group,
+        on the first calibration batch (none: nothing to try)."""
+        batch = list(islice(ctx.batches(), 1))
+        points = gate_points(model, ctx.input_shape, self.kinds)
+        if not batch or not points:
+            return None
+        try:
+            gate_derivatives(model, points, batch, 1)
+            if self.knobs.order > 1 or self.knobs.fidelity_channels:
+                root, first = next(iter(points.items()))
+                x, y = batch[0]
+                loss = _loss(
+                    model, root, {root: first}, x.to(ctx.device), y.to(ctx.device), nn.functional.cross_entropy
+                )
+                along(loss, torch.eye(unit_count(points, root), device=ctx.device)[:1], 2, 1)
+        except Exception as error:  # whatever the model's derivatives raise is the finding
+            return f"the gates' derivatives through this model fail ({briefly(error)})"
+        finally:
+            model.zero_grad(set_to_none=True)
+        return None
 
     def score(self, model, layers, ctx):
         cfg = self.knobs

@@ -16,6 +16,7 @@ function with the same call signature (`nn.TransformerEncoderLayer` calls it as 
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
@@ -161,6 +162,15 @@ class Block(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
+
+
+def differentiable_attention() -> AbstractContextManager:
+    """Scaled dot-product attention through its composite (math) kernel while the block runs:
+    the fused CPU kernels have no second derivative and no forward-mode rule, which Hessian-vector
+    products and higher Taylor orders need."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(SDPBackend.MATH)
 
 
 def adapt(model: nn.Module) -> nn.Module:
