@@ -155,3 +155,49 @@ def test_a_timm_vit_builds_offline_and_takes_its_weights_from_a_local_file(tmp_p
 def test_an_unknown_timm_model_is_one_line():
     with pytest.raises(models.ModelError, match=r"^model.name = 'timm:vit_nope': timm .* has no such model"):
         models.family("timm:vit_nope")
+
+
+def test_every_default_method_prunes_the_tiny_vit_or_refuses_it_in_one_line():
+    """In-process, every default method of params.yaml; end to end through DVC: test_pipeline.py."""
+    import yaml
+
+    from prunebench.params import MethodEntry
+    from prunebench.pruning import inspection, methods
+
+    from helpers import ROOT
+
+    torch.manual_seed(0)
+    base = models.adapt(tiny_vit()).eval()
+    x = torch.randn(16, *SHAPE)
+    ctx = context([(x, torch.randint(0, 10, (16,)))] * 2)
+    ctx.sensitivity = [  # a made-up sweep: every layer and group loses accuracy with the ratio
+        {"seed": 0, "layer": name, "kind": kind, "ratio": r, "accuracy": 0.9 - r / 2}
+        for kind, names in (
+            ("unstructured", list(models.prunable_layers(base))),
+            ("structured", [g.label for g in coupling.groups(base, SHAPE)]),
+        )
+        for name in names
+        for r in (0.0, 0.5, 0.9)
+    ]
+    refused = {}
+    for key, entry in yaml.safe_load((ROOT / "params.yaml").read_text())["methods"].items():
+        method = methods.create(MethodEntry.of(key, entry))
+        if why := inspection.refusal(method, base, ctx):
+            refused[key] = why
+            continue
+        pruned = prune_step(copy.deepcopy(base), method, 0.0, 0.5, ctx)
+        assert pruned.model(x).shape == (16, 10), key
+    assert set(refused) == {"intra_kernel", "slimming", "interval_adjoint"}
+    assert all("\n" not in why for why in refused.values())
+
+
+@pytest.mark.parametrize(("kind", "changed"), [("head", "heads"), ("channel", "neurons"), ("width", "width")])
+def test_the_kinds_knob_prunes_one_kind_of_unit_alone(kind, changed):
+    pruned = prune_step(vit(), make_method("m", {"method": "l1_channel", "kinds": [kind]}), 0.0, 0.5, context()).model
+    sizes = {
+        "heads": [block.attn.num_heads for block in pruned.blocks],
+        "neurons": [block.mlp.fc1.out_features for block in pruned.blocks],
+        "width": [pruned.patch_embed.out_channels],
+    }
+    before = {"heads": [4, 4], "neurons": [64, 64], "width": [32]}
+    assert {name: sizes[name] != before[name] for name in sizes} == {name: name == changed for name in sizes}

@@ -17,6 +17,7 @@ of 16, 32 and 64 channels into one group), the group is frozen: checked once per
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,13 +95,16 @@ class Gate:
 
 def graph(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph:
     """torch-pruning's dependency graph, with the family's parameters outside modules (class token,
-    position embedding) on their embedding dimension."""
+    position embedding) on their embedding dimension; others on their last dimension (torch-pruning's
+    guess, right for the class tokens and position embeddings of (batch, tokens, features) models)."""
     device = next(model.parameters()).device
     params = dict(model.named_parameters())
     unwrapped = [(params[name], dim % params[name].dim()) for name, dim in models.hints_of(model).unwrapped.items()]
-    return tp.DependencyGraph().build_dependency(
-        model, example_inputs=torch.zeros(1, *input_shape, device=device), unwrapped_parameters=unwrapped or None
-    )
+    with warnings.catch_warnings():  # parameters the hints do not name: on their last dimension, said in README
+        warnings.filterwarnings("ignore", "Unwrapped parameters detected")
+        return tp.DependencyGraph().build_dependency(
+            model, example_inputs=torch.zeros(1, *input_shape, device=device), unwrapped_parameters=unwrapped or None
+        )
 
 
 def attention_heads(model: nn.Module) -> dict[str, Heads]:

@@ -17,7 +17,8 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from prunebench.spec import Check, boolean, integer, number, optional, setting
+from prunebench.pruning.coupling import KINDS
+from prunebench.spec import Check, boolean, integer, list_of, number, one_of, optional, setting
 from prunebench.training.models import Layers
 
 
@@ -47,6 +48,8 @@ class ChannelKnobs(Knobs):
     """Read by the machinery for every channel method."""
 
     round_to: int | None = knob(None, optional(integer(1)))  # kept channels: a multiple of this (rounded down)
+    # the kinds of groups it prunes, of those it scores (null: all of them), e.g. [head] to cut heads alone
+    kinds: list[str] | None = knob(None, optional(list_of(one_of(*KINDS))))
 
 
 @dataclass(frozen=True)
@@ -80,14 +83,18 @@ class Method(ABC):
     # how `ratio` is reached unless params.yaml `methods.<key>.schedule` says otherwise:
     # "steps" (schedule.iterations) or "retention" (schedule.retention, unit "channel" only)
     schedule: ClassVar[Literal["steps", "retention"]] = "steps"
-    # unit "channel": the kinds of groups it scores (`coupling.Group`); the others stay whole
-    kinds: ClassVar[tuple[str, ...]] = ("channel", "width", "head")
+    # unit "channel": the kinds of groups it scores (`coupling.Group`; the knob `kinds` may narrow them);
+    # the others stay whole
+    kinds: tuple[str, ...] = ("channel", "width", "head")
     Knobs: ClassVar[type[Knobs]] = Knobs
 
     def __init__(self, knobs: Any = None):
         # Any: each method reads the fields of its own `Knobs` subclass, and the machinery those of
         # `ChannelKnobs` / `RankingKnobs`, which `prunebench.schema` checked against the class
         self.knobs: Any = knobs if knobs is not None else self.Knobs()
+        chosen = getattr(self.knobs, "kinds", None)
+        if chosen is not None:
+            self.kinds = tuple(kind for kind in type(self).kinds if kind in chosen)
 
     def refuses(self, model: nn.Module, ctx: Context) -> str | None:
         """Why this method cannot prune `model`, found in seconds, before any long stage (None: it
