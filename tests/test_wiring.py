@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prunebench import code, paths
+from prunebench import paths, sources
 
 from helpers import ROOT
 
@@ -22,14 +23,9 @@ DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 STAGES = [name for name in DVC if name != "check"]
 
 
-def stage_body(stage: dict) -> dict:
-    """A stage's definition (a foreach stage's template)."""
-    return stage.get("do", stage)
-
-
 @pytest.mark.parametrize("name", STAGES)
 def test_a_stage_depends_on_its_code_manifest_and_on_no_code_file_directly(name):
-    stage = stage_body(DVC[name])
+    stage = DVC[name]
     assert stage["cmd"].split()[1] == f"stages/{name}.py"
     assert paths.code_manifest(name).as_posix() in stage["deps"]
     assert not [dep for dep in stage["deps"] if dep.startswith(("src/", "stages/"))]
@@ -47,9 +43,9 @@ def test_the_check_stage_writes_every_stage_manifest_and_reruns_on_any_code_chan
 @pytest.mark.parametrize("name", STAGES)
 def test_a_manifest_holds_exactly_the_files_the_stage_runs_with_their_hashes(name):
     script = ROOT / "stages" / f"{name}.py"
-    manifest = code.manifest(script)
+    manifest = sources.manifest(script)
     files = {ROOT / ("src/" + path if path.startswith("prunebench/") else path) for path in manifest}
-    assert files == set(code.closure(script))
+    assert files == set(sources.closure(script))
     assert all(
         manifest[path]
         == hashlib.sha256((ROOT / ("src/" + path if path.startswith("prunebench/") else path)).read_bytes()).hexdigest()
@@ -62,19 +58,19 @@ def test_the_check_stage_writes_the_manifests(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "stages/check.py")], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     for name in STAGES:
-        assert yaml.safe_load((tmp_path / paths.code_manifest(name)).read_text()) == code.manifest(
+        assert yaml.safe_load((tmp_path / paths.code_manifest(name)).read_text()) == sources.manifest(
             ROOT / "stages" / f"{name}.py"
         )
-    assert "prunebench/pruning/methods/taylor.py" in code.manifest(ROOT / "stages/prune.py")
+    assert "prunebench/pruning/methods/taylor.py" in sources.manifest(ROOT / "stages/prune.py")
     # editing a method spares finetune
-    assert "prunebench/pruning/methods/taylor.py" not in code.manifest(ROOT / "stages/finetune.py")
-    assert "prunebench/report/figures.py" not in code.manifest(ROOT / "stages/prune.py")
+    assert "prunebench/pruning/methods/taylor.py" not in sources.manifest(ROOT / "stages/finetune.py")
+    assert "prunebench/report/figures.py" not in sources.manifest(ROOT / "stages/prune.py")
 
 
 def test_the_closure_follows_imports_inside_functions_and_packages(tmp_path):
     script = tmp_path / "stage.py"
     script.write_text("def run():\n    from prunebench.pruning.methods.lamp import Lamp\n")
-    files = {p.relative_to(ROOT).as_posix() for p in code.closure(script) if p != script}
+    files = {p.relative_to(ROOT).as_posix() for p in sources.closure(script) if p != script}
     # the package __init__ files run too, and methods/__init__ imports every method
     assert {
         "src/prunebench/__init__.py",
@@ -89,11 +85,11 @@ def test_the_closure_follows_imports_inside_functions_and_packages(tmp_path):
     typing_only.write_text(
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from prunebench.report import stats\n"
     )
-    assert code.closure(typing_only) == [typing_only.resolve()]  # never runs
+    assert sources.closure(typing_only) == [typing_only.resolve()]  # never runs
 
 
 def test_the_modules_import_no_cycle():
-    graph = code.graph()
+    graph = sources.graph()
     done: set[str] = set()
 
     def visit(module: str, path: list[str]) -> None:
@@ -122,21 +118,19 @@ def test_no_test_module_imports_another():
 
 
 def named_paths() -> set[str]:
-    """Every path paths.py names: its constants, its functions of one method ("${key}"), and the
+    """Every path paths.py names: its constants, its functions of one method ("${item.method}"), and the
     stages' code manifests."""
     named = {paths.code_manifest(stage).as_posix() for stage in STAGES}
     for value in vars(paths).values():
         if isinstance(value, Path):
             named.add(value.as_posix())
         elif inspect.isfunction(value) and list(inspect.signature(value).parameters) == ["method"]:
-            named.add(value("${key}").as_posix())
+            named.add(value("${item.method}").as_posix())
     return named
 
 
 def test_every_output_dvc_declares_is_named_in_paths():
-    declared = {
-        out for stage in DVC.values() for kind in ("outs", "metrics") for out in stage_body(stage).get(kind, [])
-    }
+    declared = {out for stage in DVC.values() for kind in ("outs", "metrics") for out in stage.get(kind, [])}
     assert declared and not declared - named_paths(), sorted(declared - named_paths())
 
 
@@ -181,11 +175,11 @@ def test_dvc_parses_its_yaml_with_the_c_parser():
     assert parse_yaml("a: [1, 2]", "x.yaml") == {"a": [1, 2]}
 
 
-def test_the_layout_picture_in_readme_names_every_module():
-    """README's layout picture is how a newcomer finds a module: a module it leaves out is one
-    nobody will find (the picture lists each file by name under its package)."""
-    readme = (ROOT / "README.md").read_text()
-    picture = readme[readme.index("## Layout") : readme.index("## Habits")]
+def test_the_layout_picture_names_every_module():
+    """docs/architecture.md's layout picture is how a newcomer finds a module: a module it leaves
+    out is one nobody will find (the picture lists each file by name under its package)."""
+    page = (ROOT / "docs/architecture.md").read_text()
+    picture = page[page.index("## Layout") : page.index("## The layers")]
     source = ROOT / "src" / "prunebench"
     missing = [
         path.relative_to(source).as_posix()
@@ -196,3 +190,50 @@ def test_the_layout_picture_in_readme_names_every_module():
         path.relative_to(source).as_posix() + "/" for path in source.iterdir() if (path / "__init__.py").exists()
     ]
     assert not missing and all(package.split("/")[-2] + "/" in picture for package in packages), missing
+
+
+# docs/architecture.md, "The layers": each may import only from itself and the layers before it
+LAYERS = ("plumbing", "execution", "training", "report", "pruning", "deploy", "schema", "stages", "cli")
+
+
+def layer_of(module: str) -> int:
+    parts = module.split(".")
+    name = parts[1] if len(parts) > 1 else "plumbing"
+    return LAYERS.index(name) if name in LAYERS else 0
+
+
+def upward_imports(graph: dict[str, frozenset[str]]) -> list[str]:
+    return [
+        f"{module} → {imported}"
+        for module, imports in sorted(graph.items())
+        for imported in sorted(imports)
+        if layer_of(imported) > layer_of(module)
+    ]
+
+
+def test_the_imports_follow_the_layers_and_an_upward_import_fails_this_test():
+    graph = sources.graph()
+    assert {m.split(".")[1] for m in graph if m.count(".") >= 2} <= set(LAYERS)  # every package has a layer
+    assert upward_imports(graph) == []
+    upward = dict(graph) | {"prunebench.training.loops": graph["prunebench.training.loops"] | {"prunebench.pruning"}}
+    assert upward_imports(upward) == ["prunebench.training.loops → prunebench.pruning"]
+    page = (ROOT / "docs/architecture.md").read_text()
+    assert " ← ".join(LAYERS[1:]) in page
+
+
+def test_the_commit_message_hook_wants_a_short_subject_and_a_blank_line():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("commit_msg", ROOT / ".ci/commit_msg.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    assert hook.problem("Heads pruned by hand\n\nThe detail, as long as it needs.\n") is None
+    assert "73 characters" in hook.problem("x" * 73)
+    assert "second line" in hook.problem("A subject\nno blank line")
+    assert "empty" in hook.problem("# only a comment\n")
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    hooks = {h["id"]: h for repo in config["repos"] for h in repo["hooks"]}
+    assert hooks["commit-message"]["stages"] == ["commit-msg"] and "commit-msg" in config["default_install_hook_types"]
+    schema = re.compile(hooks["params-schema"]["files"])
+    for watched in ("training/models/vit.py", "training/data.py", "pruning/methods/taylor.py", "registry.py"):
+        assert schema.match(f"src/prunebench/{watched}"), watched

@@ -1,10 +1,12 @@
 """One registration idiom for everything params.yaml names by a word: data sets, model families
 and methods. Each entry registers itself where it is defined (`@REGISTRY.register("name")` on a
-class or function, or `REGISTRY.register("name")(value)`), and its package imports the module
-that defines it, so adding one is one file plus one import line."""
+class or function, or `REGISTRY.register("name")(value)`), and its package imports every module
+it holds (`import_all`), so adding a method or a model family is one file."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -47,3 +49,11 @@ class Registry(Generic[T]):
 
     def items(self) -> Iterator[tuple[str, T]]:
         return iter(self._entries.items())
+
+
+def import_all(package: str) -> None:
+    """Import every module of `package` (from its `__init__`: `import_all(__name__)`), each of
+    which registers what it defines. `prunebench.sources` reads this call as an import of each of
+    them, so a stage's code manifest holds every registered method or family."""
+    for found in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        importlib.import_module(f"{package}.{found.name}")

@@ -8,7 +8,7 @@ DVC deletes a stage's outputs before it re-runs the stage, and a persistent outp
 stage out of DVC's run-cache, so this state lives beside the outputs, like a build directory:
 `rm -rf checkpoints` is always safe. A store is reused only if it was made from the same inputs:
 the params the work depends on, the files it reads, and the stage's code manifest (the code
-dependency DVC tracks: `prunebench.code`). A store made from other inputs is cleared, never reused.
+dependency DVC tracks: `prunebench.sources`). A store made from other inputs is cleared, never reused.
 """
 
 from __future__ import annotations

@@ -55,8 +55,8 @@ def _check_model(model: Model) -> None:
 
 
 def _check_method(entry: MethodEntry) -> None:
+    from prunebench.allowed import checks
     from prunebench.pruning.methods import METHODS, schedule
-    from prunebench.spec import checks
 
     key = entry.key
     if entry.method not in METHODS:
@@ -80,8 +80,8 @@ def _check_method(entry: MethodEntry) -> None:
 
 def json_schema() -> Json:
     """params.yaml's JSON Schema: the declaration, with the registries' names and knobs."""
+    from prunebench.allowed import checks
     from prunebench.pruning.methods import METHODS
-    from prunebench.spec import checks
 
     knobs: dict[str, list[tuple[str, Json]]] = {}
     for name, cls in METHODS.items():

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prunebench.execution.base import Context, Done, Executor, Work, call
+from prunebench.execution.base import Done, Executor, JobContext, Work, call
 from prunebench.params import Params
 
 if TYPE_CHECKING:
     from prunebench.runtime import Runtime
 
-__all__ = ["Context", "Done", "Executor", "Work", "call", "open"]
+__all__ = ["JobContext", "Done", "Executor", "Work", "call", "open"]
 
 
 def open(params: Params, runtime: Runtime) -> Executor:  # noqa: A001 (the executor params.yaml names)

@@ -13,11 +13,11 @@ if TYPE_CHECKING:
     import torch
 
 
-Shared = TypeVar("Shared", bound="Context")
+C = TypeVar("C", bound="JobContext")
 
 
-class Context(Protocol):
-    def on(self: Shared, device: torch.device) -> Shared:
+class JobContext(Protocol):
+    def on(self: C, device: torch.device) -> C:
         """This context with its tensors and models on `device` (a worker's own)."""
         ...
 
@@ -43,5 +43,5 @@ def call(work: Work, context: Any, index: int, job: Any, node: str | None = None
 
 class Executor(ABC):
     @abstractmethod
-    def map(self, work: Work, context: Context, jobs: Sequence[Any]) -> Iterator[Done]:
+    def map(self, work: Work, context: JobContext, jobs: Sequence[Any]) -> Iterator[Done]:
         """Run every job; yield each as it returns (in any order)."""

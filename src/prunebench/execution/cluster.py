@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from prunebench.errors import UserError, briefly
-from prunebench.execution.base import Context, Done, Executor, Work, call
+from prunebench.execution.base import Done, Executor, JobContext, Work, call
 from prunebench.params import Executor as Settings
 
 RETRIES = 3  # a job whose worker or node dies runs again elsewhere, up to this many times
@@ -59,7 +59,7 @@ class Cluster(Executor):
             num_cpus=settings.cpus_per_job, num_gpus=self.gpus, max_retries=RETRIES, retry_exceptions=False
         )
 
-    def map(self, work: Work, context: Context, jobs: Sequence[Any]) -> Iterator[Done]:
+    def map(self, work: Work, context: JobContext, jobs: Sequence[Any]) -> Iterator[Done]:
         import ray
 
         shared = ray.put(context)  # in a list below: Ray would otherwise fetch and unpickle it for every job

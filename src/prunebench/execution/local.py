@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from prunebench import progress, runtime, workers
-from prunebench.execution.base import Context, Done, Executor, Work, call
+from prunebench.execution.base import Done, Executor, JobContext, Work, call
 
 _context: Any = None  # a spawned worker's context, on its device (`_start`)
 
@@ -21,7 +21,7 @@ class Local(Executor):
     def __init__(self, processes: int, device: torch.device):
         self.processes, self.device = processes, device
 
-    def map(self, work: Work, context: Context, jobs: Sequence[Any]) -> Iterator[Done]:
+    def map(self, work: Work, context: JobContext, jobs: Sequence[Any]) -> Iterator[Done]:
         if self.device.type == "cuda" and self.processes > 1 and len(jobs) > 1:
             count = torch.cuda.device_count()
             devices = [torch.device("cuda", i % count) for i in range(min(self.processes, len(jobs)))]
@@ -33,7 +33,7 @@ class Local(Executor):
             yield done
 
 
-def per_device(work: Work, context: Context, jobs: Sequence[Any], devices: list[torch.device]) -> Iterator[Done]:
+def per_device(work: Work, context: JobContext, jobs: Sequence[Any], devices: list[torch.device]) -> Iterator[Done]:
     """The jobs in one spawned process per entry of `devices`, each on its own device."""
     spawn = multiprocessing.get_context("spawn")
     handed = spawn.SimpleQueue()

@@ -20,6 +20,7 @@ class Inspection:
     frozen: list[coupling.Frozen] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)  # method key -> why
     kinds: dict[str, int] = field(default_factory=dict)  # groups that can be cut, per kind
+    batchnorm: bool = True  # whether recalibration has BatchNorm statistics to re-estimate
 
     def lines(self) -> list[str]:
         """What to tell the user, a line each."""
@@ -33,6 +34,7 @@ class Inspection:
         return {
             "groups": self.groups,
             "kinds": self.kinds,
+            "batchnorm": self.batchnorm,
             "frozen": [{"layers": list(g.members), "label": g.label, "reason": g.reason} for g in self.frozen],
             "refused": self.refused,
         }
@@ -56,4 +58,5 @@ def inspect(model: nn.Module, entries: dict[str, MethodEntry], ctx: Context) -> 
     kinds = {kind: sum(group.kind == kind for group in found) for kind in coupling.KINDS}
     refused = {key: why for key, entry in entries.items() if (why := refusal(methods.create(entry), model, ctx, found))}
     frozen = coupling.frozen_groups(model, ctx.input_shape)
-    return Inspection(len(found), frozen, refused, {kind: count for kind, count in kinds.items() if count})
+    batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    return Inspection(len(found), frozen, refused, {kind: count for kind, count in kinds.items() if count}, batchnorm)

@@ -3,6 +3,7 @@ budget and which are indistinguishable from it, and the Markdown report."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -132,8 +133,9 @@ def target_note(reached: bool, reduction: float, target: float) -> str:
     return "met" if reduction <= target / (1 - TOLERANCE) else f"passed: {reduction:.2f}×"
 
 
-def point_table(summary: pd.DataFrame, winners: pd.DataFrame, ratio: float) -> str:
-    """Every method at one point: how it met the target, its accuracies and its cost."""
+def point_table(summary: pd.DataFrame, winners: pd.DataFrame, ratio: float, batchnorm: bool = True) -> str:
+    """Every method at one point: how it met the target, its accuracies and its cost; without
+    BatchNorm, nothing was recalibrated and the column says so."""
     at = summary[summary["ratio"] == ratio]
     verdict = {
         r.method: standing(r)
@@ -147,7 +149,7 @@ def point_table(summary: pd.DataFrame, winners: pd.DataFrame, ratio: float) -> s
             f"{r.macs_reduction_mean:.2f}×",
             f"{r.params_reduction_mean:.2f}×",
             _pm(r.pruned_accuracy_mean, r.pruned_accuracy_std),
-            _pm(r.recalibrated_accuracy_mean, r.recalibrated_accuracy_std),
+            _pm(r.recalibrated_accuracy_mean, r.recalibrated_accuracy_std) if batchnorm else "– (no BatchNorm)",
             _pm(r.finetuned_accuracy_mean, r.finetuned_accuracy_std),
             _pm(r.accuracy_change_mean, r.accuracy_change_std),
             f"{r.latency_ms_mean:.3f}",
@@ -268,35 +270,78 @@ def model_section(check: dict[str, Any], refused: dict[str, str]) -> list[str]:
     return lines
 
 
-def markdown_report(
-    params: Params,
-    results: pd.DataFrame,
-    summary: pd.DataFrame,
-    winners: pd.DataFrame,
-    figures: list[Path],
-    layer_ratios: pd.DataFrame,
-    diagnostics: dict[str, dict[str, float]],
-    deployed: pd.DataFrame,
-    env: dict[str, Any],
-    model: list[str],
-) -> str:
-    budget, seeds = params.budget, ", ".join(map(str, params.seeds))
+@dataclass
+class Report:
+    """What the report reads: params, the tables of the compare stage, its figures, and what the
+    check stage found of the model (`checks/model.json`)."""
+
+    params: Params
+    results: pd.DataFrame
+    summary: pd.DataFrame
+    winners: pd.DataFrame
+    figures: list[Path]
+    layer_ratios: pd.DataFrame
+    diagnostics: dict[str, dict[str, float]]
+    deployed: pd.DataFrame
+    env: dict[str, Any]
+    check: dict[str, Any]
+    refused: dict[str, str]
+
+    @property
+    def batchnorm(self) -> bool:
+        """Whether the model has BatchNorm statistics that recalibration re-estimates (files of
+        the check stage before this was recorded: it had)."""
+        return bool(self.check.get("batchnorm", True))
+
+
+def markdown_report(report: Report) -> str:
+    """The report, section by section."""
+    sections = (
+        _introduction,
+        lambda r: model_section(r.check, r.refused),
+        _which_method,
+        _costs,
+        _points,
+        _out_of_reach,
+        _reading,
+        lambda r: deployment_section(r.summary, r.results, r.params.measure.latency_batch),
+        _per_layer,
+        _diagnostics,
+        _retention,
+        _environment,
+        _pictures,
+    )
+    return "\n".join(line for section in sections for line in section(report)) + "\n"
+
+
+def _introduction(r: Report) -> list[str]:
+    params, results = r.params, r.results
     base = results.drop_duplicates("seed")
-    stats_cfg = params.stats
-    text = [
+    recalibration = (
+        f"after pruning, BatchNorm statistics are re-estimated on {params.recalibrate} training batches "
+        "(no gradient step)"
+        if r.batchnorm
+        else "the model has no BatchNorm, so there are no statistics to re-estimate after pruning (the "
+        "*recalibrated* figures are the pruned ones)"
+    )
+    return [
         "# prunebench report",
         "",
-        f"Data set `{params.data.name}`, model `{params.model.name}`, seeds {seeds}; test split; "
-        f"mean ± std over seeds. Budget: `{budget}`; every method searched its own fraction of units to remove "
-        f"{', '.join(f'{r:g}' for r in sorted(results['ratio'].unique()))} of it. Base model: "
+        f"Data set `{params.data.name}`, model `{params.model.name}`, seeds {', '.join(map(str, params.seeds))}; "
+        f"test split; mean ± std over seeds. Budget: `{params.budget}`; every method searched its own fraction of "
+        f"units to remove {', '.join(f'{x:g}' for x in sorted(results['ratio'].unique()))} of it. Base model: "
         f"{_pm(base['base_accuracy'].mean(), base['base_accuracy'].std())} % test accuracy, "
         f"{base['base_macs_sparse'].mean():,.0f} MACs, {base['base_nonzeros'].mean():,.0f} nonzero parameters.",
         "",
-        f"Protocol: after pruning, BatchNorm statistics are re-estimated on {params.recalibrate} training batches "
-        f"(no gradient step); then every model is fine-tuned for {params.finetune.epochs} epochs "
+        f"Protocol: {recalibration}; then every model is fine-tuned for {params.finetune.epochs} epochs "
         "(`finetune`), the same budget for every method and point.",
         "",
-        *model,
+    ]
+
+
+def _which_method(r: Report) -> list[str]:
+    stats_cfg, budget = r.params.stats, r.params.budget
+    return [
         "## Which method, at which budget",
         "",
         f"The best mean test accuracy after fine-tuning at each point, and the methods indistinguishable from it: "
@@ -305,12 +350,17 @@ def markdown_report(
         "paired comparison needs to separate a 1 pp difference (two-sided 5 %, power 80 %), from the seed-to-seed "
         "spread of the paired differences at that point. Methods that missed the target are left out.",
         "",
-        winner_table(winners, budget),
+        winner_table(r.winners, budget),
         "",
-        "Before fine-tuning (BatchNorm recalibrated):",
+        "Before fine-tuning (BatchNorm recalibrated):" if r.batchnorm else "Before fine-tuning:",
         "",
-        winner_table(winners, budget, "recalibrated"),
+        winner_table(r.winners, budget, "recalibrated"),
         "",
+    ]
+
+
+def _costs(r: Report) -> list[str]:
+    return [
         "## What each method costs",
         "",
         "The method's own work per point and seed (mean over seeds), besides the fine-tuning every method gets: "
@@ -321,104 +371,140 @@ def markdown_report(
         "ratios (the same scoring timed 1.35× apart in one default run); epochs and products (`hvps` in the "
         "diagnostics) are exact. `dvc plots show`: accuracy against these seconds.",
         "",
-        cost_table(summary),
+        cost_table(r.summary),
         "",
     ]
-    for ratio in sorted(results["ratio"].unique()):
-        text += [f"## {budget} {1 / (1 - ratio):g}× (ratio {ratio:g})", "", point_table(summary, winners, ratio), ""]
-    missed = summary[~summary["reached"]]
-    if len(missed):
-        text += [
-            "## Targets out of reach",
-            "",
-            "These methods cannot remove that much of the budget (their granularity, `min_channels`, `max_ratio`, "
-            "or layers they never prune); each row shows the furthest the method goes.",
-            "",
-            markdown(
-                pd.DataFrame(
-                    [
-                        [r.method, f"{r.ratio:g}", f"{1 / (1 - r.ratio):g}×", f"{r.reduction_mean:.2f}×"]
-                        for r in missed.itertuples()
-                    ],
-                    columns=["method", "ratio", "target", "achieved"],
-                )
-            ),
-            "",
-        ]
-    text += [
-        "*Pruned* is the test accuracy right after pruning, *recalibrated* after re-estimating the BatchNorm "
-        "statistics, *fine-tuned* after fine-tuning. *MACs* count only nonzero weights: unstructured methods "
+
+
+def _points(r: Report) -> list[str]:
+    lines = []
+    for ratio in sorted(r.results["ratio"].unique()):
+        table = point_table(r.summary, r.winners, ratio, r.batchnorm)
+        lines += [f"## {r.params.budget} {1 / (1 - ratio):g}× (ratio {ratio:g})", "", table, ""]
+    return lines
+
+
+def _out_of_reach(r: Report) -> list[str]:
+    missed = r.summary[~r.summary["reached"]]
+    if not len(missed):
+        return []
+    return [
+        "## Targets out of reach",
+        "",
+        "These methods cannot remove that much of the budget (their granularity, `min_channels`, `max_ratio`, "
+        "or layers they never prune); each row shows the furthest the method goes.",
+        "",
+        markdown(
+            pd.DataFrame(
+                [
+                    [x.method, f"{x.ratio:g}", f"{1 / (1 - x.ratio):g}×", f"{x.reduction_mean:.2f}×"]
+                    for x in missed.itertuples()
+                ],
+                columns=["method", "ratio", "target", "achieved"],
+            )
+        ),
+        "",
+    ]
+
+
+def _reading(r: Report) -> list[str]:
+    measure = r.params.measure
+    recalibrated = (
+        "*recalibrated* after re-estimating the BatchNorm statistics"
+        if r.batchnorm
+        else "*recalibrated* the same (the model has no BatchNorm)"
+    )
+    return [
+        f"*Pruned* is the test accuracy right after pruning, {recalibrated}, *fine-tuned* after fine-tuning. "
+        "*MACs* count only nonzero weights: unstructured methods "
         "keep dense kernels, so their measured latency does not drop; structured methods physically shrink the "
         "model. Latency (the deploy stage, on the CPU, one thread): at each point the first seed's model of every "
         "method and the base model are timed in one process, in "
-        f"{params.measure.rounds} rounds that take each model in turn ({params.measure.min_run_time:g} s of passes "
-        f"per model and round; the median over rounds), PyTorch eager at batch {params.measure.latency_batch} and "
+        f"{measure.rounds} rounds that take each model in turn ({measure.min_run_time:g} s of passes "
+        f"per model and round; the median over rounds), PyTorch eager at batch {measure.latency_batch} and "
         "ONNX Runtime at that batch and at batch 1, so equal architectures read equal; figures vary between runs. "
         "Methods on the retention schedule retrain after every iteration, so their accuracy after pruning "
         "includes that retraining.",
         "",
-        *deployment_section(summary, results, params.measure.latency_batch),
     ]
-    if len(layer_ratios):
-        ratio = layer_ratios["ratio"].iloc[0]
-        table = layer_ratios.pivot_table(index="method", columns="layer", values="removed", sort=False)
-        text += [
-            f"## Fraction removed per layer at ratio {ratio:g}",
-            "",
-            "Achieved, mean over seeds; for channel methods, the fraction of the layer's weights that physical "
-            "removal took away (output and input channels).",
-            "",
-            markdown(table.map(lambda v: f"{v:.2f}").reset_index()),
-            "",
-        ]
-    if diagnostics:
-        text += [
-            "## Method diagnostics",
-            "",
-            "Mean over seeds and points. `taylor_fidelity.orderK`: Spearman rank correlation between the "
-            "order-K Taylor estimate of each channel's loss change and the exact change (the channel zeroed), "
-            "on a sample of channels.",
-            "",
-            markdown(
-                pd.DataFrame(
-                    [(m, k, f"{v:.3f}") for m, values in diagnostics.items() for k, v in values.items()],
-                    columns=["method", "diagnostic", "value"],
-                )
-            ),
-            "",
-        ]
-    if len(deployed):
-        text += [
-            "## Retention schedule: the deployed models",
-            "",
-            "Chosen per seed among the iterations, on the validation split (never the test split), by the rule "
-            "*fewest parameters with validation accuracy ≥ unpruned − "
-            f"{params.schedule.retention.tolerance:g}*"
-            "; every iteration is in `plots/methods/<method>/iterations.csv`.",
-            "",
-            markdown(
-                deployed.assign(
-                    val_accuracy=deployed["val_accuracy"].map(lambda v: f"{v:.4f}"),
-                    params=deployed["params"].map(lambda v: f"{v:,}"),
-                )
-            ),
-            "",
-        ]
-    text += [
+
+
+def _per_layer(r: Report) -> list[str]:
+    if not len(r.layer_ratios):
+        return []
+    ratio = r.layer_ratios["ratio"].iloc[0]
+    table = r.layer_ratios.pivot_table(index="method", columns="layer", values="removed", sort=False)
+    return [
+        f"## Fraction removed per layer at ratio {ratio:g}",
+        "",
+        "Achieved, mean over seeds; for channel methods, the fraction of the layer's weights that physical "
+        "removal took away (output and input channels).",
+        "",
+        markdown(table.map(lambda v: f"{v:.2f}").reset_index()),
+        "",
+    ]
+
+
+def _diagnostics(r: Report) -> list[str]:
+    if not r.diagnostics:
+        return []
+    return [
+        "## Method diagnostics",
+        "",
+        "Mean over seeds and points. `taylor_fidelity.orderK`: Spearman rank correlation between the "
+        "order-K Taylor estimate of each channel's loss change and the exact change (the channel zeroed), "
+        "on a sample of channels.",
+        "",
+        markdown(
+            pd.DataFrame(
+                [(m, k, f"{v:.3f}") for m, values in r.diagnostics.items() for k, v in values.items()],
+                columns=["method", "diagnostic", "value"],
+            )
+        ),
+        "",
+    ]
+
+
+def _retention(r: Report) -> list[str]:
+    deployed = r.deployed
+    if not len(deployed):
+        return []
+    return [
+        "## Retention schedule: the deployed models",
+        "",
+        "Chosen per seed among the iterations, on the validation split (never the test split), by the rule "
+        "*fewest parameters with validation accuracy ≥ unpruned − "
+        f"{r.params.schedule.retention.tolerance:g}*"
+        "; every iteration is in `plots/methods/<method>/iterations.csv`.",
+        "",
+        markdown(
+            deployed.assign(
+                val_accuracy=deployed["val_accuracy"].map(lambda v: f"{v:.4f}"),
+                params=deployed["params"].map(lambda v: f"{v:,}"),
+            )
+        ),
+        "",
+    ]
+
+
+def _environment(r: Report) -> list[str]:
+    return [
         "## Environment",
         "",
         "Where the base models were trained (`metrics/base.json`): "
-        + ", ".join(f"{k} `{v}`" for k, v in env.items())
+        + ", ".join(f"{k} `{v}`" for k, v in r.env.items())
         + ". The same params, seeds, code, software and "
         "CPU give bit-identical figures (latency aside); another CPU may choose other vectorised kernels, "
         "whose sums round differently, and then agrees within seed noise, not to the bit.",
         "",
     ]
-    text += [
+
+
+def _pictures(r: Report) -> list[str]:
+    return [
         f"![{p.stem if p.parent.parent.name != 'methods' else p.parent.name + ' ' + p.stem}]({Path('..') / p})"
-        for p in figures
+        for p in r.figures
     ]
-    return "\n".join(text) + "\n"
 
 
 def diagnostics_means(rows: pd.DataFrame) -> dict[str, float]:

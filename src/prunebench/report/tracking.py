@@ -19,6 +19,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -166,102 +167,132 @@ def runs_page(experiment_id: str) -> str:
     return f"{base.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
 
 
-def log_benchmark(
-    params: Params,
-    results: pd.DataFrame,
-    winners: pd.DataFrame,
-    train_curves: pd.DataFrame,
-    finetune_curves: pd.DataFrame,
-    iterations: pd.DataFrame,
-    env: dict[str, Any],
-) -> tuple[str, list[str]]:
-    """Log the benchmark from the frames the compare stage read (the results table, the winners
-    per point, the base training and fine-tuning curves, the retention iterations). Returns the
-    experiment's id and the ids of the benchmark run (first; `log_files` adds the report and
-    figures to it) and of each point's run."""
+@dataclass
+class Benchmark:
+    """What the compare stage logs, from the frames it read: the results table, the winners per
+    point, the base training and fine-tuning curves, the retention iterations, the environment."""
+
+    params: Params
+    results: pd.DataFrame
+    winners: pd.DataFrame
+    train_curves: pd.DataFrame
+    finetune_curves: pd.DataFrame
+    iterations: pd.DataFrame
+    env: dict[str, Any]
+
+    @property
+    def logged(self) -> dict[str, Any]:
+        """What the runs log of params.yaml, as it has it."""
+        return plain(self.params)
+
+    @property
+    def shared(self) -> dict[str, Any]:
+        """The params every run logs."""
+        return {k: self.logged[k] for k in ("data", "model", "device")}
+
+
+def log_benchmark(benchmark: Benchmark) -> tuple[str, list[str]]:
+    """Log the benchmark: a run for it, under it a run per base model and per point, and under each
+    point a run per method. Returns the experiment's id and the ids of the benchmark run (first;
+    `log_files` adds the report and figures to it) and of each point's run."""
+    params = benchmark.params
     logger = Logger(experiment_name(params))
-    logger.tags |= {f"env.{k}": str(v) for k, v in env.items()}
+    logger.tags |= {f"env.{k}": str(v) for k, v in benchmark.env.items()}
     logger.use_split(params.data.name, paths.SPLIT)
-    budget, experiment = params.budget, logger.tags["dvc_exp"]
     what = f"{params.data.name}/{params.model.name}"
-    logged = plain(params)  # what the runs log of params.yaml, as it has it
-    top = logger.run(f"{experiment} · {what} · {budget}", "compare", logged, {})
-    shared = {k: logged[k] for k in ("data", "model", "device")}
-    for seed, base in results.groupby("seed").first().iterrows():
-        curve = train_curves[train_curves["seed"] == seed].drop(columns=["seed", "lr"])
+    top = logger.run(f"{logger.tags['dvc_exp']} · {what} · {params.budget}", "compare", benchmark.logged, {})
+    _log_base_models(logger, benchmark, top)
+    parents = [top]
+    for ratio, at_point in benchmark.results.groupby("ratio", sort=True):
+        parent = _log_point(logger, benchmark, float(ratio), what, top)
+        parents.append(parent)
+        for key, rows in at_point.groupby("method", sort=False):
+            _log_method(logger, benchmark, str(key), float(ratio), rows, parent)
+    return logger.experiment_id, parents
+
+
+def _log_base_models(logger: Logger, benchmark: Benchmark, top: str) -> None:
+    """A run per seed's base model: its test metrics and training curve."""
+    curves = benchmark.train_curves
+    for seed, base in benchmark.results.groupby("seed").first().iterrows():
+        curve = curves[curves["seed"] == seed].drop(columns=["seed", "lr"])
         logger.run(
             f"base seed {seed}",
             "train",
-            shared | {"train": logged["train"], "seed": seed},
+            benchmark.shared | {"train": benchmark.logged["train"], "seed": seed},
             {k.removeprefix("base_"): base[k] for k in base.index if k.startswith("base_")},
             [(curve, "epoch")],
             [paths.TRAIN_CURVES],
             top,
         )
-    parents = [top]
-    for ratio, at_point in results.groupby("ratio", sort=True):
-        best = winners[(winners["ratio"] == ratio) & (winners["phase"] == "finetuned")]
-        point = f"{experiment} · {budget} {1 / (1 - ratio):g}× (ratio {ratio:g}) · {what}"
-        parent = logger.run(
-            point,
-            "compare",
-            {"budget": budget, "ratio": ratio, "seeds": params.seeds},
-            {f"{r.method}.finetuned_accuracy": r.accuracy for r in best.itertuples()}
-            | {f"{r.method}.tied_with_best": float(r.tied) for r in best.itertuples()},
-            parent=top,
+
+
+def _log_point(logger: Logger, benchmark: Benchmark, ratio: float, what: str, top: str) -> str:
+    """A run per point: which method won it, and which tied."""
+    winners, budget = benchmark.winners, benchmark.params.budget
+    best = winners[(winners["ratio"] == ratio) & (winners["phase"] == "finetuned")]
+    return logger.run(
+        f"{logger.tags['dvc_exp']} · {budget} {1 / (1 - ratio):g}× (ratio {ratio:g}) · {what}",
+        "compare",
+        {"budget": budget, "ratio": ratio, "seeds": benchmark.params.seeds},
+        {f"{r.method}.finetuned_accuracy": r.accuracy for r in best.itertuples()}
+        | {f"{r.method}.tied_with_best": float(r.tied) for r in best.itertuples()},
+        parent=top,
+    )
+
+
+def _log_method(logger: Logger, benchmark: Benchmark, key: str, ratio: float, rows: pd.DataFrame, parent: str) -> None:
+    """A run per method and point: its params, mean and std over seeds of what is compared, each
+    seed's accuracies and curves (fine-tuning epochs, retention iterations), its fine-tuned models."""
+    params, logged = benchmark.params, benchmark.logged
+    run_params = benchmark.shared | {
+        "budget": params.budget,
+        "ratio": ratio,
+        "seeds": params.seeds,
+        "method": key,
+        "implementation": rows.iloc[0]["implementation"],
+        "knobs": logged["methods"][key],
+        "schedule": logged["schedule"],
+        "recalibrate": params.recalibrate,
+        "finetune": logged["finetune"],
+    }
+    numbers = rows[[c for c in rows.columns if c in COMPARED or c.startswith(("diagnostic.", "cost."))]]
+    metrics = numbers.mean().to_dict() | {f"{k}_std": v for k, v in numbers.std().items()}
+    curves = []
+    for seed, row in rows.set_index("seed").iterrows():
+        metrics |= {f"seed{seed}.{phase}_accuracy": row[f"{phase}_accuracy"] for phase in PHASES}
+        curves += _seed_curves(benchmark, key, ratio, int(seed))
+    logger.run(
+        f"{key} · ratio {ratio:g}",
+        "prune+finetune",
+        run_params,
+        metrics,
+        curves,
+        [paths.pruned_results(key), paths.finetuned_results(key)],
+        parent,
+        paths.finetuned_models(key) / paths.point_name(ratio),
+    )
+
+
+def _seed_curves(benchmark: Benchmark, key: str, ratio: float, seed: int) -> list[tuple[pd.DataFrame, str]]:
+    """One seed's fine-tuning curve, and its retention iterations where it has them, as MLflow steps."""
+    tuning, iterations = benchmark.finetune_curves, benchmark.iterations
+    curve = tuning[(tuning["method"] == key) & (tuning["ratio"] == ratio) & (tuning["seed"] == seed)]
+    found = [
+        (
+            curve[["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]].rename(
+                columns=lambda c: c if c == "epoch" else f"seed{seed}.{c}"
+            ),
+            "epoch",
         )
-        parents.append(parent)
-        for key, rows in at_point.groupby("method", sort=False):
-            first = rows.iloc[0]
-            run_params = shared | {
-                "budget": budget,
-                "ratio": ratio,
-                "seeds": params.seeds,
-                "method": key,
-                "implementation": first["implementation"],
-                "knobs": logged["methods"][key],
-                "schedule": logged["schedule"],
-                "recalibrate": params.recalibrate,
-                "finetune": logged["finetune"],
-            }
-            numbers = rows[[c for c in rows.columns if c in COMPARED or c.startswith(("diagnostic.", "cost."))]]
-            metrics = numbers.mean().to_dict() | {f"{k}_std": v for k, v in numbers.std().items()}
-            curves = []
-            for seed, row in rows.set_index("seed").iterrows():
-                metrics |= {f"seed{seed}.{phase}_accuracy": row[f"{phase}_accuracy"] for phase in PHASES}
-                curve = finetune_curves[
-                    (finetune_curves["method"] == key)
-                    & (finetune_curves["ratio"] == ratio)
-                    & (finetune_curves["seed"] == seed)
-                ]
-                curves.append(
-                    (
-                        curve[["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]].rename(
-                            columns=lambda c, s=seed: c if c == "epoch" else f"seed{s}.{c}"
-                        ),
-                        "epoch",
-                    )
-                )
-                done = iterations[(iterations["method"] == key) & (iterations["seed"] == seed)]
-                if len(done):  # the retention schedule: one step per iteration
-                    frame = done[["iteration", "val_accuracy", "val_loss", "units_kept", "params"]]
-                    curves.append(
-                        (
-                            frame.rename(columns=lambda c, s=seed: c if c == "iteration" else f"seed{s}.iteration_{c}"),
-                            "iteration",
-                        )
-                    )
-            logger.run(
-                f"{key} · ratio {ratio:g}",
-                "prune+finetune",
-                run_params,
-                metrics,
-                curves,
-                [paths.pruned_results(key), paths.finetuned_results(key)],
-                parent,
-                paths.finetuned_models(key) / paths.point_name(ratio),
-            )
-    return logger.experiment_id, parents
+    ]
+    done = iterations[(iterations["method"] == key) & (iterations["seed"] == seed)]
+    if len(done):  # the retention schedule: one step per iteration
+        frame = done[["iteration", "val_accuracy", "val_loss", "units_kept", "params"]]
+        found.append(
+            (frame.rename(columns=lambda c: c if c == "iteration" else f"seed{seed}.iteration_{c}"), "iteration")
+        )
+    return found
 
 
 def log_files(run_id: str, files: list[Path]) -> None:

@@ -201,13 +201,15 @@ def draw_and_log(params: Params, inputs: Inputs, tables: Tables, processes: int)
     bookkeeping and the figures take about as long, so worker processes do them side by side."""
     jobs: list[Callable[[], Any]] = [
         lambda: tracking.log_benchmark(
-            params,
-            inputs.results,
-            tables.winners,
-            inputs.train_curves,
-            inputs.finetune_curves,
-            inputs.iterations,
-            inputs.env,
+            tracking.Benchmark(
+                params,
+                inputs.results,
+                tables.winners,
+                inputs.train_curves,
+                inputs.finetune_curves,
+                inputs.iterations,
+                inputs.env,
+            )
         ),
         *figure_list(params, inputs, tables),
     ]
@@ -228,16 +230,19 @@ def write_report(params: Params, inputs: Inputs, tables: Tables, pictures: list[
     write_text(
         paths.REPORT,
         markdown.markdown_report(
-            params,
-            results,
-            tables.summary,
-            tables.winners,
-            pictures,
-            layer_ratios,
-            diagnostics,
-            deployed,
-            inputs.env,
-            markdown.model_section(inputs.model_check, inputs.refused),
+            markdown.Report(
+                params,
+                results,
+                tables.summary,
+                tables.winners,
+                pictures,
+                layer_ratios,
+                diagnostics,
+                deployed,
+                inputs.env,
+                inputs.model_check,
+                inputs.refused,
+            )
         ),
     )
 

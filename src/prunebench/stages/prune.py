@@ -27,7 +27,7 @@ from prunebench.pruning.budget import SelectionCost
 from prunebench.pruning.methods import Context, Method
 from prunebench.pruning.units import units_of
 from prunebench.report.results import flatten, save_predictions
-from prunebench.stages.schedules import Found, Outcome, Schedule, schedule_for
+from prunebench.stages.schedules import Found, Outcome, Schedule, SeedRun, schedule_for
 from prunebench.stages.workbench import Shared, Workbench
 from prunebench.training import measure, modelfile
 from prunebench.training.loops import evaluate, prepare_model, recalibrate, seed_everything
@@ -100,12 +100,12 @@ def prune_seed(context: Pruning, job: Job) -> SeedRecord:
     record = SeedRecord()
     budget = bench.params.budget
     outcomes = context.schedule.points(
-        bench, model, spec, seed, ctx, lambda selection: cost.kept(selection, budget), record.found
+        SeedRun(bench, model, spec, seed, ctx, lambda selection: cost.kept(selection, budget), record.found)
     )
     if seed == bench.params.seeds[0]:
         record.weights += _histogram("base", base_weights.values(), base_weights.values())
     for outcome in outcomes:
-        assess_point(bench, context.labels, outcome, seed, spec, base_weights, base_layers, record)
+        assess_point(bench, context.labels, outcome, seed, Base(spec, base_weights, base_layers), record)
     return record
 
 
@@ -175,15 +175,18 @@ def refuse(key: str, why: str) -> None:
     save_predictions(paths.pruned_predictions(key), {})
 
 
+@dataclass
+class Base:
+    """One seed's base model as the points are compared with it: its description, its prunable
+    weights and its per-layer costs."""
+
+    spec: dict[str, Any]
+    weights: Weights
+    layers: dict[str, dict[str, float]]
+
+
 def assess_point(
-    bench: Workbench,
-    labels: dict[str, str],
-    outcome: Outcome,
-    seed: int,
-    spec: dict[str, Any],
-    base_weights: Weights,
-    base_layers: dict[str, dict[str, float]],
-    record: SeedRecord,
+    bench: Workbench, labels: dict[str, str], outcome: Outcome, seed: int, base: Base, record: SeedRecord
 ) -> None:
     """Test one pruned model as pruned and BatchNorm-recalibrated, save the recalibrated model,
     and add its row (after `labels`: the method's key, implementation, unit, schedule, budget),
@@ -194,52 +197,60 @@ def assess_point(
     recalibrate(model, bench.train_batches(seed), params.recalibrate)
     after = evaluate(model, bench.test, bench.device, per_example=True)
     totals, layer_costs = measure.costs(model, bench.splits.input_shape)
-    record.found.files[paths.pruned_model(key, ratio, seed)] = modelfile.dumps(model, spec, outcome.pruned.masks)
+    record.found.files[paths.pruned_model(key, ratio, seed)] = modelfile.dumps(model, base.spec, outcome.pruned.masks)
     point = paths.point_name(ratio)
     record.predictions |= {
         f"{point}/{seed}/pruned": before["correct"],
         f"{point}/{seed}/recalibrated": after["correct"],
     }
-    record.rows.append(
-        labels
-        | {
-            "ratio": ratio,
-            "seed": seed,
-            "reached": choice.reached,
-            "fraction": choice.fraction,
-            "kept": choice.kept,
-            "iteration": outcome.iteration,
-            **outcome.spent.columns(),
-            "pruned_accuracy": before["accuracy"],
-            "pruned_loss": before["loss"],
-            "recalibrated_accuracy": after["accuracy"],
-            "recalibrated_loss": after["loss"],
-            **totals,
-            **{f"diagnostic.{k}": v for k, v in flatten(outcome.pruned.metrics).items()},
-        }
-    )
-    record.layers += [
-        {
-            "ratio": ratio,
-            "seed": seed,
-            "layer": name,
-            "base_macs": base_layers[name]["macs"],
-            "base_nonzeros": base_layers[name]["nonzeros"],
-            "pruned_macs": layer_costs[name]["macs"],
-            "pruned_nonzeros": layer_costs[name]["nonzeros"],
-            "removed": 1 - layer_costs[name]["nonzeros"] / weight.numel(),
-        }
-        for name, weight in base_weights.items()
-    ]
+    record.rows.append(labels | _row(outcome, seed, before, after, totals))
+    record.layers += _layer_rows(ratio, seed, base, layer_costs)
     if seed == params.seeds[0]:
-        record.weights += _histogram(
-            point, base_weights.values(), [layer.weight.detach().cpu() for layer in prunable_layers(model).values()]
-        )
+        pruned = [layer.weight.detach().cpu() for layer in prunable_layers(model).values()]
+        record.weights += _histogram(point, base.weights.values(), pruned)
     say(
         f"{key} {params.budget} {point} seed {seed}: kept {choice.kept:.3f} of the {params.budget}"
         f"{'' if choice.reached else ' (target out of reach)'}, test accuracy {before['accuracy']:.4f}"
         f" pruned, {after['accuracy']:.4f} recalibrated"
     )
+
+
+def _row(outcome: Outcome, seed: int, before: dict, after: dict, totals: dict[str, float]) -> dict[str, Any]:
+    """A point's row of results/pruned/<m>.csv, after the labels: how it met the target, what the
+    method spent, the accuracies and losses pruned and recalibrated, its costs, its diagnostics."""
+    choice = outcome.choice
+    return {
+        "ratio": outcome.ratio,
+        "seed": seed,
+        "reached": choice.reached,
+        "fraction": choice.fraction,
+        "kept": choice.kept,
+        "iteration": outcome.iteration,
+        **outcome.spent.columns(),
+        "pruned_accuracy": before["accuracy"],
+        "pruned_loss": before["loss"],
+        "recalibrated_accuracy": after["accuracy"],
+        "recalibrated_loss": after["loss"],
+        **totals,
+        **{f"diagnostic.{k}": v for k, v in flatten(outcome.pruned.metrics).items()},
+    }
+
+
+def _layer_rows(ratio: float, seed: int, base: Base, costs: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """Per prunable layer of the base model: its MACs and nonzero weights before and after."""
+    return [
+        {
+            "ratio": ratio,
+            "seed": seed,
+            "layer": name,
+            "base_macs": base.layers[name]["macs"],
+            "base_nonzeros": base.layers[name]["nonzeros"],
+            "pruned_macs": costs[name]["macs"],
+            "pruned_nonzeros": costs[name]["nonzeros"],
+            "removed": 1 - costs[name]["nonzeros"] / weight.numel(),
+        }
+        for name, weight in base.weights.items()
+    ]
 
 
 def _histogram(model: str, base: Any, weights: Any) -> list[dict[str, Any]]:

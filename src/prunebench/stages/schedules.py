@@ -93,6 +93,21 @@ class Found:
         self.files |= other.files
 
 
+@dataclass
+class SeedRun:
+    """One seed's pruning, as a schedule runs it: the stage's workbench, the seed's base model and
+    its description, the method's context, what a selection keeps of the budget (`kept`), and
+    where the schedule reports what it found besides its points."""
+
+    bench: Workbench
+    model: nn.Module
+    spec: dict[str, Any]
+    seed: int
+    ctx: Context
+    kept: Callable[[Any], float]
+    found: Found
+
+
 class Schedule(ABC):
     """One method's way to the points, set up once per stage (before the seeds fan out)."""
 
@@ -100,16 +115,7 @@ class Schedule(ABC):
         self.params, self.entry, self.method = params, entry, method
 
     @abstractmethod
-    def points(
-        self,
-        bench: Workbench,
-        model: nn.Module,
-        spec: dict[str, Any],
-        seed: int,
-        ctx: Context,
-        kept: Callable[[Any], float],
-        found: Found,
-    ) -> Iterator[Outcome]:
+    def points(self, run: SeedRun) -> Iterator[Outcome]:
         """Every point of one seed, one at a time."""
 
     def write(self, found: Found) -> None:  # noqa: B027 (a hook: most schedules write nothing of their own)
@@ -119,16 +125,8 @@ class Schedule(ABC):
 class Steps(Schedule):
     """`schedule.iterations` steps per point, retraining between them; one step is one-shot."""
 
-    def points(
-        self,
-        bench: Workbench,
-        model: nn.Module,
-        spec: dict[str, Any],
-        seed: int,
-        ctx: Context,
-        kept: Callable[[Any], float],
-        found: Found,
-    ) -> Iterator[Outcome]:
+    def points(self, run: SeedRun) -> Iterator[Outcome]:
+        bench, model, seed, ctx, kept, found = run.bench, run.model, run.seed, run.ctx, run.kept, run.found
         iterations = self.params.schedule.iterations
         spent = Spent()  # the point's, as it goes
 
@@ -182,19 +180,10 @@ class Retention(Schedule):
             min(1 - r for r in params.points),
         )
 
-    def points(
-        self,
-        bench: Workbench,
-        model: nn.Module,
-        spec: dict[str, Any],
-        seed: int,
-        ctx: Context,
-        kept: Callable[[Any], float],
-        found: Found,
-    ) -> Iterator[Outcome]:
-        key, cfg = self.entry.key, self.params.schedule
+    def points(self, run: SeedRun) -> Iterator[Outcome]:
+        key, cfg, seed, found = self.entry.key, self.params.schedule, run.seed, run.found
         done = retention.Iterations()
-        self._iterate(bench, model, spec, seed, ctx, done, found)
+        self._iterate(run, done)
         results = done.results
         choice = retention.choose(results, cfg.retention.tolerance)
         found.files[paths.deployed_model(key, seed)] = done.models[choice["iteration"]]
@@ -216,19 +205,11 @@ class Retention(Schedule):
             pruned = Pruned(modelfile.load(done.models[row["iteration"]])[0])
             yield Outcome(ratio, pruned, point, spent, row["iteration"])
 
-    def _iterate(
-        self,
-        bench: Workbench,
-        model: nn.Module,
-        spec: dict[str, Any],
-        seed: int,
-        ctx: Context,
-        done: retention.Iterations,
-        found: Found,
-    ) -> None:
+    def _iterate(self, run: SeedRun, done: retention.Iterations) -> None:
         """The schedule, iteration after iteration: prune to the counts, retrain with early
         stopping on the validation split, assess on the validation split. Each iteration is
         seeded on its own."""
+        bench, seed, ctx, found = run.bench, run.seed, run.ctx, run.found
 
         def own_seed(t: int) -> int:
             return seed * 1000 + t
@@ -259,7 +240,7 @@ class Retention(Schedule):
                 "macs": sum(layer_macs(model, bench.splits.input_shape).values()),
             }
 
-        retention.iterate(model, spec, self.plan, done, prune, retrain, assess)
+        retention.iterate(run.model, run.spec, self.plan, done, prune, retrain, assess)
 
     def write(self, found: Found) -> None:
         write_csv(paths.method_plots(self.entry.key) / "retention.csv", self.plan)

@@ -77,7 +77,7 @@ class Workbench:
     def run(
         self,
         work: Callable[[Any, Any], Any],
-        context: execution.Context,
+        context: execution.JobContext,
         jobs: Sequence[Any],
         desc: str,
         finished: resume.Jobs | None = None,

@@ -1,24 +1,15 @@
 """The pruning methods, one file each behind one small interface (`base.Method`). A method
-registers itself (`@register("name")` on its class); adding one is its file, its module in the
-import line below, and an entry in params.yaml."""
+registers itself (`@register("name")` on its class) and this package imports every module it
+holds, so adding one is its file and an entry in params.yaml."""
 
 from __future__ import annotations
 
 from prunebench.params import MethodEntry
-from prunebench.pruning.methods import (  # noqa: F401 (each registers itself)
-    channels,
-    hessian_merge,
-    interval_adjoint,
-    kernels,
-    l1_channel,
-    lamp,
-    magnitude,
-    random,
-    sensitivity_guided,
-    taylor,
-)
 from prunebench.pruning.methods.base import Context, Method, Scored
 from prunebench.pruning.methods.registry import METHODS, register
+from prunebench.registry import import_all
+
+import_all(__name__)  # every method registers itself
 
 
 def schedule(entry: MethodEntry) -> str:

@@ -17,8 +17,8 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from prunebench.allowed import Check, boolean, integer, list_of, number, one_of, optional, setting
 from prunebench.pruning.coupling import KINDS
-from prunebench.spec import Check, boolean, integer, list_of, number, one_of, optional, setting
 from prunebench.training.models import Layers
 
 
@@ -40,7 +40,7 @@ def knob(default: Any, check: Check) -> Any:
 
 @dataclass(frozen=True)
 class Knobs:
-    """A method's knobs; subclasses add fields made with `knob` (`spec.checks` lists them)."""
+    """A method's knobs; subclasses add fields made with `knob` (`allowed.checks` lists them)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class Scored:
 class Method(ABC):
     unit: ClassVar[Literal["weight", "channel"]]
     # "layer": every prunable layer loses `ratio` of its units; "global": one ranking over all
-    scope: ClassVar[Literal["layer", "global"]] = "layer"
+    scope: Literal["layer", "global"] = "layer"
     # how `ratio` is reached unless params.yaml `methods.<key>.schedule` says otherwise:
     # "steps" (schedule.iterations) or "retention" (schedule.retention, unit "channel" only)
     schedule: ClassVar[Literal["steps", "retention"]] = "steps"

@@ -6,14 +6,15 @@ from dataclasses import dataclass
 from itertools import islice
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
+from prunebench.allowed import boolean, integer, number
 from prunebench.errors import Unsupported
 from prunebench.pruning.coupling import gate_points, groups
-from prunebench.pruning.methods.base import ChannelKnobs, Method, RankingKnobs, Scored, knob
+from prunebench.pruning.methods.base import ChannelKnobs, Context, Method, RankingKnobs, Scored, knob
 from prunebench.pruning.methods.l1_channel import L1Channel
 from prunebench.pruning.methods.registry import register
-from prunebench.spec import boolean, integer, number
+from prunebench.training.models import Layers
 from prunebench.training.optim import SGD
 
 
@@ -24,7 +25,7 @@ class RandomChannel(Method):
     unit = "channel"
     Knobs = ChannelKnobs
 
-    def score(self, model, layers, ctx):
+    def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
         return Scored({name: torch.rand(m.weight.shape[0], generator=ctx.generator) for name, m in layers.items()})
 
 
@@ -55,16 +56,16 @@ class Slimming(Method):
         normalize: bool = knob(False, boolean())  # γ are already on one scale
         max_ratio: float = knob(0.9, number(0, 1))
         sparsity: float = knob(0.0, number(0, 1))  # L1 coefficient on the BN scales (0 = no sparsity training)
-        sparsity_epochs: int = knob(1, integer(0))
+        sparsity_epochs: int = knob(1, integer(0))  # passes of the sparsity training
         sparsity_batches: int = knob(20, integer(1))  # batches per sparsity epoch
-        lr: float = knob(0.01, number(0, 10))
+        lr: float = knob(0.01, number(0, 10))  # of the sparsity training (SGD, momentum 0.9)
 
-    def refuses(self, model, ctx):
+    def refuses(self, model: nn.Module, ctx: Context) -> str | None:
         if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine for m in model.modules()):
             return "slimming ranks channels by BatchNorm scales, and this model has no BatchNorm"
         return None
 
-    def score(self, model, layers, ctx):
+    def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
         cfg = self.knobs
         modules = dict(model.named_modules())
         norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
@@ -83,7 +84,7 @@ class Slimming(Method):
                     optimizer.step()
             model.eval()
         points = gate_points(model, ctx.input_shape, self.kinds)
-        scores = {}
+        scores: dict[str, Tensor] = {}
         for group in groups(model, ctx.input_shape):
             bns = [
                 modules[gate.module]

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import islice
-from typing import cast
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
 
+from prunebench.allowed import boolean, integer, number, one_of
 from prunebench.errors import briefly
 from prunebench.pruning.hessian import HessianOperator, top_eigenpairs
 from prunebench.pruning.methods.base import Context, Method, Scored, knob
 from prunebench.pruning.methods.base import Knobs as BaseKnobs
 from prunebench.pruning.methods.registry import register
-from prunebench.spec import boolean, integer, number, one_of
-from prunebench.training.models import prunable_layers
+from prunebench.training.models import Layers, prunable_layers
 
 
 @dataclass
@@ -41,7 +41,7 @@ class LowRankHessian:
 @register("hessian_merge")
 class HessianMerge(Method):
     unit = "weight"
-    scope = "global"
+    scope: Literal["layer", "global"] = "global"  # knob `scope: per_layer` makes it "layer"
 
     @dataclass(frozen=True)
     class Knobs(BaseKnobs):
@@ -50,9 +50,9 @@ class HessianMerge(Method):
         tol: float = knob(1e-3, number(0, 1))  # every pair's relative residual ‖Hv − λv‖/|λ| that ends the solve
         keep_graph: bool = knob(True, boolean())  # keep each batch's first backward across products (memory)
         batches: int = knob(2, integer(1))  # calibration batches averaged in every Hessian-vector product
-        scope: str = knob("global", one_of("global", "per_layer"))
-        score: str = knob("saliency", one_of("saliency", "eigvec"))
-        merge: str = knob("coupling", one_of("coupling", "half", "none"))
+        scope: str = knob("global", one_of("global", "per_layer"))  # eigenpairs of all weights, or of each layer's
+        score: str = knob("saliency", one_of("saliency", "eigvec"))  # ½·w²·Σλv², or eigenvector components
+        merge: str = knob("coupling", one_of("coupling", "half", "none"))  # what a pruned weight's partner gets
         damping: float = knob(0.0, number(0, 1e6))  # × the smallest |λ| found, added to the Hessian's diagonal
 
     def __init__(self, knobs=None):
@@ -73,14 +73,15 @@ class HessianMerge(Method):
             model.zero_grad(set_to_none=True)
         return None
 
-    def score(self, model, layers, ctx):
+    def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
         cfg = self.knobs
         batches = list(islice(ctx.batches(), cfg.batches))
         blocks = [list(layers)] if cfg.scope == "global" else [[name] for name in layers]
         hessian = LowRankHessian({}, {})
-        spectrum, hvps = [], 0
+        spectrum: list[dict[str, Any]] = []
+        hvps = 0
         for block in blocks:
-            params = [layers[name].weight for name in block]
+            params = [cast(nn.Parameter, layers[name].weight) for name in block]
             operator = HessianOperator(model, params, batches, keep_graph=cfg.keep_graph)
             pairs = top_eigenpairs(operator, cfg.k, cfg.products, cfg.tol, ctx.generator)
             hvps += pairs.products
@@ -103,7 +104,7 @@ class HessianMerge(Method):
             ],
         }
         metrics = {"top_eigenvalue": float(max(abs(r["eigenvalue"]) for r in spectrum)), "hvps": hvps}
-        scores = {}
+        scores: dict[str, Tensor] = {}
         for name, layer in layers.items():
             v = hessian.components[name]
             lam = hessian.eigenvalues[name].view(-1, *[1] * layer.weight.dim())
@@ -114,7 +115,9 @@ class HessianMerge(Method):
         return Scored(scores, metrics, tables, state=hessian)
 
     @torch.no_grad()
-    def adjust(self, model, layers, keep, ctx, scored):
+    def adjust(
+        self, model: nn.Module, layers: Layers, keep: dict[str, Tensor], ctx: Context, scored: Scored
+    ) -> dict[str, float]:
         """Merge each newly pruned weight into its partner (see the module docstring)."""
         if self.knobs.merge == "none":
             return {"merged_fraction": 0.0}

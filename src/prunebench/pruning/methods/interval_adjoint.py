@@ -16,12 +16,12 @@ from typing import cast
 import torch
 from torch import Tensor, fx, nn
 
+from prunebench.allowed import Check, boolean
 from prunebench.errors import Unsupported
 from prunebench.pruning import interval
 from prunebench.pruning.interval import Interval, Propagation
 from prunebench.pruning.methods.base import ChannelKnobs, Context, Method, Scored, knob
 from prunebench.pruning.methods.registry import register
-from prunebench.spec import Check, boolean
 from prunebench.training.models import Layers
 
 PERCENTILES = Check(

@@ -12,9 +12,10 @@ import torch
 from torch import Tensor, nn
 
 from prunebench.pruning.criteria import weight_magnitude
-from prunebench.pruning.methods.base import Method, Scored
+from prunebench.pruning.methods.base import Context, Method, Scored
 from prunebench.pruning.methods.magnitude import Magnitude
 from prunebench.pruning.methods.registry import register
+from prunebench.training.models import Layers
 
 
 @register("kernel")
@@ -24,7 +25,7 @@ class Kernel(Method):
 
     unit = "weight"
 
-    def score(self, model, layers, ctx):
+    def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
         return Scored(
             {
                 name: m.weight.detach().abs().flatten(2).sum(2) if m.weight.dim() > 2 else weight_magnitude(m)
@@ -64,12 +65,12 @@ class IntraKernel(Magnitude):
     pattern that preserves the most of its L2 norm. Other layers are left dense, so the
     achieved sparsity is lower than `ratio`."""
 
-    def refuses(self, model, ctx):
+    def refuses(self, model: nn.Module, ctx: Context) -> str | None:
         if not any(isinstance(m, nn.Conv2d) and tuple(m.kernel_size) == (3, 3) for m in model.modules()):
             return "intra_kernel prunes inside 3×3 convolution kernels, and this model has none"
         return None
 
-    def weight_masks(self, layers, scored, target, ctx):
+    def weight_masks(self, layers: Layers, scored: Scored, target: float, ctx: Context) -> dict[str, Tensor] | None:
         keep = kept_per_kernel(target)
         library = patterns(keep)
         masks = {}
@@ -82,7 +83,9 @@ class IntraKernel(Magnitude):
                 masks[f"{name}.weight"] = torch.ones(weight.shape, dtype=torch.bool)
         return masks
 
-    def adjust(self, model, layers, keep, ctx, scored):
+    def adjust(
+        self, model: nn.Module, layers: Layers, keep: dict[str, Tensor], ctx: Context, scored: Scored
+    ) -> dict[str, float]:
         """What the patterns were: the weights each 3×3 kernel keeps, and how many patterns of that size exist."""
         kept = [
             int(mask.reshape(-1, 9)[0].sum())

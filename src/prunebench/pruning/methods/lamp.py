@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from torch import nn
+
 from prunebench.pruning.criteria import lamp
-from prunebench.pruning.methods.base import Method, Scored
+from prunebench.pruning.methods.base import Context, Method, Scored
 from prunebench.pruning.methods.registry import register
+from prunebench.training.models import Layers
 
 
 @register("lamp")
@@ -12,5 +15,5 @@ class Lamp(Method):
     unit = "weight"
     scope = "global"
 
-    def score(self, model, layers, ctx):
+    def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
         return Scored({name: lamp(m.weight) for name, m in layers.items()})

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from torch import nn
+
 from prunebench.pruning.criteria import weight_magnitude
-from prunebench.pruning.methods.base import Method, Scored
+from prunebench.pruning.methods.base import Context, Method, Scored
 from prunebench.pruning.methods.registry import register
+from prunebench.training.models import Layers
 
 
 @register("magnitude")
 class Magnitude(Method):
     unit = "weight"
 
-    def score(self, model, layers, ctx):
+    def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
         return Scored({name: weight_magnitude(m) for name, m in layers.items()})
 
 

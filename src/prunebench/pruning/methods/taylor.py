@@ -32,12 +32,13 @@ import torch
 from torch import Tensor, nn
 from torch.func import functionalize, jvp, vmap
 
+from prunebench.allowed import boolean, integer, one_of, optional
 from prunebench.errors import briefly
 from prunebench.pruning.coupling import gate_points, groups
 from prunebench.pruning.hooks import Points, gated, leaf_calls, ones, signal_grads, unit_count
 from prunebench.pruning.methods.base import Context, Method, RankingKnobs, Scored, knob
 from prunebench.pruning.methods.registry import register
-from prunebench.spec import boolean, integer, one_of, optional
+from prunebench.training.models import Layers
 from prunebench.training.models.transformer import differentiable_attention
 
 Loss = Callable[[Tensor, Tensor], Tensor]
@@ -254,7 +255,7 @@ class Taylor(Method):
 
     @dataclass(frozen=True)
     class Knobs(RankingKnobs):
-        order: int = knob(1, one_of(1, 2, 3))
+        order: int = knob(1, one_of(1, 2, 3))  # the highest derivative in the estimate
         batches: int = knob(4, integer(1))  # calibration batches from the training split
         gradient_flow: bool = knob(False, boolean())  # weight scores by sigmoid of the standardised gradient norm
         fidelity_channels: int = knob(0, integer(0))  # channels sampled for the exact-ΔL oracle (0 = off)
@@ -282,7 +283,7 @@ class Taylor(Method):
             model.zero_grad(set_to_none=True)
         return None
 
-    def score(self, model, layers, ctx):
+    def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
         cfg = self.knobs
         points = gate_points(model, ctx.input_shape, self.kinds)
         batches = list(islice(ctx.batches(), cfg.batches))

@@ -1,7 +1,7 @@
 """Model families: `model.name` in params.yaml → one record each (`family.Family`): its factory,
 its pretrained weights and their preprocessing, its pruning hints. A family is one file here
-that registers itself (`@register("name")`), imported below; `timm:<name>` names timm's models and
-`package.module:function` the user's own factory.
+that registers itself (`@register("name")`), and this package imports every module it holds;
+`timm:<name>` names timm's models and `package.module:function` the user's own factory.
 
 `build` gives the architecture a description names, freshly initialised; `adapt` puts
 `transformer.MultiheadSelfAttention` in place of `nn.MultiheadAttention`, whose heads and width
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from prunebench.training.models import cifar, cnn, imagenet, mlp, timm_models, vit  # noqa: F401 (each registers itself)
+from prunebench.registry import import_all
 from prunebench.training.models.family import (
     MODELS,
     SHAPE,
@@ -36,6 +36,8 @@ from prunebench.training.models.layers import (
     prunable_layers,
 )
 from prunebench.training.models.transformer import adapt
+
+import_all(__name__)  # every family registers itself
 
 
 def build(description: dict) -> nn.Module:

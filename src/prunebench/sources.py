@@ -57,6 +57,10 @@ def imports(path: Path) -> frozenset[str]:
     """The prunebench modules a file names in its imports."""
     found: set[str] = set()
     for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
+        if _imports_all(node) and path.name == "__init__.py":  # registry.import_all(__name__)
+            package = _module_name(path)
+            found |= {f"{package}.{sibling.stem}" for sibling in path.parent.glob("*.py") if sibling != path}
+            continue
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -65,6 +69,17 @@ def imports(path: Path) -> frozenset[str]:
             continue
         found |= {name for name in names if module_file(name) is not None}
     return frozenset(found)
+
+
+def _imports_all(node: ast.AST) -> bool:
+    """A call of `import_all` (`prunebench.registry`)."""
+    return isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "import_all"
+
+
+def _module_name(path: Path) -> str:
+    """The dotted name of a prunebench file (a package's `__init__.py`: the package's)."""
+    parts = path.relative_to(SOURCE).with_suffix("").parts
+    return ".".join((PACKAGE, *(parts[:-1] if parts[-1] == "__init__" else parts)))
 
 
 def _with_packages(names: frozenset[str]) -> set[str]:
@@ -77,8 +92,7 @@ def graph() -> dict[str, frozenset[str]]:
     cycle is a cycle here; a package running its submodules' __init__ is not)."""
     modules = {}
     for path in sorted(SOURCE.rglob("*.py")):
-        parts = path.relative_to(SOURCE).with_suffix("").parts
-        name = ".".join((PACKAGE, *(parts[:-1] if parts[-1] == "__init__" else parts)))
+        name = _module_name(path)
         modules[name] = imports(path) - {name}
     return modules
 
@@ -110,7 +124,8 @@ def manifest(script: str | Path, model: Model | None = None) -> dict[str, str]:
     """Every file the stage script runs, named from the package's parent folder (src/ in a
     checkout: "prunebench/..."; "stages/..." for the script), with the SHA-256 of its content.
     Files that params.yaml's `model` section names count too: the user's model factory for a stage
-    that builds models, the checkpoint for the stage that loads it (named from the repository root)."""
+    that builds models, the checkpoint or weights file for the stage that loads it (named from the
+    repository root)."""
     script = Path(script).resolve()
     files = closure(script)
     names = {
@@ -120,9 +135,10 @@ def manifest(script: str | Path, model: Model | None = None) -> dict[str, str]:
     factory = user_module(model.name) if model else None
     if factory is not None and module_file("prunebench.training.models") in files:
         names[factory] = _from_root(factory)
-    if model and model.checkpoint and module_file("prunebench.training.pretrained") in files:
-        checkpoint = Path(model.checkpoint).resolve()
-        names[checkpoint] = _from_root(checkpoint)
+    if model and module_file("prunebench.training.pretrained") in files:
+        for start in (model.checkpoint, model.weights):  # timm's weights are a local file too
+            if start and Path(start).is_file():
+                names[Path(start).resolve()] = _from_root(Path(start).resolve())
     return {
         names[path]: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(names, key=lambda p: names[p])
     }
