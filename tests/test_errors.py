@@ -97,3 +97,25 @@ def test_a_method_that_cannot_prune_a_model_names_the_layer():
     ctx = context([(torch.randn(2, 3, 32, 32), torch.randint(0, 10, (2,)))], input_shape=(3, 32, 32))
     with pytest.raises(Unsupported, match=r"features.0.2 \(Hardswish\) is not supported"):
         prune_step(model, make_method("interval_adjoint", {}), 0.0, 0.5, ctx)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda p: p.update(methods=list(p["methods"])), "params.yaml: methods = ['random', "),
+        (lambda p: p.clear(), "params.yaml: expected a mapping of keys to values"),
+        (lambda p: p.update(device="cuda"), "params.yaml: device = 'cuda': expected auto or cpu on this machine"),
+    ],
+)
+def test_params_dvc_cannot_parse_and_a_device_this_machine_lacks_are_one_line(tmp_path, edit, expected):
+    """Issue 36: `prunebench check` (what `make run` runs first) names the key where DVC's parser
+    would stop on dvc.yaml; the check stage names a CUDA device the machine lacks."""
+    if expected.startswith("params.yaml: device") and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    edit(params)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params) if params else "")
+    command = "check-model" if "device" in expected else "check"
+    done = prunebench(command, cwd=tmp_path)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"prunebench: {expected}")

@@ -320,15 +320,26 @@ def test_adding_a_point_computes_only_the_new_point(repo):
     run(repo, "dvc", "repro")
 
 
-def test_a_bad_param_stops_before_any_stage_touches_outputs(repo):
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"ratio": 1.5}, "params.yaml: ratio = 1.5: expected a number in (0, 1)"),
+        # DVC expands the per-method stages before any runs: a list must get through its parser
+        (
+            {"methods": METHODS[:2]},
+            f"params.yaml: methods = {METHODS[:2]}: expected a non-empty mapping of run name to knobs",
+        ),
+    ],
+)
+def test_a_bad_param_stops_before_any_stage_touches_outputs(repo, change, expected):
     before = (repo / "results/results.csv").read_bytes()
     models_before = sorted(p.name for p in (repo / "models/pruned/l1_channel").iterdir())
     params = (repo / "params.yaml").read_text()
-    set_params(repo, ratio=1.5)
+    set_params(repo, **change)
     done = run(repo, "dvc", "repro", check=False)
     (repo / "params.yaml").write_text(params)
     assert done.returncode != 0
-    assert "params.yaml: ratio = 1.5: expected a number in (0, 1)" in done.stdout + done.stderr
+    assert expected in done.stdout + done.stderr
     assert stages_run(done.stdout) == {"check"}
     assert (repo / "results/results.csv").read_bytes() == before
     assert sorted(p.name for p in (repo / "models/pruned/l1_channel").iterdir()) == models_before
@@ -634,3 +645,4 @@ def test_every_default_method_gives_a_vision_transformer_a_row_or_a_one_line_ref
     assert (channel["params"] < channel["base_params"]).all()  # heads, neurons or width physically removed
     report = (repo / "results/report.md").read_text()
     assert all(f"**{key}**" in report for key in refused)
+    assert "– (no BatchNorm)" in report and "no BatchNorm, so there are no statistics" in report

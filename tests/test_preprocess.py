@@ -127,3 +127,25 @@ def test_resized_crops_cover_8_to_100_percent_of_the_area_at_torchvisions_ratios
     assert float(aspect.min()) > 0.7 and float(aspect.max()) < 1.45
     flipped = crops[:, 1, 0, 0] > crops[:, 1, 0, -1]
     assert 0.4 < float(flipped.float().mean()) < 0.6
+
+
+def test_faults_of_an_image_folder_are_one_line_naming_the_folder_or_file(tmp_path, cfg):
+    """Issue 36: an empty class folder in val/ and a truncated PNG, found before any training."""
+    write_tree(tmp_path)
+    cfg_data = section(cfg, tmp_path, image_size=32)
+    (tmp_path / "val" / "class9").mkdir()  # a class the training part has not, empty
+    with pytest.raises(data.DataMissing, match=r"^data.root: .*/val/class9 holds no image: put its images in it"):
+        data.shape_of(cfg_data)  # the check stage, in seconds
+    Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(tmp_path / "val" / "class9" / "0.png")
+    with pytest.raises(data.DataMissing, match=r"val/class9: a class that .*train does not have"):
+        data.prepare(cfg_data)
+    (tmp_path / "val" / "class9" / "0.png").unlink()
+    (tmp_path / "val" / "class9").rmdir()
+    for name in ("train/class1/3.png", "val/class2/0.png"):  # cut short, as a broken copy leaves them
+        path = tmp_path / name
+        path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(data.DataMissing) as raised:
+        data.prepare(cfg_data)  # the data stage, before any training
+    message = str(raised.value)
+    assert "\n" not in message and "train/class1/3.png: unreadable or truncated image (" in message
+    assert message.endswith("(and 1 more): fix or remove it")

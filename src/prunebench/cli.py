@@ -46,6 +46,17 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def check(args: argparse.Namespace) -> int:
+    """Check a params file in a second, as the check stage does first: every key, value, name and
+    knob (`dvc repro` parses dvc.yaml before any stage runs, so a `methods` that is not a mapping, or
+    an empty file, stops it with DVC's own message; this names the key)."""
+    from prunebench import params, schema
+
+    schema.validate(params.read(args.params))
+    print(f"{args.params}: valid")
+    return 0
+
+
 def check_model(args: argparse.Namespace) -> int:
     """Build the model of a params file, load its weights, run one batch, and say which channel
     groups are frozen and which methods refuse it (what the check stage says), in seconds."""
@@ -91,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     ev = commands.add_parser("evaluate", help=evaluate.__doc__)
     ev.add_argument("path", help="a .pt file written by the pipeline, e.g. models/finetuned/l1_channel/0.75/0.pt")
     ev.set_defaults(run=evaluate)
+    ck = commands.add_parser("check", help=check.__doc__)
+    ck.add_argument("params", nargs="?", default="params.yaml", help="the params file (default: params.yaml)")
+    ck.set_defaults(run=check)
     cm = commands.add_parser("check-model", help=check_model.__doc__)
     cm.add_argument("params", nargs="?", default="params.yaml", help="the params file (default: params.yaml)")
     cm.set_defaults(run=check_model)

@@ -1,7 +1,7 @@
 """params.yaml, the single source of truth, as one typed, frozen `Params`.
 
 Every section is declared once here, as a frozen dataclass whose fields say what they may be
-(`spec.setting`): `load` reads params.yaml into it, refusing an unknown key or a bad value with
+(`allowed.setting`): `load` reads params.yaml into it, refusing an unknown key or a bad value with
 one line that names the key (`params.yaml: ratio = 1.5: expected a number in [0, 1)`), and
 `json_schema` writes the same declaration as JSON Schema for editors (params.schema.json).
 What only the registries know (data set and model names, a factory's knobs, a method's knobs)
@@ -19,8 +19,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from prunebench.errors import UserError
-from prunebench.spec import (
+from prunebench.allowed import (
     Check,
     Json,
     boolean,
@@ -34,6 +33,7 @@ from prunebench.spec import (
     setting,
     string,
 )
+from prunebench.errors import UserError
 
 PARAMS_FILE = Path("params.yaml")
 BUDGETS = ("macs", "params", "units")  # what `ratio` removes (`prunebench.pruning.budget`)
@@ -50,7 +50,9 @@ class ParamError(UserError, ValueError):
 
 
 def fail(key: str, value: Any, allowed: str) -> None:
-    raise ParamError(f"params.yaml: {key} = {value!r}: expected {allowed}")
+    shown = repr(value)
+    shown = shown if len(shown) <= 80 else shown[:76] + " …" + shown[-1]  # a long list stays one readable line
+    raise ParamError(f"params.yaml: {key} = {shown}: expected {allowed}")
 
 
 def section(cls: type | None, doc: str = "") -> Any:

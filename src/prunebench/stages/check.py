@@ -6,7 +6,7 @@ first. So must a model that cannot run: the model is built, its weights loaded a
 through it, in seconds, and its channel groups checked; frozen groups and the methods that refuse
 the model are said here and written for the report (`paths.MODEL_CHECK`), and the other methods
 run. The params output is constant, so a valid change never re-runs anything downstream by
-itself; a stage's code manifest changes exactly when a file it runs does (`prunebench.code`).
+itself; a stage's code manifest changes exactly when a file it runs does (`prunebench.sources`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prunebench import code, params, paths, schema
+from prunebench import params, paths, schema, sources
 from prunebench.errors import UserError, briefly
 from prunebench.files import write_json, write_text
 from prunebench.params import Params
@@ -33,7 +33,7 @@ def run(scripts: list[Path]) -> None:
     write_json(paths.MODEL_CHECK, found.as_json())
     write_text(paths.PARAMS_OK, "params.yaml is valid\n")
     for script in scripts:
-        write_json(paths.code_manifest(script.stem), code.manifest(script, checked.model))
+        write_json(paths.code_manifest(script.stem), sources.manifest(script, checked.model))
 
 
 def inspect_model(checked: Params) -> Inspection:
@@ -46,6 +46,11 @@ def inspect_model(checked: Params) -> Inspection:
     from prunebench.training import data, models, pretrained
 
     torch.set_num_threads(1)
+    if checked.device == "cuda" and checked.executor.kind == "local" and not torch.cuda.is_available():
+        raise UserError(  # the stages would find out only when they start (Ray's nodes have their own GPUs)
+            "params.yaml: device = 'cuda': expected auto or cpu on this machine, which has no CUDA device "
+            "(or executor.kind: ray with a cluster that has GPUs)"
+        )
     channels, classes, size = data.shape_of(checked.data)
     model = pretrained.initial(models.spec(checked.model.as_dict(), channels, classes, size)).eval()
     generator = torch.Generator().manual_seed(0)

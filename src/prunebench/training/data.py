@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from prunebench.errors import UserError
+from prunebench.errors import UserError, briefly
 from prunebench.progress import bar
 from prunebench.registry import Registry
 from prunebench.training.preprocess import Preprocess, fit_stored, transforms
@@ -184,9 +184,13 @@ class Torchvision:
             ) from error
 
     def prepare(self, cfg: Data) -> Split:
+        if self.name == "imagefolder":
+            classes_of(Path(cfg.root))
         train = self._open(cfg, train=True)
         labels = np.asarray(train.targets)
         test = self._open(cfg, train=False)  # the test part must be there too
+        if self.name == "imagefolder":
+            check_images([path for path, _ in train.samples + test.samples], len(self.mean))
         index = np.arange(len(labels))
         from sklearn.model_selection import train_test_split
 
@@ -344,11 +348,67 @@ def shape_of(cfg: Data) -> tuple[int, int, int]:
     assert isinstance(source, Torchvision)
     classes = source.num_classes
     if cfg.name == "imagefolder":
-        train = Path(cfg.root) / "train"
-        if not train.is_dir():
-            raise DataMissing(f"data.root: no imagefolder data in {Path(cfg.root).resolve()}: {source.expected}")
-        classes = sum(1 for entry in train.iterdir() if entry.is_dir())
+        classes = len(classes_of(Path(cfg.root)))
     return len(source.mean), classes, cfg.image_size or source.image_size
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
+
+
+def classes_of(root: Path) -> list[str]:
+    """The class folders of an ImageFolder tree, checked in seconds, before any image is read: a
+    train/ and a val/ tree, every class folder holding images, val/ no class that train/ lacks
+    (its labels would mean other classes). Each fault is one line naming the folder."""
+    train, val = root / "train", root / "val"
+    if not train.is_dir() or not val.is_dir():
+        missing = "train/" if not train.is_dir() else "val/"
+        raise DataMissing(
+            f"data.root: no imagefolder data in {root.resolve()}: no {missing}; "
+            "put a train/ and a val/ tree of class folders in it"
+        )
+    found = {part: sorted(d.name for d in part.iterdir() if d.is_dir()) for part in (train, val)}
+    empty = [
+        part / name
+        for part, names in found.items()
+        for name in names
+        if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in (part / name).iterdir())
+    ]
+    if empty:
+        more = f" (and {len(empty) - 1} more class folders)" if len(empty) > 1 else ""
+        raise DataMissing(f"data.root: {empty[0]} holds no image{more}: put its images in it, or remove it")
+    extra = [name for name in found[val] if name not in found[train]]
+    if extra:
+        raise DataMissing(
+            f"data.root: {val / extra[0]}: a class that {train} does not have"
+            f"{f' (and {len(extra) - 1} more)' if len(extra) > 1 else ''}: every class of val/ must be one of train/"
+        )
+    return found[train]
+
+
+def check_images(files: list[str], channels: int) -> None:
+    """Every image of the tree opens, before any training: decoded whole where the tree is small
+    enough to be decoded into memory anyway (`_decode`), else read through (`verify`, which finds a
+    truncated PNG). The first bad file is one line, with how many more there are."""
+    import os
+
+    from PIL import Image
+
+    with Image.open(files[0]) as image:
+        width, height = image.size
+    whole = len(files) * channels * width * height <= MEMORY_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf(
+        "SC_PHYS_PAGES"
+    )
+    bad: list[tuple[str, str]] = []
+    for path in bar(files, desc="check images", unit="image", leave=False):
+        try:
+            with Image.open(path) as image:
+                image.load() if whole else image.verify()
+        except Exception as error:  # whatever PIL raises on a bad file is the finding
+            bad.append((path, briefly(error)))
+    if bad:
+        first, why = bad[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise DataMissing(f"data.root: {first}: unreadable or truncated image ({why}){more}: fix or remove it")
 
 
 def prepare(cfg: Data) -> Split:
