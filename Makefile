@@ -16,7 +16,7 @@ export GIT_COMMITTER_NAME := prunebench
 export GIT_COMMITTER_EMAIL := prunebench@localhost
 endif
 
-.PHONY: install run lint test test-all ui clean
+.PHONY: install run lint docs docs-check test test-all ui clean
 
 install: $(STAMP)
 
@@ -25,7 +25,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,docs]'
 	$(BIN)/python -m prunebench.report.offline_plots
 	touch $(STAMP)
 
@@ -33,15 +33,23 @@ $(STAMP): pyproject.toml
 # so `dvc exp show` keeps it next to the experiments run afterwards.
 # DVC_EXP_NAME: the name `dvc exp run` gives its stages, here the experiment `dvc exp save` makes (MLflow's run names)
 run: install
+	$(BIN)/prunebench check
 	DVC_EXP_NAME=make-run PATH="$(abspath $(BIN)):$$PATH" dvc repro
 	PATH="$(abspath $(BIN)):$$PATH" dvc exp save --force --name make-run --quiet
 	$(BIN)/prunebench table
 
 # What CI checks before the tests (and the pre-commit hooks before a commit): format, lint, types.
 lint: install
-	$(BIN)/ruff format --check src tests benchmarks stages examples
-	$(BIN)/ruff check src tests benchmarks stages examples
+	$(BIN)/ruff format --check src tests benchmarks stages examples docs .ci
+	$(BIN)/ruff check src tests benchmarks stages examples docs .ci
 	$(BIN)/mypy
+
+# The documentation site from docs/ (params reference and method pages generated from the code)
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+docs-check: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir .site
 
 test: install
 	$(BIN)/python -m pytest
