@@ -152,6 +152,36 @@ def test_a_timm_vit_builds_offline_and_takes_its_weights_from_a_local_file(tmp_p
     assert cnn(torch.randn(2, 3, 32, 32)).shape == (2, 10) and coupling.groups(cnn, (3, 32, 32))
 
 
+def test_a_timm_deit_loses_heads_reloads_with_them_and_keeps_its_preprocessing(tmp_path):
+    """DeiT is timm's VisionTransformer with its own pretrained configuration (ImageNet's mean and
+    std, crop 0.9, bicubic): its heads go like a ViT's, and the head counts survive the model file."""
+    torch.manual_seed(0)
+    spec = models.spec({"name": "timm:deit_tiny_patch16_224", "depth": 1, "patch_size": 4}, 3, 10, 16)
+    model = models.build(spec).eval()
+    x = torch.randn(8, 3, 16, 16)
+    kinds = {group.kind for group in coupling.groups(model, (3, 16, 16))}
+    assert {"head", "channel", "width"} <= kinds
+    ctx = context([(x, torch.randint(0, 10, (8,)))], input_shape=(3, 16, 16))
+    method = make_method("heads", {"method": "l1_channel", "kinds": ["head"]})
+    pruned = prune_step(model, method, 0.0, 0.5, ctx).model.eval()
+    assert [block.attn.num_heads for block in pruned.blocks] == [1]  # half of 3 heads: 1.5 rounds to 2 removed
+    modelfile.save(tmp_path / "deit.pt", pruned, spec)
+    loaded = modelfile.load_pruned(tmp_path / "deit.pt")
+    assert [block.attn.num_heads for block in loaded.blocks] == [1]
+    with torch.no_grad():
+        assert torch.equal(loaded(x), pruned(x))
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp_path / "model.safetensors")
+    weights = Model(name=spec["name"], weights=str(tmp_path / "model.safetensors"), knobs={"depth": 1, "patch_size": 4})
+    assert pretrained.weights_preprocessing(weights) == {
+        "mean": (0.485, 0.456, 0.406),
+        "std": (0.229, 0.224, 0.225),
+        "crop_pct": 0.9,
+        "interpolation": "bicubic",
+    }
+
+
 def test_an_unknown_timm_model_is_one_line():
     with pytest.raises(models.ModelError, match=r"^model.name = 'timm:vit_nope': timm .* has no such model"):
         models.family("timm:vit_nope")
