@@ -74,9 +74,8 @@ def test_images_of_several_sizes_stay_files(tmp_path, cfg):
     cfg_data = section(cfg, tmp_path, image_size=32)
     splits = data.load(data.prepare(cfg_data), cfg_data)
     assert not splits.in_memory
-    assert splits.prep == preprocess.Preprocess(
-        (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 0.875, "resized_crop_flip"
-    )
+    # ImageFolder's own defaults; at 32 px CIFAR's augmentation, not ImageNet's
+    assert splits.prep == preprocess.Preprocess((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 0.875, "crop_flip")
 
 
 def test_mean_std_of_the_wrong_length_are_one_line(tmp_path, cfg):
@@ -99,7 +98,7 @@ def test_the_weights_own_transforms_are_the_default_and_params_yaml_wins(tmp_pat
     weights = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "crop_pct": 0.9}
     cfg_data = section(cfg, tmp_path, image_size=32, std=[0.1, 0.2, 0.3])
     prep = data.load(data.prepare(cfg_data), cfg_data, weights).prep
-    assert prep == preprocess.Preprocess((0.5, 0.5, 0.5), (0.1, 0.2, 0.3), 0.9, "resized_crop_flip")
+    assert prep == preprocess.Preprocess((0.5, 0.5, 0.5), (0.1, 0.2, 0.3), 0.9, "crop_flip")
     grey = preprocess.Preprocess((0.13,), (0.31,)).settle(dataclasses.replace(cfg_data, std=None), weights, 1)
     assert grey == preprocess.Preprocess((0.13,), (0.31,), 0.9)
 
@@ -149,3 +148,33 @@ def test_faults_of_an_image_folder_are_one_line_naming_the_folder_or_file(tmp_pa
     message = str(raised.value)
     assert "\n" not in message and "train/class1/3.png: unreadable or truncated image (" in message
     assert message.endswith("(and 1 more): fix or remove it")
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_recalibration_sees_training_images_as_the_test_does_whatever_the_augmentation(
+    tmp_path, cfg, monkeypatch, in_memory
+):
+    """Issue 35: BatchNorm statistics re-estimated on augmented batches describe images the test
+    never shows (a pruned ResNet-56 on 32 × 32 CIFAR images read 92.6 % pruned, 79.4 %
+    "recalibrated" under ImageNet's random resized crop). The recalibration batches are the training
+    images in the seed's order, through the evaluation transform; a 32 × 32 ImageFolder tree trains
+    with CIFAR's crop and flip by default."""
+    write_tree(tmp_path)
+    cfg_data = section(cfg, tmp_path, image_size=32, crop_pct=1.0, num_workers=0)
+    if not in_memory:
+        monkeypatch.setattr(data, "MEMORY_SHARE", 0.0)
+    splits = data.load(data.prepare(cfg_data), cfg_data)
+    assert splits.in_memory == in_memory and splits.prep.augment == "crop_flip"  # not ImageNet's, below 64 px
+    chosen = section(cfg, tmp_path, image_size=32, augment="resized_crop_flip")
+    explicit = data.load(data.prepare(chosen), chosen)
+    assert explicit.prep.augment == "resized_crop_flip"  # params.yaml wins
+    seed = 3
+    recalibration = batches(data.evaluated(splits.train, splits), splits, cfg_data, CPU, True, seed, augment=False)
+    x, y = next(iter(recalibration))
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed * 1_000_003))  # epoch 0's
+    # the same images through the test's own path (the evaluation transform, in order), then permuted
+    evaluated = batches(data.evaluated(splits.train, splits), splits, cfg_data, CPU)
+    plain_x, plain_y = next(iter(evaluated))
+    assert torch.equal(y, plain_y[order]) and torch.equal(x, plain_x[order])
+    augmented, _ = next(iter(batches(splits.train, splits, cfg_data, CPU, True, seed)))
+    assert not torch.equal(augmented, x)  # what the recalibration used before

@@ -25,7 +25,7 @@ import numpy as np
 from prunebench.errors import UserError, briefly
 from prunebench.progress import bar
 from prunebench.registry import Registry
-from prunebench.training.preprocess import Preprocess, fit_stored, transforms
+from prunebench.training.preprocess import SMALL, Preprocess, fit_stored, transforms
 
 if TYPE_CHECKING:  # the data stage decides the split without torch (seconds to import)
     import torch
@@ -162,6 +162,11 @@ class Torchvision:
     augment: str = "none"  # the default data.augment
     crop_pct: float = 1.0  # the default data.crop_pct
 
+    def default_augment(self, image_size: int) -> str:
+        """ImageNet's random resized crop (8–100 % of the area) is for large images; on small ones
+        (below `preprocess.SMALL`) it is nothing like a test image: CIFAR's crop and flip there."""
+        return "crop_flip" if self.augment == "resized_crop_flip" and image_size < SMALL else self.augment
+
     def _open(self, cfg: Data, train: bool):
         from prunebench.training._torchvision import import_torchvision
 
@@ -212,7 +217,9 @@ class Torchvision:
         import torch
 
         shape = (split["in_channels"], split["num_classes"], split["image_size"])
-        prep = Preprocess(tuple(split["mean"]), tuple(split["std"]), self.crop_pct, self.augment)
+        prep = Preprocess(
+            tuple(split["mean"]), tuple(split["std"]), self.crop_pct, self.default_augment(split["image_size"])
+        )
         prep = prep.settle(cfg, weights, split["in_channels"])
         if self.name == "imagefolder":
             return self._load_files(split, cfg, shape, prep)
@@ -237,6 +244,17 @@ class Torchvision:
         val = Subset(_transformed(train_set, transforms(prep, size, train=False)), split["val"])
         test = _transformed(test_set, transforms(prep, size, train=False))
         return Splits(train, val, test, *shape, prep, 1.0)
+
+
+def evaluated(part: Images | Dataset, splits: Splits) -> Images | Dataset:
+    """A part as the model sees images at test time: an in-memory part as it is (its batches fit
+    it without augmenting: `batches(augment=False)`), a part of files with the evaluation transform."""
+    if isinstance(part, Images):
+        return part
+    from torch.utils.data import Subset
+
+    assert isinstance(part, Subset), "the training part of files is a Subset of the scanned tree"
+    return Subset(_transformed(part.dataset, transforms(splits.prep, splits.image_size, train=False)), part.indices)
 
 
 def _transformed(dataset: Any, transform: Any) -> Any:

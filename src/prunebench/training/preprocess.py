@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from prunebench.params import fail
 
+SMALL = 64  # below this size images are small: CIFAR's augmentation, and models' small-image stems
+
 if TYPE_CHECKING:
     import torch
     from torch import Tensor

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 import torch
 from torch import Tensor, nn
 
-from prunebench.training import torchfile
+from prunebench.training import preprocess, torchfile
 from prunebench.training.models.family import Pretrained, WeightsError, register
 
 
@@ -68,7 +68,7 @@ class TorchvisionWeights(Pretrained):
         }
 
 
-SMALL = 64  # below this input size, torchvision's ImageNet stems would shrink the image away
+SMALL = preprocess.SMALL  # below this input size, torchvision's ImageNet stems would shrink the image away
 
 
 def _torchvision(name: str, num_classes: int) -> Any:  # its layers are replaced by attribute and index
