@@ -28,6 +28,7 @@ def test_a_benchmark_runs_in_smoke_mode(path, capsys):
         "offline_plots": "remote scripts: none",
         "weight_ranking": "| cnn | intra_kernel |",
         "sensitivity_sweep": "| sweep, 2 workers | ",
+        "vit_units": "| heads | 2× |",
         "onnx_speedup": "| l1_channel 0.75 |",
         "ray_executor": "| finetune@l1_channel, two loopback nodes (1 used) | ",
     }[path.stem]
