@@ -32,11 +32,19 @@ def setup(params: Params, uses_torch: bool = True) -> Runtime:
         return Runtime(None, workers.count(params.workers))
     import torch
 
-    on_ray_without_gpu = params.executor.kind == "ray" and not torch.cuda.is_available()
-    device = pick_device("cpu" if on_ray_without_gpu else params.device)  # Ray's nodes have the GPUs
+    device = stage_device(params)
     for_jobs(device)
     gpus = torch.cuda.device_count() if device.type == "cuda" else 0
     return Runtime(device, workers.count(params.workers, gpus))
+
+
+def stage_device(params: Params) -> torch.device:
+    """The device of a stage process: `device`, except a driver without a GPU that sends its jobs to
+    Ray, whose nodes have the GPUs (it works on the CPU itself)."""
+    import torch
+
+    on_ray_without_gpu = params.executor.kind == "ray" and not torch.cuda.is_available()
+    return pick_device("cpu" if on_ray_without_gpu else params.device)
 
 
 def pick_device(name: str) -> torch.device:
@@ -44,7 +52,10 @@ def pick_device(name: str) -> torch.device:
     import torch
 
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("params.yaml: device = 'cuda' but no CUDA device is available; use auto or cpu")
+        raise UserError(
+            "params.yaml: device = 'cuda': expected auto or cpu on this machine, which has no CUDA device "
+            "(or executor.kind: ray with a cluster that has GPUs)"
+        )
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device("cuda", 0) if name == "cuda" else torch.device(name)

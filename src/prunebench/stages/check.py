@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prunebench import params, paths, schema, sources
+from prunebench import params, paths, runtime, schema, sources
 from prunebench.errors import UserError, briefly
 from prunebench.files import write_json, write_text
 from prunebench.params import Params
@@ -46,11 +46,7 @@ def inspect_model(checked: Params) -> Inspection:
     from prunebench.training import data, models, pretrained
 
     torch.set_num_threads(1)
-    if checked.device == "cuda" and checked.executor.kind == "local" and not torch.cuda.is_available():
-        raise UserError(  # the stages would find out only when they start (Ray's nodes have their own GPUs)
-            "params.yaml: device = 'cuda': expected auto or cpu on this machine, which has no CUDA device "
-            "(or executor.kind: ray with a cluster that has GPUs)"
-        )
+    runtime.stage_device(checked)  # a device this machine lacks: here, not when the first stage starts
     channels, classes, size = data.shape_of(checked.data)
     model = pretrained.initial(models.spec(checked.model.as_dict(), channels, classes, size)).eval()
     generator = torch.Generator().manual_seed(0)

@@ -267,19 +267,31 @@ def _transformed(dataset: Any, transform: Any) -> Any:
 MEMORY_SHARE = 0.25  # of this machine's memory that decoded ImageFolder images may take
 
 
+def _first_size(files: list[str]) -> tuple[int, int]:
+    """(width, height) of the first image, from its header alone."""
+    from PIL import Image
+
+    with Image.open(files[0]) as image:
+        return image.size
+
+
+def _fits_in_memory(count: int, channels: int, size: tuple[int, int]) -> bool:
+    """Whether `count` images of `size` (width, height), decoded, take at most MEMORY_SHARE of the memory."""
+    import os
+
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return count * channels * size[0] * size[1] <= MEMORY_SHARE * memory
+
+
 def _decode(train_set: Any, test_set: Any, split: Split, channels: int) -> tuple[Images, Images, Images] | None:
     """The three parts of an ImageFolder tree as uint8 tensors, decoded once (None: its images
     differ in size, or would take more than MEMORY_SHARE of the memory)."""
-    import os
-
     import torch
     from PIL import Image
 
     files = [path for path, _ in train_set.samples + test_set.samples]
-    with Image.open(files[0]) as image:  # reads the header only
-        width, height = image.size
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if len(files) * channels * width * height > MEMORY_SHARE * memory:
+    width, height = _first_size(files)
+    if not _fits_in_memory(len(files), channels, (width, height)):
         return None
     for path in files:
         with Image.open(path) as image:
@@ -407,15 +419,9 @@ def check_images(files: list[str], channels: int) -> None:
     """Every image of the tree opens, before any training: decoded whole where the tree is small
     enough to be decoded into memory anyway (`_decode`), else read through (`verify`, which finds a
     truncated PNG). The first bad file is one line, with how many more there are."""
-    import os
-
     from PIL import Image
 
-    with Image.open(files[0]) as image:
-        width, height = image.size
-    whole = len(files) * channels * width * height <= MEMORY_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf(
-        "SC_PHYS_PAGES"
-    )
+    whole = _fits_in_memory(len(files), channels, _first_size(files))
     bad: list[tuple[str, str]] = []
     for path in bar(files, desc="check images", unit="image", leave=False):
         try:
