@@ -151,30 +151,17 @@ def test_faults_of_an_image_folder_are_one_line_naming_the_folder_or_file(tmp_pa
 
 
 @pytest.mark.parametrize("in_memory", [True, False])
-def test_recalibration_sees_training_images_as_the_test_does_whatever_the_augmentation(
-    tmp_path, cfg, monkeypatch, in_memory
-):
-    """Issue 35: BatchNorm statistics re-estimated on augmented batches describe images the test
-    never shows (a pruned ResNet-56 on 32 × 32 CIFAR images read 92.6 % pruned, 79.4 %
-    "recalibrated" under ImageNet's random resized crop). The recalibration batches are the training
-    images in the seed's order, through the evaluation transform; a 32 × 32 ImageFolder tree trains
-    with CIFAR's crop and flip by default."""
+def test_a_small_image_folder_trains_with_cifars_crop_not_imagenets(tmp_path, cfg, monkeypatch, in_memory):
+    """Issue 35: ImageNet's random resized crop (8–100 % of the area) on 32 × 32 images is nothing
+    like a test image, and BatchNorm recalibrated on such batches cost a pruned ResNet-56 13 pp.
+    Below 64 px an ImageFolder tree takes CIFAR's crop and flip by default; params.yaml wins."""
     write_tree(tmp_path)
     cfg_data = section(cfg, tmp_path, image_size=32, crop_pct=1.0, num_workers=0)
     if not in_memory:
         monkeypatch.setattr(data, "MEMORY_SHARE", 0.0)
     splits = data.load(data.prepare(cfg_data), cfg_data)
-    assert splits.in_memory == in_memory and splits.prep.augment == "crop_flip"  # not ImageNet's, below 64 px
+    assert splits.in_memory == in_memory and splits.prep.augment == "crop_flip"
     chosen = section(cfg, tmp_path, image_size=32, augment="resized_crop_flip")
-    explicit = data.load(data.prepare(chosen), chosen)
-    assert explicit.prep.augment == "resized_crop_flip"  # params.yaml wins
-    seed = 3
-    recalibration = batches(data.evaluated(splits.train, splits), splits, cfg_data, CPU, True, seed, augment=False)
-    x, y = next(iter(recalibration))
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed * 1_000_003))  # epoch 0's
-    # the same images through the test's own path (the evaluation transform, in order), then permuted
-    evaluated = batches(data.evaluated(splits.train, splits), splits, cfg_data, CPU)
-    plain_x, plain_y = next(iter(evaluated))
-    assert torch.equal(y, plain_y[order]) and torch.equal(x, plain_x[order])
-    augmented, _ = next(iter(batches(splits.train, splits, cfg_data, CPU, True, seed)))
-    assert not torch.equal(augmented, x)  # what the recalibration used before
+    assert data.load(data.prepare(chosen), chosen).prep.augment == "resized_crop_flip"
+    large = section(cfg, tmp_path, image_size=64, augment=None)
+    assert data.load(data.prepare(large), large).prep.augment == "resized_crop_flip"  # ImageNet's from 64 px

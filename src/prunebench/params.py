@@ -235,10 +235,7 @@ class Params:
     train: Loop = section(Loop, "base model training (epochs 0: the loaded model as it is)")
     sensitivity: Sensitivity = section(Sensitivity)
     schedule: Schedule = section(Schedule)
-    recalibrate: int = setting(
-        integer(0),
-        doc="training batches, as the test shows images (no augmentation), that re-estimate BatchNorm statistics",
-    )
+    recalibrate: int = setting(integer(0), doc="training batches that re-estimate BatchNorm statistics")
     finetune: Loop = section(Loop, "the same fine-tuning for every method and point")
     measure: Measure = section(Measure)
     deploy: Deploy = section(Deploy, "the ONNX export and its check (deploy stage)")

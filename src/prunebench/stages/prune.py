@@ -194,7 +194,7 @@ def assess_point(
     params, choice, ratio, key = bench.params, outcome.choice, outcome.ratio, labels["method"]
     model = prepare_model(outcome.pruned.model, bench.device)
     before = evaluate(model, bench.test, bench.device, per_example=True)
-    recalibrate(model, bench.recalibration_batches(seed), params.recalibrate)
+    recalibrate(model, bench.train_batches(seed), params.recalibrate)
     after = evaluate(model, bench.test, bench.device, per_example=True)
     totals, layer_costs = measure.costs(model, bench.splits.input_shape)
     record.found.files[paths.pruned_model(key, ratio, seed)] = modelfile.dumps(model, base.spec, outcome.pruned.masks)

@@ -74,14 +74,6 @@ class Workbench:
         """Shuffled, augmented training batches whose order follows `seed` (and the epoch)."""
         return batches(self.splits.train, self.splits, self.params.data, self.device, train=True, seed=seed)
 
-    def recalibration_batches(self, seed: int) -> Batches | FileBatches:
-        """Training images in `seed`'s order as the model sees images at test time (the evaluation
-        transform, no augmentation): BatchNorm statistics re-estimated on augmented images describe
-        images the test never shows (on 32 × 32 images ImageNet's random resized crop cost a
-        pruned ResNet-56 14 pp)."""
-        part = data.evaluated(self.splits.train, self.splits)
-        return batches(part, self.splits, self.params.data, self.device, train=True, seed=seed, augment=False)
-
     def run(
         self,
         work: Callable[[Any, Any], Any],

@@ -30,14 +30,10 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 class Batches:
-    """(x, y) batches of an in-memory part on its device: shuffled when `train`, and augmented
-    too unless `augment` is False (then as the images are evaluated)."""
+    """(x, y) batches of an in-memory part on its device: shuffled and augmented when `train`."""
 
-    def __init__(
-        self, part: Images, splits: Splits, batch_size: int, train: bool = False, seed: int = 0, augment: bool = True
-    ):
+    def __init__(self, part: Images, splits: Splits, batch_size: int, train: bool = False, seed: int = 0):
         self.part, self.batch_size, self.train, self.seed, self.epoch = part, batch_size, train, seed, 0
-        self.augment = train and augment
         self.scale, self.prep, self.size = splits.scale, splits.prep, splits.image_size
         device = part.images.device
         self.mean = torch.tensor(self.prep.mean, device=device).view(1, -1, 1, 1)
@@ -57,7 +53,7 @@ class Batches:
         for start in range(0, n, self.batch_size):
             index = order[start : start + self.batch_size]
             x = self.part.images[index].float() / self.scale
-            if self.augment:
+            if self.train:
                 x = preprocess.augment(x, self.prep, self.size, generator)
             elif not self.part.fitted:  # the training part, evaluated
                 x = preprocess.fit(x, self.size, self.prep.crop_pct, self.prep.interpolation)
@@ -132,18 +128,9 @@ def default_workers() -> int:
 
 
 def batches(
-    part: Images | Dataset,
-    splits: Splits,
-    cfg: Data,
-    device: torch.device,
-    train: bool = False,
-    seed: int = 0,
-    augment: bool = True,
+    part: Images | Dataset, splits: Splits, cfg: Data, device: torch.device, train: bool = False, seed: int = 0
 ) -> Batches | FileBatches:
-    """The batches of one part: `cfg` is params.yaml `data`; an in-memory part must be on `device`
-    already. `train`: shuffled by `seed` (and the epoch) and augmented, unless `augment` is False: then
-    the training images as the model sees images at test time (a part of files then comes with its
-    evaluation transform: `data.evaluated`)."""
+    """The batches of one part: `cfg` is params.yaml `data`; an in-memory part must be on `device` already."""
     if isinstance(part, Images):
-        return Batches(part, splits, cfg.batch_size, train, seed, augment)
+        return Batches(part, splits, cfg.batch_size, train, seed)
     return FileBatches(part, cfg.batch_size, device, cfg.num_workers, train, seed)

@@ -246,17 +246,6 @@ class Torchvision:
         return Splits(train, val, test, *shape, prep, 1.0)
 
 
-def evaluated(part: Images | Dataset, splits: Splits) -> Images | Dataset:
-    """A part as the model sees images at test time: an in-memory part as it is (its batches fit
-    it without augmenting: `batches(augment=False)`), a part of files with the evaluation transform."""
-    if isinstance(part, Images):
-        return part
-    from torch.utils.data import Subset
-
-    assert isinstance(part, Subset), "the training part of files is a Subset of the scanned tree"
-    return Subset(_transformed(part.dataset, transforms(splits.prep, splits.image_size, train=False)), part.indices)
-
-
 def _transformed(dataset: Any, transform: Any) -> Any:
     """The same scanned ImageFolder with its own transform: the tree is listed once, not per part."""
     dataset = copy.copy(dataset)
