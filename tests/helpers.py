@@ -15,6 +15,7 @@ from prunebench.pruning.methods import Context, Method
 from prunebench.training import models
 
 ROOT = Path(__file__).resolve().parents[1]
+IMAGE_MODELS = [name for name, family in models.MODELS.items() if family.task == "classification"]  # not the GPT
 
 
 def small_cnn(seed: int = 0) -> torch.nn.Module:

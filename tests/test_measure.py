@@ -6,10 +6,10 @@ from prunebench.params import Measure
 from prunebench.pruning.steps import prune_step
 from prunebench.training import measure, models
 
-from helpers import context, make_method, small_cnn
+from helpers import IMAGE_MODELS, context, make_method, small_cnn
 
 
-@pytest.mark.parametrize("name", list(models.MODELS))
+@pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_macs_of_conv_and_linear_match_torch_flop_counter(name):
     """Attention's products, which the flop counter misses on the CPU's fused kernel: test_macs.py."""
     model = models.build(models.spec({"name": name}, 1, 10, 8)).eval()

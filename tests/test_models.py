@@ -4,6 +4,8 @@ from torch import nn
 from prunebench.training import models
 from prunebench.training.models.cnn import ResidualBlock
 
+from helpers import IMAGE_MODELS
+
 
 def test_default_cnn_has_a_target_for_every_method_family():
     model = models.build(models.spec({"name": "cnn"}, 1, 10, 8))
@@ -15,7 +17,7 @@ def test_default_cnn_has_a_target_for_every_method_family():
 
 
 def test_output_layer_is_never_prunable():
-    for name in models.MODELS:
+    for name in IMAGE_MODELS:
         model = models.build(models.spec({"name": name}, 1, 10, 8))
         assert models.output_layer_name(model) not in models.prunable_layers(model)
         assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)

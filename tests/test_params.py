@@ -53,7 +53,7 @@ def test_default_params_are_valid_and_run_every_system_at_five_points(cfg):
         (lambda p: p["methods"].update(ablation={"method": "nope"}), "methods.ablation.method", "l1_channel"),
         (lambda p: p["methods"]["l1_channel"].update(round_to=0), "methods.l1_channel.round_to", "integer ≥ 1"),
         (lambda p: p["data"].update(name="imagenet21k"), "data.name", "digits"),
-        (lambda p: p["model"].update(name="gpt"), "model.name", "one of cnn, resnet20, resnet56, vgg11_bn"),
+        (lambda p: p["model"].update(name="gpt2"), "model.name", "one of cnn, resnet20, resnet56, vgg11_bn"),
         (lambda p: p["train"].update(epochs=2.5), "train.epochs", "an integer ≥ 0"),
         (lambda p: p["model"].update(checkpoint="nowhere.pt"), "model.checkpoint", "a state dict file"),
         (lambda p: p["model"].update(name="nowhere:net"), "model.name", "cannot import it from the repository root"),

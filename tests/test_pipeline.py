@@ -646,3 +646,40 @@ def test_every_default_method_gives_a_vision_transformer_a_row_or_a_one_line_ref
     report = (repo / "results/report.md").read_text()
     assert all(f"**{key}**" in report for key in refused)
     assert "– (no BatchNorm)" in report and "no BatchNorm, so there are no statistics" in report
+
+
+def test_the_language_model_preset_runs_end_to_end_judged_on_perplexity(tmp_path_factory):
+    """Issue 33: presets/shakespeare.yaml through `dvc repro`, CI-sized (one seed, one point, a
+    2-block GPT, one epoch): perplexity columns in the results, the winners and the report, the
+    paired statistics on per-sequence losses, heads and neurons physically removed, ONNX checked."""
+    repo = copy_project(tmp_path_factory, None)
+    params = yaml.safe_load((repo / "presets/shakespeare.yaml").read_text())
+    params |= {"seeds": [0], "ratio": 0.5}
+    params["data"] |= {"sequence_length": 32}
+    params["model"] |= {"dim": 32, "depth": 2}
+    params["train"]["epochs"] = params["finetune"]["epochs"] = 1
+    params["sensitivity"]["ratios"] = [0.5]
+    params["measure"] |= {"rounds": 1, "min_run_time": 0.005}
+    params["stats"]["resamples"] = 200
+    params["methods"] = {key: params["methods"][key] for key in ("magnitude", "l1_channel", "taylor1")}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(repo, "git", "commit", "-qam", "the language-model preset")
+    run(repo, "dvc", "repro")
+    results = pd.read_csv(repo / "results/results.csv")
+    assert {"base_perplexity", "pruned_perplexity", "finetuned_perplexity", "perplexity_change"} <= set(results)
+    assert np.allclose(results["finetuned_perplexity"], np.exp(results["finetuned_loss"]))
+    assert (results["base_perplexity"] < 27.4).all()  # below the text's unigram perplexity after one epoch
+    assert (results["onnx_check"] == "ok").all() and results["reached"].all()
+    channel = results[results["unit"] == "channel"]
+    assert (channel["params"] < channel["base_params"]).all()  # heads, neurons or width removed
+    winners = pd.read_csv(repo / "results/winners.csv")
+    finetuned = winners[winners["phase"] == "finetuned"]
+    assert finetuned["perplexity"].iloc[0] == finetuned["perplexity"].min() and "seeds_for_1pct" in winners
+    with np.load(repo / "results/predictions.npz") as stored:
+        losses = stored["magnitude/0.5/0/finetuned"]
+    assert losses.dtype == np.float32 and np.isclose(
+        np.exp(losses.mean()), results.set_index("method").loc["magnitude", "finetuned_perplexity"], rtol=1e-4
+    )
+    report = (repo / "results/report.md").read_text()
+    assert "test perplexity (lower is better)" in report and "– (no BatchNorm)" in report
+    assert "| perplexity " in report and "seeds for 1 %" in report

@@ -10,7 +10,7 @@ from prunebench.pruning.steps import prune_step
 from prunebench.training import measure, modelfile, models
 from prunebench.training.models import prunable_layers
 
-from helpers import context, make_method
+from helpers import IMAGE_MODELS, context, make_method
 
 SHAPE = (3, 32, 32)
 STRUCTURED = ["l1_channel", "l1_channel_global", "random_channel", "slimming", "kernel", "intra_kernel"]
@@ -22,7 +22,7 @@ def model_ctx(name: str):
     return model, context([(torch.randn(4, *SHAPE), torch.randint(0, 10, (4,)))], input_shape=SHAPE)
 
 
-@pytest.mark.parametrize("name", list(models.MODELS))
+@pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_l1_channel_halves_every_model_and_survives_a_save_load_round_trip(tmp_path, name):
     model, ctx = model_ctx(name)
     x = torch.randn(2, *SHAPE)
@@ -38,7 +38,7 @@ def test_l1_channel_halves_every_model_and_survives_a_save_load_round_trip(tmp_p
 
 
 @pytest.mark.parametrize("method", STRUCTURED)
-@pytest.mark.parametrize("name", list(models.MODELS))
+@pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_every_model_prunes_with_every_structured_method_and_still_trains(name, method):
     model, ctx = model_ctx(name)
     nonzeros = measure.count_nonzero(model)  # before: weight methods prune in place
@@ -116,7 +116,7 @@ def test_slimming_ranks_by_bn_scale_and_sparsity_training_shrinks_the_scales():
     assert gammas.mean() < 1.0  # initialised at 1, pulled down by the L1 penalty
 
 
-@pytest.mark.parametrize("name", list(models.MODELS))
+@pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_interval_adjoint_prunes_every_model_it_can_trace(name):
     """One iteration of the retention schedule; a model with an operation interval arithmetic
     does not cover (mobilenet_v3_large: hardswish, squeeze-excitation; vit: attention) stops with

@@ -23,7 +23,7 @@ def table(_: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    """Test accuracy and cost of a saved model file, on the prepared split."""
+    """Test metrics (accuracy, loss; a language model's perplexity) and cost of a saved model file."""
     import json
 
     from prunebench import params, runtime
@@ -74,12 +74,12 @@ def export_model(args: argparse.Namespace) -> int:
     import torch
 
     from prunebench.deploy import export
-    from prunebench.training import modelfile
+    from prunebench.training import inputs, modelfile
 
     spec = modelfile.load(args.model)[2]
     model = export.deployable(args.model)
-    size = spec["image_size"]
-    x = torch.randn(8, spec["in_channels"], size, size, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    x = inputs.example(inputs.shape_of_spec(spec), 8, random=True)
     try:
         export.export(model, x[:1], args.out)
     except Exception as error:  # noqa: BLE001 (one line, as the deploy stage says it)

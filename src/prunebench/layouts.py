@@ -6,6 +6,9 @@ from typing import Any
 
 EPOCH_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")  # a `train.fit` record
 BASE_COLUMNS = ("accuracy", "loss", "params", "nonzeros", "macs", "macs_sparse")  # results/base.csv
+# what `loops.evaluate` measures: every model's accuracy and loss, a language model's perplexity too
+METRICS = ("accuracy", "loss", "perplexity")
+SCORES = ("accuracy", "perplexity")  # the metrics a task is judged on (`prunebench.task`)
 # results/deploy.csv, after ROW_KEYS: the ONNX check of each model, then the latencies of the first
 # seed's model at its point (ms; PyTorch at measure.latency_batch, ONNX Runtime there and at batch 1)
 # and its speed-ups over the base model timed beside it
@@ -37,6 +40,12 @@ ITERATION_COLUMNS = (
     "params",
     "macs",
 )
+
+
+def phase_columns(phase: str, result: dict[str, Any]) -> dict[str, float]:
+    """An evaluation's metrics as a result row has them: `<phase>_accuracy`, `<phase>_loss` and,
+    for a language model, `<phase>_perplexity`."""
+    return {f"{phase}_{k}": result[k] for k in METRICS if k in result}
 
 
 def counts(row: dict[str, Any]) -> dict[str, int]:

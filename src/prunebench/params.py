@@ -66,7 +66,9 @@ def fraction(lo_open: bool = True, hi_open: bool = True) -> Check:
 
 @dataclass(frozen=True)
 class Data:
-    name: str = setting(string(), doc="digits | mnist | fashionmnist | cifar10 | cifar100 | imagefolder")
+    name: str = setting(
+        string(), doc="digits | mnist | fashionmnist | cifar10 | cifar100 | imagefolder | shakespeare | text"
+    )
     root: str = setting(string(), doc="where torchvision data sets are looked for")
     download: bool = setting(boolean(), doc="let torchvision fetch the data set into root (needs internet)")
     image_size: int | None = setting(
@@ -74,7 +76,7 @@ class Data:
     )
     split_seed: int = setting(integer(0), doc="seed of the fixed stratified split")
     val_fraction: float = setting(fraction(), doc="validation part, carved from the training part")
-    test_fraction: float = setting(fraction(), doc="test part (digits only)")
+    test_fraction: float = setting(fraction(), doc="test part (digits and shakespeare only)")
     batch_size: int = setting(integer(1))
     num_workers: int | None = setting(optional(integer(0)), doc="imagefolder DataLoader workers (null: per core)")
     crop_pct: float | None = setting(
@@ -94,6 +96,7 @@ class Data:
         None,
         "of every resize: " + " | ".join(INTERPOLATIONS) + " (null: the weights' or bilinear)",
     )
+    sequence_length: int = setting(integer(2), 64, "text: the tokens a language model reads at once")
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ def check(model: nn.Module, onnx_model: bytes | str | Path, x: Tensor, tolerance
         return Check(f"ONNX Runtime cannot run it: {briefly(error)}")
     difference = float(np.abs(got - expected).max())
     scale = float(np.abs(expected).max())
-    agreement = float((got.argmax(1) == expected.argmax(1)).mean())
+    agreement = float((got.argmax(-1) == expected.argmax(-1)).mean())  # per example, or per token
     problem = None
     if not difference <= tolerance * (1 + scale):
         where = first_difference(model, x, tolerance)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from prunebench.deploy.export import INPUT, OUTPUT
+from prunebench.training.inputs import example
 
 WAYS = ("latency_ms", "ort_ms", "ort_b1_ms")  # PyTorch eager at the batch, ONNX Runtime at the batch and at 1
 
@@ -29,8 +30,8 @@ def interleaved(
 ) -> dict[str, dict[str, float]]:
     """Milliseconds per pass of each (PyTorch model, ONNX Runtime session), keyed by WAYS, on
     the CPU threads this process has."""
-    x = torch.randn(batch, *input_shape)
-    inputs = {n: {INPUT: torch.randn(n, *input_shape).numpy()} for n in (1, batch)}
+    x = example(input_shape, batch, random=True)
+    inputs = {n: {INPUT: example(input_shape, n, random=True).numpy()} for n in (1, batch)}
 
     def ways(model: nn.Module, session: Any) -> dict[str, Callable[[], Any]]:
         return {

@@ -1,6 +1,7 @@
-"""Per-layer ratios from sensitivity curves: spend a pruning budget where the measured accuracy
-drop per unit removed is smallest. Pure arithmetic on the sensitivity stage's rows, so the
-methods that use it import nothing of the sweep that measured them."""
+"""Per-layer ratios from sensitivity curves: spend a pruning budget where the measured drop in
+accuracy (a language model's: in minus its loss) per unit removed is smallest. Pure arithmetic on
+the sensitivity stage's rows, so the methods that use it import nothing of the sweep that
+measured them."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ def allocate(
 ) -> dict[str, float]:
     """Per-layer ratios that remove `target` of all units (weighted by `sizes`) in total.
 
-    `curves` maps a layer to its measured (ratio, accuracy) points, ratio 0 included. The drop
+    `curves` maps a layer to its measured (ratio, quality) points (`quality`), ratio 0 included. The drop
     is interpolated linearly and made non-decreasing; the budget is spent greedily in steps of
-    `step`, each time on the layer whose accuracy drop per unit removed is smallest. The last
+    `step`, each time on the layer whose quality drop per unit removed is smallest. The last
     step is partial, so the total is exact. A layer never goes past its largest measured ratio.
     """
     drops, caps = {}, {}
@@ -51,10 +52,17 @@ def allocate(
     return chosen
 
 
+def quality(row: dict) -> float:
+    """What allocation keeps high, from a sensitivity row: the accuracy of a classifier; minus the
+    loss of a language model (the log of its perplexity: a drop is the log of how many times the
+    perplexity grows, the same for every layer whatever the level)."""
+    return -float(row["loss"]) if row.get("perplexity") not in (None, "") else float(row["accuracy"])
+
+
 def curves_of(rows: list[dict], kind: str) -> dict[str, list[tuple[float, float]]]:
-    """(ratio, accuracy) points per layer of one kind, averaged over the rows' seeds."""
+    """(ratio, quality) points per layer of one kind, averaged over the rows' seeds."""
     points: dict[str, dict[float, list[float]]] = {}
     for row in rows:
         if row["kind"] == kind:
-            points.setdefault(row["layer"], {}).setdefault(float(row["ratio"]), []).append(float(row["accuracy"]))
+            points.setdefault(row["layer"], {}).setdefault(float(row["ratio"]), []).append(quality(row))
     return {layer: [(r, float(np.mean(a))) for r, a in sorted(by_ratio.items())] for layer, by_ratio in points.items()}

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from prunebench.errors import briefly
 from prunebench.training import models
+from prunebench.training.inputs import InputShape, example
 from prunebench.training.models.transformer import Heads
 
 OUT_CHANNEL_FNS = (tp.pruner.function.prune_conv_out_channels, tp.pruner.function.prune_linear_out_channels)
@@ -103,7 +104,7 @@ def graph(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph:
     with warnings.catch_warnings():  # parameters the hints do not name: on their last dimension, said in README
         warnings.filterwarnings("ignore", "Unwrapped parameters detected")
         return tp.DependencyGraph().build_dependency(
-            model, example_inputs=torch.zeros(1, *input_shape, device=device), unwrapped_parameters=unwrapped or None
+            model, example_inputs=example(input_shape, 1, device), unwrapped_parameters=unwrapped or None
         )
 
 
@@ -203,13 +204,13 @@ def frozen_groups(model: nn.Module, input_shape: tuple[int, ...]) -> list[Frozen
     key = (type(model).__qualname__, tuple(n for n, _ in model.named_modules()), tuple(input_shape))
     if key not in _checked:
         built = graph(model, input_shape)
-        x = torch.zeros(2, *input_shape, device=next(model.parameters()).device)
+        x = example(input_shape, 2, next(model.parameters()).device)
         with torch.no_grad():
             expected = copy.deepcopy(model).eval()(x).shape  # the model itself may be training: its statistics stay
         modules = dict(model.named_modules())
         found = []
         for _, layers in _channel_groups(model, built):
-            reason = _fault(model, built, layers, modules, x, expected)
+            reason = _fault(model, built, layers, modules, input_shape, x, expected)
             if reason:
                 found.append(Frozen(layers, reason))
         _checked[key] = found
@@ -221,6 +222,7 @@ def _fault(
     built: tp.DependencyGraph,
     layers: tuple[str, ...],
     modules: dict[str, nn.Module],
+    input_shape: InputShape,
     x: Tensor,
     expected: torch.Size,
 ) -> str | None:
@@ -245,7 +247,7 @@ def _fault(
         probe = copy.deepcopy(model).eval()
         try:
             layer = probe.get_submodule(layers[0])
-            graph(probe, tuple(x.shape[1:])).get_pruning_group(layer, out_fn(layer), [index]).prune()
+            graph(probe, input_shape).get_pruning_group(layer, out_fn(layer), [index]).prune()
             with torch.no_grad():
                 shape = probe(x).shape
         except Exception as error:  # whatever the probe raises is the finding

@@ -17,6 +17,7 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
+from prunebench.training.loops import cross_entropy
 from prunebench.training.models.transformer import differentiable_attention
 
 Batches = list[tuple[Tensor, Tensor]]
@@ -40,7 +41,7 @@ class HessianOperator:
         model: nn.Module,
         params: list[nn.Parameter],
         batches: Batches,
-        loss_fn=nn.functional.cross_entropy,
+        loss_fn=cross_entropy,
         keep_graph: bool = True,
     ):
         self.model, self.params, self.batches, self.loss_fn = model, params, batches, loss_fn

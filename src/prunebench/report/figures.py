@@ -20,6 +20,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator  # noqa: E
 from prunebench.files import save_with  # noqa: E402
 from prunebench.report.markdown import WINNER_PHASES, standing  # noqa: E402
 from prunebench.report.palette import FAMILIES, Look  # noqa: E402
+from prunebench.task import IMAGES, TASKS, Task  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
@@ -33,11 +34,18 @@ def _log2_axis(axis) -> None:
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
 
 
-def pareto(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    """The points no other point beats on both `x` and `y` (larger is better on both), by `x`."""
-    ordered = points.sort_values([x, y], ascending=[False, False])
-    front = ordered[ordered[y] > ordered[y].cummax().shift(fill_value=-np.inf)]
-    return front.sort_values(x)
+def pareto(points: pd.DataFrame, x: str, y: str, higher: bool = True) -> pd.DataFrame:
+    """The points no other point beats on both `x` and `y` (larger `x` is better; larger `y` too,
+    or smaller where not `higher`), by `x`."""
+    sign = 1 if higher else -1
+    ordered = points.assign(_y=sign * points[y]).sort_values([x, "_y"], ascending=[False, False])
+    front = ordered[ordered["_y"] > ordered["_y"].cummax().shift(fill_value=-np.inf)]
+    return front.drop(columns="_y").sort_values(x)
+
+
+def metric_label(task: Task, where: str = "test") -> str:
+    """An axis label of the task's metric: "test accuracy (%)", "test perplexity"."""
+    return f"{where} {task.metric}" + (f" ({task.unit})" if task.unit else "")
 
 
 def standings(winners: pd.DataFrame, phase: str) -> dict[tuple[str, float], str]:
@@ -51,10 +59,11 @@ def plot_tradeoff(
     winners: pd.DataFrame,
     looks: dict[str, Look],
     budget: str,
-    base_accuracy: float,
+    base_value: float,
     path: str | Path,
+    task: Task = IMAGES,
 ) -> Path:
-    """Accuracy against the reduction of the budget (log₂), a column per family and a row per
+    """The task's metric against the reduction of the budget (log₂), a column per family and a row per
     phase: mean over seeds with a ± std band; stars mark the best method at each budget, rings
     the methods tied with it, and the lines of methods that win or tie somewhere are drawn
     boldest; hollow markers miss their target; the black steps are the Pareto front over every
@@ -66,19 +75,26 @@ def plot_tradeoff(
     )
     axes = np.asarray(axes).reshape(len(phases), len(families))
     for row, (phase, title) in enumerate(phases):
-        column = f"{phase}_accuracy_mean"
+        column = f"{phase}_{task.metric}_mean"
         marks = standings(winners, phase)
-        front = pareto(summary[summary["reached"]], "reduction_mean", column)
+        front = pareto(summary[summary["reached"]], "reduction_mean", column, task.higher_is_better)
         for ax, fam in zip(axes[row], families):
             for method in [m for m, look in looks.items() if look.family == fam]:
-                _tradeoff_line(ax, summary[summary["method"] == method], phase, looks[method], marks, method)
-            ax.axhline(base_accuracy * 100, color="black", linestyle=":", linewidth=1)
-            ax.step(front["reduction_mean"], front[column] * 100, where="post", color="black", linewidth=1.1, alpha=0.6)
+                _tradeoff_line(ax, summary[summary["method"] == method], phase, looks[method], marks, method, task)
+            ax.axhline(base_value * task.scale, color="black", linestyle=":", linewidth=1)
+            ax.step(
+                front["reduction_mean"],
+                front[column] * task.scale,
+                where="post",
+                color="black",
+                linewidth=1.1,
+                alpha=0.6,
+            )
             ax.set_xscale("log", base=2)
             _log2_axis(ax.xaxis)
             ax.set_title(f"{FAMILIES[fam].label}: {title}", fontsize="medium")
             ax.grid(alpha=0.3)
-        axes[row][0].set_ylabel("test accuracy (%)")
+        axes[row][0].set_ylabel(metric_label(task))
     key = [
         Line2D([], [], color="black", marker="*", markersize=13, linestyle="none", label="best at this budget"),
         Line2D([], [], color="black", marker="o", markersize=10, fillstyle="none", linestyle="none", label="tied"),
@@ -100,11 +116,11 @@ def plot_tradeoff(
     return save_figure(fig, path)
 
 
-def _tradeoff_line(ax, rows: pd.DataFrame, phase: str, look: Look, marks: dict, method: str) -> None:
+def _tradeoff_line(ax, rows: pd.DataFrame, phase: str, look: Look, marks: dict, method: str, task: Task) -> None:
     """One method's curve in one panel of the trade-off figure."""
     rows = rows.sort_values("reduction_mean")
-    x, mean = rows["reduction_mean"], rows[f"{phase}_accuracy_mean"] * 100
-    std = rows[f"{phase}_accuracy_std"].fillna(0) * 100
+    x, mean = rows["reduction_mean"], rows[f"{phase}_{task.metric}_mean"] * task.scale
+    std = rows[f"{phase}_{task.metric}_std"].fillna(0) * task.scale
     standing = [marks.get((method, r)) for r in rows["ratio"]]
     weight = 2.8 if "best" in standing else 1.7 if "tied" in standing else 0.9
     ax.plot(x, mean, color=look.colour, linestyle=look.linestyle, linewidth=weight, label=method, zorder=2 + weight)
@@ -119,11 +135,14 @@ def _tradeoff_line(ax, rows: pd.DataFrame, phase: str, look: Look, marks: dict, 
             ax.scatter(xi, yi, marker="o", s=110, facecolors="none", edgecolors=look.colour, linewidths=1.6, zorder=6)
 
 
-def plot_differences(winners: pd.DataFrame, looks: dict[str, Look], budget: str, path: str | Path) -> Path:
+def plot_differences(
+    winners: pd.DataFrame, looks: dict[str, Look], budget: str, path: str | Path, task: Task = IMAGES
+) -> Path:
     """The report's statistics as a picture: at each budget (a column) and phase (a row), every
-    method's accuracy difference to the best with its paired-bootstrap interval, on a symmetric
-    log axis (linear within 2 pp). Methods tied with the best (interval containing 0) are drawn in
-    their colour; the others in grey."""
+    method's difference to the best in the task's metric with its paired-bootstrap interval, worse
+    to the left, on a symmetric log axis (linear within 2 pp, or 2 of perplexity). Methods tied with
+    the best (interval containing 0) are drawn in their colour; the others in grey."""
+    scale = task.scale
     phases = list(WINNER_PHASES.items())
     points = sorted(winners["ratio"].unique())
     methods = list(looks)
@@ -140,11 +159,11 @@ def plot_differences(winners: pd.DataFrame, looks: dict[str, Look], budget: str,
             at = winners[(winners["phase"] == phase) & (winners["ratio"] == ratio)]
             for r in at.itertuples():
                 colour = looks[r.method].colour if r.tied else "#9a9a9a"
-                low, high = -r.high * 100, -r.low * 100  # method minus best: the interval of −difference
+                low, high = -r.high * scale, -r.low * scale  # the interval of −difference: worse to the left
                 ax.plot([low, high], [y[r.method]] * 2, color=colour, linewidth=2.2 if r.tied else 1.2)
                 best = standing(r) == "best"
                 ax.scatter(
-                    -r.difference * 100,
+                    -r.difference * scale,
                     y[r.method],
                     marker="*" if best else "o",
                     s=150 if best else 30,
@@ -155,7 +174,7 @@ def plot_differences(winners: pd.DataFrame, looks: dict[str, Look], budget: str,
             ax.axvline(0, color="black", linewidth=0.8)
             ax.set_xscale("symlog", linthresh=2)  # ties are within a few pp: linear there, logarithmic beyond
             ax.xaxis.set_major_locator(FixedLocator([-50, -10, -2, -1, 0, 1, 2]))
-            ax.set_xlim(-winners["high"].max() * 130, max(-winners["low"].min() * 100, 1) * 1.5)
+            ax.set_xlim(-winners["high"].max() * scale * 1.3, max(-winners["low"].min() * scale, 1) * 1.5)
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.set_title(f"{title.split(' (')[0]}, {budget} {1 / (1 - ratio):g}×", fontsize="small")
             ax.grid(axis="x", alpha=0.3)
@@ -165,7 +184,8 @@ def plot_differences(winners: pd.DataFrame, looks: dict[str, Look], budget: str,
             label.set_color(looks[label.get_text()].colour)
     axes[0][0].invert_yaxis()
     for ax in axes[-1]:
-        ax.set_xlabel("accuracy − best (pp; log beyond 2)", fontsize="small")
+        axis = "accuracy − best (pp; log beyond 2)" if task.percent else "best − perplexity (log beyond 2)"
+        ax.set_xlabel(axis, fontsize="small")
     fig.suptitle(
         "Difference to the best at each budget, with its paired 95 % interval: coloured = tied with the best, "
         "grey = worse; missing = target not reached",
@@ -272,46 +292,56 @@ def plot_curves(
     title: str,
     panels: str | None = None,
     looks: dict[str, Look] | None = None,
+    task: Task = IMAGES,
 ) -> Path:
-    """Validation accuracy per epoch, one line per value of `by` (mean over seeds), one panel per
-    value of `panels` (e.g. each operating point); methods in their `looks`, other series (seeds)
-    in matplotlib's cycle."""
+    """The validation metric per epoch (accuracy, or perplexity: exp of the validation loss), one
+    line per value of `by` (mean over seeds), one panel per value of `panels` (e.g. each operating
+    point); methods in their `looks`, other series (seeds) in matplotlib's cycle."""
     groups = list(curves.groupby(panels, sort=True)) if panels else [(None, curves)]
     fig, axes = plt.subplots(1, len(groups), figsize=(3.6 * len(groups) + 1.5, 3.8), sharey=True, squeeze=False)
     for ax, (panel, frame) in zip(axes[0], groups):
         for i, (name, group) in enumerate(frame.groupby(frame[by].astype(str), sort=False)):
-            mean = group.groupby("epoch")["val_accuracy"].mean()
+            mean = _validation(group, task).groupby(group["epoch"]).mean()
             look = looks[name] if looks else None
             ax.plot(
                 mean.index,
-                mean * 100,
+                mean * task.scale,
                 color=look.colour if look else f"C{i % 10}",
                 linestyle=look.linestyle if look else "-",
                 label=name,
             )
         ax.set(xlabel="epoch", title=title if panel is None else f"{title}: {panels} {panel:g}")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("validation accuracy (%)")
+    axes[0][0].set_ylabel(metric_label(task, "validation"))
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     return save_figure(fig, path)
 
 
-def _sensitivity(rows: list[dict], kind: str) -> pd.DataFrame:
-    """Accuracy per layer × ratio of one kind, mean over seeds (layers in network order)."""
+def _validation(rows: pd.DataFrame, task: Task) -> pd.Series:
+    """The validation metric of training-curve rows: their accuracy, or exp of their loss (perplexity)."""
+    return rows["val_accuracy"] if task.percent else np.exp(rows["val_loss"])
+
+
+def _sensitivity(rows: list[dict], kind: str) -> tuple[pd.DataFrame, Task]:
+    """The validation metric (accuracy, or a language model's perplexity) per layer × ratio of one
+    kind, mean over seeds (layers in network order), and the task it measures."""
     frame = pd.DataFrame(rows)
+    task = TASKS["language_modelling"] if "perplexity" in frame else IMAGES
     frame = frame[frame["kind"] == kind]
-    return frame.pivot_table(index="layer", columns="ratio", values="accuracy", sort=False)
+    return frame.pivot_table(index="layer", columns="ratio", values=task.metric, sort=False), task
 
 
 def plot_sensitivity(rows: list[dict], path: str | Path) -> Path:
-    """Validation accuracy of each layer pruned alone by magnitude, against the ratio."""
-    table = _sensitivity(rows, "unstructured")
+    """The validation metric of each layer pruned alone by magnitude, against the ratio."""
+    table, task = _sensitivity(rows, "unstructured")
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for layer, accuracy in table.iterrows():
-        ax.plot(table.columns, accuracy * 100, marker=".", label=layer)
+    for layer, values in table.iterrows():
+        ax.plot(table.columns, values * task.scale, marker=".", label=layer)
+    if not task.higher_is_better:
+        ax.set_yscale("log")
     ax.set(
         xlabel="fraction of the layer's weights removed (magnitude)",
-        ylabel="validation accuracy (%)",
+        ylabel=metric_label(task, "validation"),
         title="Layer sensitivity, unstructured (mean over seeds)",
     )
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
@@ -319,18 +349,20 @@ def plot_sensitivity(rows: list[dict], path: str | Path) -> Path:
 
 
 def plot_sensitivity_heatmap(rows: list[dict], path: str | Path) -> Path:
-    """Accuracy drop when one channel group loses its weakest filters: groups × ratios."""
-    table = _sensitivity(rows, "structured")
-    drop = (table[[0.0]].to_numpy() - table) * 100
+    """How much worse the metric gets when one channel group loses its weakest filters: groups ×
+    ratios (accuracy drop in pp; a language model's perplexity rise)."""
+    table, task = _sensitivity(rows, "structured")
+    drop = (table[[0.0]].to_numpy() - table) * task.scale * (1 if task.higher_is_better else -1)
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(drop.columns), 1.2 + 0.5 * len(drop)))
     image = ax.imshow(drop.to_numpy(), cmap="Reds", vmin=0, aspect="auto")
     for (i, j), value in np.ndenumerate(drop.to_numpy()):
-        ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize="small")
+        ax.text(j, i, f"{value:.0f}" if task.percent else f"{value:.2g}", ha="center", va="center", fontsize="small")
     ax.set_xticks(range(len(drop.columns)), [f"{r:g}" for r in drop.columns])
     ax.set_yticks(range(len(drop)), drop.index)
+    what = "Accuracy drop (pp)" if task.percent else "Perplexity rise"
     ax.set(
         xlabel="fraction of the group's channels removed (filter L1)",
-        title="Accuracy drop (pp), structured (mean over seeds)",
+        title=f"{what}, structured (mean over seeds)",
     )
     fig.colorbar(image, ax=ax)
     return save_figure(fig, path)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from prunebench.params import Params
 from prunebench.report import stats
+from prunebench.task import Task, of_columns
 
 TOLERANCE = 0.01  # a target is met when what a method keeps of the budget is within 1 % of it
 WINNER_PHASES = {"finetuned": "after fine-tuning", "recalibrated": "after pruning (BatchNorm recalibrated)"}
@@ -38,9 +39,10 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
 def standings(
     results: pd.DataFrame, predictions: dict[str, np.ndarray], phase: str, confidence: float, resamples: int
 ) -> pd.DataFrame:
-    """Per point, the methods that reached it, best first: mean accuracy in `phase`, the
+    """Per point, the methods that reached it, best first: the task's mean metric in `phase`, the
     difference from the best with its paired-bootstrap interval, and whether it is tied with the
-    best; and the seeds a 1 pp difference would take to separate at that point."""
+    best; and the seeds a difference of `Task.resolution` would take to separate at that point."""
+    task = of_columns(results.columns)
     rows = []
     for ratio, at_point in results.groupby("ratio", sort=True):
         reached = at_point.groupby("method", sort=False)["reached"].all()
@@ -50,14 +52,15 @@ def standings(
         }
         if not correct:
             continue
-        ranked = stats.rank(correct, confidence, resamples)
+        ranked = stats.rank(correct, confidence, resamples, task)
         # the comparisons that decide: among the best and the methods tied with it (at least the runner-up)
         contenders = (
             [s.method for s in ranked if s.tied] if sum(s.tied for s in ranked) > 1 else [s.method for s in ranked[:2]]
         )
         pool = {m: correct[m] for m in contenders}
-        needed = stats.seeds_needed(stats.seed_spread(pool), confidence=confidence) if len(seeds) > 1 else None
-        std = at_point.groupby("method")[f"{phase}_accuracy"].std()
+        spread, resolution = stats.seed_spread(pool, task), task.resolution(ranked[0].value)
+        needed = stats.seeds_needed(spread, resolution, confidence=confidence) if len(seeds) > 1 else None
+        std = at_point.groupby("method")[f"{phase}_{task.metric}"].std()
         for s in ranked:
             rows.append(
                 {
@@ -65,13 +68,13 @@ def standings(
                     "ratio": ratio,
                     "target_reduction": 1 / (1 - ratio),
                     "method": s.method,
-                    "accuracy": s.accuracy,
-                    "accuracy_std": std[s.method],
+                    task.metric: s.value,
+                    f"{task.metric}_std": std[s.method],
                     "difference": s.difference,
                     "low": s.low,
                     "high": s.high,
                     "tied": s.tied,
-                    "seeds_for_1pp": needed,
+                    task.seeds_column: needed,
                 }
             )
     return pd.DataFrame(rows)
@@ -88,24 +91,30 @@ def _pm(mean: float, std: float, scale: float = 100.0, digits: int = 1) -> str:
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
 
 
+def _pm_metric(task: Task, mean: float, std: float) -> str:
+    """A metric's mean ± std as the report shows it: accuracy in % to 0.1, perplexity to 0.01."""
+    return _pm(mean, std, task.scale, 1 if task.percent else 2)
+
+
 def markdown(frame: pd.DataFrame) -> str:
     """A table as Markdown, its cells as given (no re-formatting of numbers)."""
     return frame.to_markdown(index=False, disable_numparse=True)
 
 
 def winner_table(winners: pd.DataFrame, budget: str, phase: str = "finetuned") -> str:
-    """Per budget: the best method, the methods statistically tied with it, and the seeds a 1 pp
-    difference would need."""
-    rows = []
+    """Per budget: the best method, the methods statistically tied with it, and the seeds a
+    difference of the task's resolution (1 pp of accuracy, 1 % of perplexity) would need."""
+    task, rows = of_columns(winners.columns), []
+    metric = task.metric
     for ratio, group in winners[winners["phase"] == phase].groupby("ratio", sort=True):
         best = group.iloc[0]
-        tied = [f"{r.method} ({r.accuracy * 100:.1f})" for r in group.iloc[1:].itertuples() if r.tied]
-        needed = group["seeds_for_1pp"].iloc[0]
+        tied = [f"{r.method} ({task.shown(r[metric])})" for _, r in group.iloc[1:].iterrows() if r.tied]
+        needed = group[task.seeds_column].iloc[0]
         rows.append(
             [
                 f"{budget} {best.target_reduction:g}× (ratio {ratio:g})",
                 best.method,
-                _pm(best.accuracy, best.accuracy_std),
+                _pm_metric(task, best[metric], best[f"{metric}_std"]),
                 ", ".join(tied) or "none",
                 f"{len(group) - 1 - len(tied)} of {len(group) - 1}",
                 "–" if pd.isna(needed) else f"{needed:.0f}",
@@ -117,10 +126,10 @@ def winner_table(winners: pd.DataFrame, budget: str, phase: str = "finetuned") -
             columns=[
                 "budget",
                 "best",
-                "accuracy %",
-                "tied with the best (accuracy %)",
+                f"{metric} {task.unit}".strip(),
+                f"tied with the best ({metric} {task.unit})".replace(" )", ")"),
                 "worse than the best",
-                "seeds for 1 pp",
+                f"seeds for {task.resolution_label}",
             ],
         )
     )
@@ -134,9 +143,12 @@ def target_note(reached: bool, reduction: float, target: float) -> str:
 
 
 def point_table(summary: pd.DataFrame, winners: pd.DataFrame, ratio: float, batchnorm: bool = True) -> str:
-    """Every method at one point: how it met the target, its accuracies and its cost; without
-    BatchNorm, nothing was recalibrated and the column says so."""
+    """Every method at one point: how it met the target, its metric (accuracy or perplexity) in
+    each phase and its cost; without BatchNorm, nothing was recalibrated and the column says so."""
     at = summary[summary["ratio"] == ratio]
+    task = of_columns(c.removesuffix("_mean") for c in summary.columns)
+    m, unit = task.metric, f" {task.unit}" if task.unit else ""
+    pm = lambda r, column: _pm_metric(task, r[f"{column}_mean"], r[f"{column}_std"])  # noqa: E731
     verdict = {
         r.method: standing(r)
         for r in winners[(winners["phase"] == "finetuned") & (winners["ratio"] == ratio)].itertuples()
@@ -148,10 +160,10 @@ def point_table(summary: pd.DataFrame, winners: pd.DataFrame, ratio: float, batc
             target_note(r.reached, r.reduction_mean, 1 / (1 - ratio)),
             f"{r.macs_reduction_mean:.2f}×",
             f"{r.params_reduction_mean:.2f}×",
-            _pm(r.pruned_accuracy_mean, r.pruned_accuracy_std),
-            _pm(r.recalibrated_accuracy_mean, r.recalibrated_accuracy_std) if batchnorm else "– (no BatchNorm)",
-            _pm(r.finetuned_accuracy_mean, r.finetuned_accuracy_std),
-            _pm(r.accuracy_change_mean, r.accuracy_change_std),
+            pm(row, f"pruned_{m}"),
+            pm(row, f"recalibrated_{m}") if batchnorm else "– (no BatchNorm)",
+            pm(row, f"finetuned_{m}"),
+            pm(row, f"{m}_change"),
             f"{r.latency_ms_mean:.3f}",
             f"{r.speedup_mean:.2f}×",
             f"{r.ort_ms_mean:.3f}",
@@ -159,7 +171,7 @@ def point_table(summary: pd.DataFrame, winners: pd.DataFrame, ratio: float, batc
             f"{r.ort_b1_speedup_mean:.2f}×",
             verdict.get(r.method, "–"),
         ]
-        for r in at.itertuples()
+        for (_, row), r in zip(at.iterrows(), at.itertuples())
     ]
     return markdown(
         pd.DataFrame(
@@ -170,10 +182,10 @@ def point_table(summary: pd.DataFrame, winners: pd.DataFrame, ratio: float, batc
                 "target",
                 "MACs ↓",
                 "params ↓",
-                "acc. pruned %",
-                "acc. recalibrated %",
-                "acc. fine-tuned %",
-                "Δ vs base (pp)",
+                f"{task.short} pruned{unit}",
+                f"{task.short} recalibrated{unit}",
+                f"{task.short} fine-tuned{unit}",
+                f"Δ vs base ({task.difference_unit})",
                 "PyTorch ms",
                 "speed-up",
                 "ORT ms",
@@ -288,6 +300,10 @@ class Report:
     refused: dict[str, str]
 
     @property
+    def task(self) -> Task:
+        return of_columns(self.results.columns)
+
+    @property
     def batchnorm(self) -> bool:
         """Whether the model has BatchNorm statistics that recalibration re-estimates (files of
         the check stage before this was recorded: it had)."""
@@ -315,7 +331,7 @@ def markdown_report(report: Report) -> str:
 
 
 def _introduction(r: Report) -> list[str]:
-    params, results = r.params, r.results
+    params, results, metric = r.params, r.results, f"base_{r.task.metric}"
     base = results.drop_duplicates("seed")
     recalibration = (
         f"after pruning, BatchNorm statistics are re-estimated on {params.recalibrate} training batches "
@@ -330,7 +346,9 @@ def _introduction(r: Report) -> list[str]:
         f"Data set `{params.data.name}`, model `{params.model.name}`, seeds {', '.join(map(str, params.seeds))}; "
         f"test split; mean ± std over seeds. Budget: `{params.budget}`; every method searched its own fraction of "
         f"units to remove {', '.join(f'{x:g}' for x in sorted(results['ratio'].unique()))} of it. Base model: "
-        f"{_pm(base['base_accuracy'].mean(), base['base_accuracy'].std())} % test accuracy, "
+        f"{_pm_metric(r.task, base[metric].mean(), base[metric].std())}{' ' + r.task.unit if r.task.unit else ''} "
+        f"test {r.task.metric} "
+        f"({r.task.direction}), "
         f"{base['base_macs_sparse'].mean():,.0f} MACs, {base['base_nonzeros'].mean():,.0f} nonzero parameters.",
         "",
         f"Protocol: {recalibration}; then every model is fine-tuned for {params.finetune.epochs} epochs "
@@ -340,15 +358,18 @@ def _introduction(r: Report) -> list[str]:
 
 
 def _which_method(r: Report) -> list[str]:
-    stats_cfg, budget = r.params.stats, r.params.budget
+    stats_cfg, budget, task = r.params.stats, r.params.budget, r.task
+    examples = "test examples" if task.percent else "test sequences (each one's mean per-token loss)"
+    size = "1 pp" if task.percent else "1 % of the best perplexity"
     return [
         "## Which method, at which budget",
         "",
-        f"The best mean test accuracy after fine-tuning at each point, and the methods indistinguishable from it: "
-        f"a paired bootstrap over seeds and test examples ({stats_cfg.resamples} resamples) whose "
-        f"{stats_cfg.confidence:.0%} interval for the difference contains 0. *Seeds for 1 pp*: how many seeds a "
-        "paired comparison needs to separate a 1 pp difference (two-sided 5 %, power 80 %), from the seed-to-seed "
-        "spread of the paired differences at that point. Methods that missed the target are left out.",
+        f"The best mean test {task.metric} after fine-tuning at each point, and the methods indistinguishable from "
+        f"it: a paired bootstrap over seeds and {examples} ({stats_cfg.resamples} resamples) whose "
+        f"{stats_cfg.confidence:.0%} interval for the difference contains 0. *Seeds for {task.resolution_label}*: "
+        f"how many seeds a paired comparison needs to separate a difference of {size} (two-sided 5 %, power 80 %), "
+        "from the seed-to-seed spread of the paired differences at that point. Methods that missed the target are "
+        "left out.",
         "",
         winner_table(r.winners, budget),
         "",
@@ -369,7 +390,7 @@ def _costs(r: Report) -> list[str]:
         "schedule up to the point's iteration) in epochs and seconds. Seconds are wall-clock on the stage's "
         "device, with `workers` processes side by side on a shared machine: compare orders of magnitude, not small "
         "ratios (the same scoring timed 1.35× apart in one default run); epochs and products (`hvps` in the "
-        "diagnostics) are exact. `dvc plots show`: accuracy against these seconds.",
+        f"diagnostics) are exact. `dvc plots show`: {r.task.metric} against these seconds.",
         "",
         cost_table(r.summary),
         "",
@@ -415,7 +436,8 @@ def _reading(r: Report) -> list[str]:
         else "*recalibrated* the same (the model has no BatchNorm)"
     )
     return [
-        f"*Pruned* is the test accuracy right after pruning, {recalibrated}, *fine-tuned* after fine-tuning. "
+        f"*Pruned* is the test {r.task.metric} right after pruning, {recalibrated}, *fine-tuned* after "
+        "fine-tuning. "
         "*MACs* count only nonzero weights: unstructured methods "
         "keep dense kernels, so their measured latency does not drop; structured methods physically shrink the "
         "model. Latency (the deploy stage, on the CPU, one thread): at each point the first seed's model of every "
@@ -423,7 +445,7 @@ def _reading(r: Report) -> list[str]:
         f"{measure.rounds} rounds that take each model in turn ({measure.min_run_time:g} s of passes "
         f"per model and round; the median over rounds), PyTorch eager at batch {measure.latency_batch} and "
         "ONNX Runtime at that batch and at batch 1, so equal architectures read equal; figures vary between runs. "
-        "Methods on the retention schedule retrain after every iteration, so their accuracy after pruning "
+        f"Methods on the retention schedule retrain after every iteration, so their {r.task.metric} after pruning "
         "includes that retraining.",
         "",
     ]

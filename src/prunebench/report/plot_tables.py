@@ -8,16 +8,19 @@ import pandas as pd
 
 from prunebench.report import figures, markdown, palette
 from prunebench.report.palette import Look
+from prunebench.task import IMAGES, Task
 
 
-def difference_rows(winners: pd.DataFrame, looks: dict[str, Look]) -> pd.DataFrame:
-    """The forest view's data: each method's accuracy minus the best's at each point and phase, in
-    pp, with its interval and standing (best, tied or worse)."""
+def difference_rows(winners: pd.DataFrame, looks: dict[str, Look], task: Task = IMAGES) -> pd.DataFrame:
+    """The forest view's data: at each point and phase, how far each method falls behind the best,
+    negated (worse to the left): accuracy minus the best's in pp, or the best's perplexity minus
+    the method's; with its interval and standing (best, tied or worse)."""
+    column = "accuracy_minus_best" if task.percent else "best_minus_perplexity"
     rows = winners.assign(
         budget=[f"{t:g}×" for t in winners["target_reduction"]],
-        accuracy_minus_best=-winners["difference"] * 100,
-        low=-winners["high"] * 100,
-        high=-winners["low"] * 100,
+        **{column: -winners["difference"] * task.scale},
+        low=-winners["high"] * task.scale,
+        high=-winners["low"] * task.scale,
         standing=[markdown.standing(r) for r in winners.itertuples()],
     )
     return palette.columns(rows, looks)
@@ -27,7 +30,11 @@ FRONT = "Pareto front"  # the method name of the front's rows in plots/compare/t
 
 
 def tradeoff_rows(
-    curve: pd.DataFrame, summary: pd.DataFrame, winners: pd.DataFrame, looks: dict[str, Look]
+    curve: pd.DataFrame,
+    summary: pd.DataFrame,
+    winners: pd.DataFrame,
+    looks: dict[str, Look],
+    task: Task = IMAGES,
 ) -> pd.DataFrame:
     """The faceted trade-off views' data: every seed's row, with its standing at its point in
     each phase (best, tied or none); then the Pareto front over every method of each phase,
@@ -42,12 +49,12 @@ def tradeoff_rows(
             {
                 "method": FRONT,
                 "reduction": front["reduction_mean"],
-                f"{phase}_accuracy": front[f"{phase}_accuracy_mean"],
+                f"{phase}_{task.metric}": front[f"{phase}_{task.metric}_mean"],
                 "family": label,
             }
         )
         for phase in markdown.WINNER_PHASES
-        for front in [figures.pareto(reached, "reduction_mean", f"{phase}_accuracy_mean")]
+        for front in [figures.pareto(reached, "reduction_mean", f"{phase}_{task.metric}_mean", task.higher_is_better)]
         for label in rows["family"].unique()
     ]
     return pd.concat([rows, *fronts], ignore_index=True).astype({"seed": "Int64"})

@@ -11,7 +11,7 @@ import numpy as np
 
 from prunebench import paths
 from prunebench.files import atomic_path, read_csv
-from prunebench.layouts import BASE_COLUMNS, DEPLOY_COLUMNS
+from prunebench.layouts import BASE_COLUMNS, DEPLOY_COLUMNS, SCORES
 
 
 def result_rows(
@@ -29,7 +29,7 @@ def result_rows(
         t = tuned[row["ratio"], row["seed"]]
         d = deploy[row["ratio"], row["seed"]]
         rows.append(
-            {f"base_{k}": b[k] for k in BASE_COLUMNS}
+            {f"base_{k}": b[k] for k in (*BASE_COLUMNS, "perplexity") if k in b}
             | row
             | {k: v for k, v in t.items() if k not in row}
             | {k: d[k] for k in DEPLOY_COLUMNS}
@@ -39,8 +39,8 @@ def result_rows(
                 "macs_reduction": b["macs_sparse"] / row["macs_sparse"],
                 "params_reduction": b["nonzeros"] / row["nonzeros"],
                 "sparsity": 1 - row["nonzeros"] / b["params"],
-                "accuracy_change": t["finetuned_accuracy"] - b["accuracy"],
             }
+            | {f"{m}_change": t[f"finetuned_{m}"] - b[m] for m in SCORES if m in b}
         )
     return rows
 
@@ -60,18 +60,28 @@ def concatenate(methods: list[str]) -> tuple[list[dict[str, Any]], dict[str, np.
     return rows, predictions
 
 
-def save_predictions(path: str | Path, correct: dict[str, Any]) -> None:
-    """Which test examples each model gets right, as packed bits (a bool per example)."""
-    arrays = {name: np.packbits(np.asarray(right, dtype=bool)) for name, right in correct.items()}
-    sizes = {f"{name}:size": np.array(len(right)) for name, right in correct.items()}
+def save_predictions(path: str | Path, outcomes: dict[str, Any]) -> None:
+    """Each model's outcome on every test example (`loops.evaluate`): which examples a classifier
+    gets right, as packed bits, or a language model's loss per sequence, as float32."""
+    arrays: dict[str, np.ndarray] = {}
+    sizes: dict[str, np.ndarray] = {}  # after every array, so that a file's bytes do not depend on the kind
+    for name, outcome in outcomes.items():
+        outcome = np.asarray(outcome)
+        if outcome.dtype == bool:
+            arrays[name], sizes[f"{name}:size"] = np.packbits(outcome), np.array(len(outcome))
+        else:
+            arrays[name] = outcome.astype(np.float32)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays, **sizes)  # type: ignore[arg-type]  # numpy types only allow_pickle
 
 
 def load_predictions(path: str | Path) -> dict[str, np.ndarray]:
+    """What `save_predictions` wrote: bool per example (packed bits with a size), or floats."""
     with np.load(path) as stored:
         return {
             name: np.unpackbits(stored[name])[: int(stored[f"{name}:size"])].astype(bool)
+            if f"{name}:size" in stored.files
+            else stored[name]
             for name in stored.files
             if not name.endswith(":size")
         }

@@ -3,10 +3,12 @@
 Every method prunes the same base model per seed and is tested on the same examples, so methods
 are compared paired. The test is a paired bootstrap over seeds and test examples: resample the
 seeds with replacement and, within each, the test examples with replacement, and take the mean
-difference in accuracy. Within a seed, a resample of the examples only matters through how many
-of them one model gets right and the other wrong (and the reverse), so it is drawn exactly as a
-multinomial of those counts. A method is tied with the best when the `confidence` interval of
-their difference contains 0.
+difference in the task's metric (`prunebench.task`). For accuracy, a resample of a seed's
+examples only matters through how many of them one model gets right and the other wrong (and the
+reverse), so it is drawn exactly as a multinomial of those counts. For perplexity, each test
+sequence's mean per-token loss is kept; a resample weighs the sequences by multinomial counts,
+the same for both models, and each seed's perplexity is exp of its weighted mean loss. A method
+is tied with the best when the `confidence` interval of their difference contains 0.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
+
+from prunebench.task import IMAGES, Task
 
 
 def bootstrap_differences(a: np.ndarray, b: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
@@ -29,47 +33,82 @@ def bootstrap_differences(a: np.ndarray, b: np.ndarray, resamples: int, rng: np.
     return (counts[..., 0] - counts[..., 1]).mean(axis=1) / examples
 
 
+def bootstrap_perplexity_differences(
+    a: np.ndarray, b: np.ndarray, resamples: int, rng: np.random.Generator, chunk: int = 100
+) -> np.ndarray:
+    """Bootstrap replicates of the mean over seeds of perplexity(a) − perplexity(b): `a`, `b` are
+    [seeds, sequences] mean per-token losses, paired by seed and sequence."""
+    seeds, sequences = a.shape
+    uniform = np.full(sequences, 1 / sequences)
+    replicates = []
+    for start in range(0, resamples, chunk):
+        count = min(chunk, resamples - start)
+        picked = rng.integers(seeds, size=(count, seeds))
+        weights = rng.multinomial(sequences, uniform, size=(count, seeds)) / sequences  # [count, seeds, sequences]
+        loss_a, loss_b = (weights * a[picked]).sum(-1), (weights * b[picked]).sum(-1)
+        replicates.append((np.exp(loss_a) - np.exp(loss_b)).mean(axis=1))
+    return np.concatenate(replicates)
+
+
+def score(outcomes: np.ndarray, task: Task) -> np.ndarray:
+    """Each seed's metric from its [seeds, examples] outcomes: the share right, or exp of the mean loss."""
+    return outcomes.mean(1) if task.higher_is_better else np.exp(outcomes.mean(1, dtype=np.float64))
+
+
 @dataclass(frozen=True)
 class Standing:
     """One method at one point, against the best."""
 
     method: str
-    accuracy: float  # mean over seeds
-    difference: float  # best's accuracy minus this one's
+    value: float  # the task's metric, mean over seeds
+    difference: float  # how far it falls behind the best (`Task.worse_by`)
     low: float  # the confidence interval of the difference
     high: float
     tied: bool  # indistinguishable from the best (the best is tied with itself)
 
 
-def rank(correct: dict[str, np.ndarray], confidence: float, resamples: int, seed: int = 0) -> list[Standing]:
-    """Methods at one point, best first: `correct` maps each method to [seeds, examples] bool,
-    the seeds in the same order for every method."""
+def rank(
+    outcomes: dict[str, np.ndarray],
+    confidence: float,
+    resamples: int,
+    task: Task = IMAGES,
+    seed: int = 0,
+) -> list[Standing]:
+    """Methods at one point, best first: `outcomes` maps each method to [seeds, examples] outcomes
+    (bool right or wrong, or a sequence's mean loss; `loops.evaluate`), the seeds in the same order
+    for every method."""
     rng = np.random.default_rng(seed)
-    accuracy = {m: float(c.mean()) for m, c in correct.items()}
-    best = max(accuracy, key=lambda m: accuracy[m])
+    if task.higher_is_better:
+        value = {m: float(c.mean()) for m, c in outcomes.items()}
+    else:
+        value = {m: float(score(c, task).mean()) for m, c in outcomes.items()}
+    order = sorted(outcomes, key=lambda m: value[m], reverse=task.higher_is_better)
+    best = order[0]
     tail = (1 - confidence) / 2 * 100
     standings = []
-    for method in sorted(correct, key=lambda m: accuracy[m], reverse=True):
+    for method in order:
         if method == best:
-            standings.append(Standing(method, accuracy[method], 0.0, 0.0, 0.0, True))
+            standings.append(Standing(method, value[method], 0.0, 0.0, 0.0, True))
             continue
-        replicates = bootstrap_differences(correct[best], correct[method], resamples, rng)
+        if task.higher_is_better:
+            replicates = bootstrap_differences(outcomes[best], outcomes[method], resamples, rng)
+        else:
+            replicates = bootstrap_perplexity_differences(outcomes[method], outcomes[best], resamples, rng)
         low, high = np.percentile(replicates, [tail, 100 - tail])
-        standings.append(
-            Standing(
-                method, accuracy[method], accuracy[best] - accuracy[method], float(low), float(high), bool(low <= 0)
-            )
-        )
+        difference = task.worse_by(value[best], value[method])
+        standings.append(Standing(method, value[method], difference, float(low), float(high), bool(low <= 0)))
     return standings
 
 
-def seed_spread(correct: dict[str, np.ndarray]) -> float:
+def seed_spread(outcomes: dict[str, np.ndarray], task: Task = IMAGES) -> float:
     """How much a paired comparison moves from one seed to another: the standard deviation over
-    seeds of the difference in accuracy between two methods, the median over every pair (one
+    seeds of the difference in the metric between two methods, the median over every pair (one
     method that collapses on some seed does not speak for the rest)."""
-    names = sorted(correct)
+    names = sorted(outcomes)
     spreads = [
-        np.std(correct[a].mean(1) - correct[b].mean(1), ddof=1) for i, a in enumerate(names) for b in names[i + 1 :]
+        np.std(score(outcomes[a], task) - score(outcomes[b], task), ddof=1)
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
     ]
     return float(np.median(spreads)) if spreads else math.nan
 

@@ -29,16 +29,21 @@ from prunebench import paths, repository
 from prunebench.layouts import PHASES
 from prunebench.params import Params, plain
 from prunebench.report.results import flatten
+from prunebench.task import of_columns
 
 # what a method run logs, mean and std over seeds (results/results.csv, an artifact, has every column)
 COMPARED = (
     "pruned_accuracy",
     "recalibrated_accuracy",
     "finetuned_accuracy",
+    "pruned_perplexity",
+    "recalibrated_perplexity",
+    "finetuned_perplexity",
     "pruned_loss",
     "recalibrated_loss",
     "finetuned_loss",
     "accuracy_change",
+    "perplexity_change",
     "reduction",
     "macs_reduction",
     "params_reduction",
@@ -229,13 +234,13 @@ def _log_base_models(logger: Logger, benchmark: Benchmark, top: str) -> None:
 
 def _log_point(logger: Logger, benchmark: Benchmark, ratio: float, what: str, top: str) -> str:
     """A run per point: which method won it, and which tied."""
-    winners, budget = benchmark.winners, benchmark.params.budget
+    winners, budget, metric = benchmark.winners, benchmark.params.budget, of_columns(benchmark.winners.columns).metric
     best = winners[(winners["ratio"] == ratio) & (winners["phase"] == "finetuned")]
     return logger.run(
         f"{logger.tags['dvc_exp']} · {budget} {1 / (1 - ratio):g}× (ratio {ratio:g}) · {what}",
         "compare",
         {"budget": budget, "ratio": ratio, "seeds": benchmark.params.seeds},
-        {f"{r.method}.finetuned_accuracy": r.accuracy for r in best.itertuples()}
+        {f"{r.method}.finetuned_{metric}": r[metric] for _, r in best.iterrows()}
         | {f"{r.method}.tied_with_best": float(r.tied) for r in best.itertuples()},
         parent=top,
     )
@@ -257,10 +262,11 @@ def _log_method(logger: Logger, benchmark: Benchmark, key: str, ratio: float, ro
         "finetune": logged["finetune"],
     }
     numbers = rows[[c for c in rows.columns if c in COMPARED or c.startswith(("diagnostic.", "cost."))]]
+    metric = of_columns(rows.columns).metric
     metrics = numbers.mean().to_dict() | {f"{k}_std": v for k, v in numbers.std().items()}
     curves = []
     for seed, row in rows.set_index("seed").iterrows():
-        metrics |= {f"seed{seed}.{phase}_accuracy": row[f"{phase}_accuracy"] for phase in PHASES}
+        metrics |= {f"seed{seed}.{phase}_{metric}": row[f"{phase}_{metric}"] for phase in PHASES}
         curves += _seed_curves(benchmark, key, ratio, int(seed))
     logger.run(
         f"{key} · ratio {ratio:g}",

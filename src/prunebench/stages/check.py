@@ -43,31 +43,44 @@ def inspect_model(checked: Params) -> Inspection:
 
     from prunebench.pruning import inspection
     from prunebench.pruning.methods import Context
-    from prunebench.training import data, models, pretrained
+    from prunebench.training import data, inputs, models, pretrained
 
     torch.set_num_threads(1)
     runtime.stage_device(checked)  # a device this machine lacks: here, not when the first stage starts
-    channels, classes, size = data.shape_of(checked.data)
-    model = pretrained.initial(models.spec(checked.model.as_dict(), channels, classes, size)).eval()
-    generator = torch.Generator().manual_seed(0)
-    batch = torch.randn(2, channels, size, size, generator=generator)
+    task, family = data.task_of(checked.data), models.family(checked.model.name)
+    if family.task != task.name:
+        what = "a language model" if family.task == "language_modelling" else "a model of images"
+        text = "text: shakespeare or text" if family.task == "language_modelling" else "images"
+        raise UserError(
+            f"model.name = {checked.model.name!r}: {what}, but data.name = {checked.data.name!r} is for "
+            f"{task.name.replace('_', ' ')}: use data of {text}"
+        )
+    shape = data.shape_of(checked.data)
+    spec = models.spec(checked.model.as_dict(), **shape)
+    input_shape = inputs.shape_of_spec(spec)
+    model = pretrained.initial(spec).eval()
+    torch.manual_seed(0)
+    batch = inputs.example(input_shape, 2, random=True)
+    classes = shape.get("num_classes") or shape["vocab_size"]
+    expected = (2, classes) if "num_classes" in shape else (2, shape["sequence_length"], classes)
     try:
         with torch.no_grad():
-            shape = tuple(model(batch).shape)
+            found = tuple(model(batch).shape)
     except Exception as error:  # the user's model: whatever it raises is the finding
         raise UserError(
             f"model.name = {checked.model.name!r}: one batch of shape {tuple(batch.shape)} fails ({briefly(error)})"
         ) from error
-    if shape != (2, classes):
+    if found != expected:
+        what = "class" if "num_classes" in shape else "token of the vocabulary, at every position"
         raise UserError(
             f"model.name = {checked.model.name!r}: one batch of shape {tuple(batch.shape)} gives outputs of "
-            f"shape {shape}; expected (2, {classes}): one logit per class of data.name = {checked.data.name!r}"
+            f"shape {found}; expected {expected}: one logit per {what} of data.name = {checked.data.name!r}"
         )
-    labels = torch.randint(0, classes, (2,), generator=generator)
+    labels = torch.randint(0, classes, expected[:-1])
     ctx = Context(
         batches=lambda: iter([(batch, labels)]),
         device=torch.device("cpu"),
-        generator=generator,
-        input_shape=(channels, size, size),
+        generator=torch.Generator().manual_seed(0),
+        input_shape=input_shape,
     )
     return inspection.inspect(model, checked.methods, ctx)

@@ -20,6 +20,7 @@ from prunebench.params import Params
 from prunebench.report import figures, markdown, method_figures, palette, plot_tables, tracking
 from prunebench.report.palette import Look
 from prunebench.report.results import load_predictions
+from prunebench.task import Task, of_columns
 
 CURVE_COLUMNS = (
     "method",
@@ -30,11 +31,11 @@ CURVE_COLUMNS = (
     "speedup",
     "ort_speedup",
     "ort_b1_speedup",
-    "pruned_accuracy",
-    "recalibrated_accuracy",
-    "finetuned_accuracy",
+    "pruned_{metric}",
+    "recalibrated_{metric}",
+    "finetuned_{metric}",
     "finetuned_loss",
-)  # plots/compare/curve.csv
+)  # plots/compare/curve.csv, {metric} the task's (`prunebench.task`)
 
 
 @dataclass
@@ -52,6 +53,10 @@ class Inputs:
     keys: list[str]  # the methods with results, in the order of params.yaml
     refused: dict[str, str]  # the methods that refused the model, and why
     model_check: dict[str, Any]  # what the check stage found: frozen channel groups
+
+    @property
+    def task(self) -> Task:
+        return of_columns(self.results.columns)
 
     @property
     def middle(self) -> float:
@@ -123,10 +128,11 @@ def write_tables(params: Params, inputs: Inputs) -> Tables:
     tables = Tables(summary, winners, palette.looks(results))
     write_plot_tables(inputs, tables)
     metrics: dict[str, dict[str, dict[str, float]]] = {}  # method → point → what `dvc exp show` compares
+    metric = inputs.task.metric
     for r in summary.to_dict("records"):
         metrics.setdefault(r["method"], {})[f"{r['ratio']:g}"] = {
-            "finetuned_accuracy": r["finetuned_accuracy_mean"],
-            "recalibrated_accuracy": r["recalibrated_accuracy_mean"],
+            f"finetuned_{metric}": r[f"finetuned_{metric}_mean"],
+            f"recalibrated_{metric}": r[f"recalibrated_{metric}_mean"],
             "reduction": r["reduction_mean"],
         }
     write_json(paths.SUMMARY_METRICS, metrics)
@@ -136,16 +142,16 @@ def write_tables(params: Params, inputs: Inputs) -> Tables:
 def write_plot_tables(inputs: Inputs, tables: Tables) -> None:
     """The CSVs behind the dvc.yaml plot definitions, each row with its method's family, and the
     templates that colour by method, filled with this run's colours."""
-    results, looks, out = inputs.results, tables.looks, paths.COMPARE_PLOTS
+    results, looks, out, task = inputs.results, tables.looks, paths.COMPARE_PLOTS, inputs.task
     by_point = results.groupby(["method", "ratio"])
     cost = results["cost.pruning_seconds"] + results["cost.retrain_seconds"]
-    curve = results[list(CURVE_COLUMNS)].assign(
+    curve = results[[c.format(metric=task.metric) for c in CURVE_COLUMNS]].assign(
         reduction=by_point["reduction"].transform("mean"),
         cost_seconds=cost.groupby([results["method"], results["ratio"]]).transform("mean"),
     )
     _csv(out / "curve.csv", palette.columns(curve, looks))
-    tradeoff = curve.assign(base_accuracy=results["base_accuracy"])
-    _csv(out / "tradeoff.csv", plot_tables.tradeoff_rows(tradeoff, tables.summary, tables.winners, looks))
+    tradeoff = curve.assign(**{f"base_{task.metric}": results[f"base_{task.metric}"]})
+    _csv(out / "tradeoff.csv", plot_tables.tradeoff_rows(tradeoff, tables.summary, tables.winners, looks, task))
     layers = inputs.at_middle(inputs.layers, ["method", "layer"], ["base_macs", "pruned_macs", "pruned_nonzeros"])
     _csv(
         out / "layers.csv", palette.columns(layers.assign(macs_kept=layers["pruned_macs"] / layers["base_macs"]), looks)
@@ -154,7 +160,7 @@ def write_plot_tables(inputs: Inputs, tables: Tables) -> None:
     _csv(out / "finetune_curves.csv", palette.columns(finetune, looks))
     iterations = inputs.iterations[["method", "seed", "iteration", "units_kept", "val_accuracy", "val_loss"]]
     _csv(out / "iterations.csv", palette.columns(iterations, looks))
-    _csv(out / "differences.csv", plot_tables.difference_rows(tables.winners, looks))
+    _csv(out / "differences.csv", plot_tables.difference_rows(tables.winners, looks, task))
     palette.fill_templates(paths.PLOT_TEMPLATES, paths.COLOURED_TEMPLATES, looks)
 
 
@@ -164,8 +170,8 @@ Draw = Callable[[], list[Path]]
 def figure_list(params: Params, inputs: Inputs, tables: Tables) -> list[Draw]:
     """The report's figures in the order it shows them; each entry draws its files (or names
     the sensitivity stage's)."""
-    out, keys, summary, looks = paths.COMPARE_PLOTS, inputs.keys, tables.summary, tables.looks
-    base_accuracy = inputs.results.drop_duplicates("seed")["base_accuracy"].mean()
+    out, keys, summary, looks, task = paths.COMPARE_PLOTS, inputs.keys, tables.summary, tables.looks, inputs.task
+    base_value = inputs.results.drop_duplicates("seed")[f"base_{task.metric}"].mean()
     iterations = inputs.iterations
 
     def weights() -> list[Path]:
@@ -174,16 +180,16 @@ def figure_list(params: Params, inputs: Inputs, tables: Tables) -> list[Draw]:
 
     def curves(frame: pd.DataFrame, *args: Any, **kwargs: Any) -> list[Path]:
         """Training curves, where there were epochs (none with train.epochs or finetune.epochs 0)."""
-        return [figures.plot_curves(frame, *args, **kwargs)] if len(frame) else []
+        return [figures.plot_curves(frame, *args, **({"task": task} | kwargs))] if len(frame) else []
 
     def method(key: str) -> Draw:
         return lambda: _method_figures(key, iterations[iterations["method"] == key] if key in inputs.retained else None)
 
     return [
         lambda: [
-            figures.plot_tradeoff(summary, tables.winners, looks, params.budget, base_accuracy, out / "tradeoff.png")
+            figures.plot_tradeoff(summary, tables.winners, looks, params.budget, base_value, out / "tradeoff.png", task)
         ],
-        lambda: [figures.plot_differences(tables.winners, looks, params.budget, out / "differences.png")],
+        lambda: [figures.plot_differences(tables.winners, looks, params.budget, out / "differences.png", task)],
         lambda: [figures.plot_speedup(summary, looks, params.measure.latency_batch, out / "speedup.png")],
         lambda: curves(
             inputs.finetune_curves, "method", out / "finetune_curves.png", "fine-tuning", panels="ratio", looks=looks

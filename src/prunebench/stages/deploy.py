@@ -23,7 +23,7 @@ Job = tuple[str, float, int]  # method, point, seed
 def run(params: Params) -> None:
     setup = runtime.setup(params)  # this machine's workers: the timing below must run here, so the exports do too
     bench = Workbench.open(params, setup)
-    x = next(iter(bench.test))[0].cpu().float()
+    x = next(iter(bench.test))[0].cpu()  # float images, or a language model's token ids
     shape = bench.splits.input_shape
     keys = [key for key in params.methods if not paths.refusal(paths.finetuned_models(key)).exists()]
 

@@ -11,7 +11,7 @@ import torch
 
 from prunebench import paths, resume, runtime
 from prunebench.files import read_json, save_bytes, write_csv, write_json
-from prunebench.layouts import EPOCH_COLUMNS, ROW_KEYS
+from prunebench.layouts import EPOCH_COLUMNS, ROW_KEYS, phase_columns
 from prunebench.params import Params, plain
 from prunebench.pruning.selection import mask_keeper
 from prunebench.report.results import save_predictions
@@ -40,7 +40,7 @@ class Job:
 @dataclass
 class Tuned:
     row: dict[str, Any]
-    correct: torch.Tensor  # per test example
+    outcome: torch.Tensor  # per test example (`loops.evaluate`)
     curve: list[dict[str, Any]]
     model: bytes
 
@@ -64,13 +64,12 @@ def finetune(context: Tuning, job: Job) -> Tuned:
         "method": key,
         "ratio": ratio,
         "seed": seed,
-        "finetuned_accuracy": test["accuracy"],
-        "finetuned_loss": test["loss"],
+        **phase_columns("finetuned", test),
         "finetuned_nonzeros": measure.count_nonzero(model),
         "epochs": len(history),
     }
     curve = [{"ratio": ratio, "seed": seed, **record} for record in history]
-    return Tuned(row, test["correct"], curve, modelfile.dumps(model, spec, masks))
+    return Tuned(row, test["outcome"], curve, modelfile.dumps(model, spec, masks))
 
 
 def run(params: Params, key: str) -> None:
@@ -100,7 +99,7 @@ def run(params: Params, key: str) -> None:
     write_csv(paths.finetuned_results(key), [tuned.row for tuned in done])
     save_predictions(
         paths.finetuned_predictions(key),
-        {f"{paths.point_name(t.row['ratio'])}/{t.row['seed']}/finetuned": t.correct for t in done},
+        {f"{paths.point_name(t.row['ratio'])}/{t.row['seed']}/finetuned": t.outcome for t in done},
     )
     write_csv(
         paths.finetune_curves(key),

@@ -19,7 +19,7 @@ import torch
 from prunebench import paths, resume, runtime
 from prunebench.errors import Unsupported
 from prunebench.files import read_csv, save_bytes, write_csv, write_json
-from prunebench.layouts import ROW_KEYS
+from prunebench.layouts import ROW_KEYS, phase_columns
 from prunebench.params import Params, plain
 from prunebench.progress import say
 from prunebench.pruning import inspection, methods
@@ -192,6 +192,7 @@ def assess_point(
     and add its row (after `labels`: the method's key, implementation, unit, schedule, budget),
     predictions, per-layer costs and (first seed) weight histogram to `record`."""
     params, choice, ratio, key = bench.params, outcome.choice, outcome.ratio, labels["method"]
+    metric = bench.splits.task.metric
     model = prepare_model(outcome.pruned.model, bench.device)
     before = evaluate(model, bench.test, bench.device, per_example=True)
     recalibrate(model, bench.train_batches(seed), params.recalibrate)
@@ -200,8 +201,8 @@ def assess_point(
     record.found.files[paths.pruned_model(key, ratio, seed)] = modelfile.dumps(model, base.spec, outcome.pruned.masks)
     point = paths.point_name(ratio)
     record.predictions |= {
-        f"{point}/{seed}/pruned": before["correct"],
-        f"{point}/{seed}/recalibrated": after["correct"],
+        f"{point}/{seed}/pruned": before["outcome"],
+        f"{point}/{seed}/recalibrated": after["outcome"],
     }
     record.rows.append(labels | _row(outcome, seed, before, after, totals))
     record.layers += _layer_rows(ratio, seed, base, layer_costs)
@@ -210,8 +211,8 @@ def assess_point(
         record.weights += _histogram(point, base.weights.values(), pruned)
     say(
         f"{key} {params.budget} {point} seed {seed}: kept {choice.kept:.3f} of the {params.budget}"
-        f"{'' if choice.reached else ' (target out of reach)'}, test accuracy {before['accuracy']:.4f}"
-        f" pruned, {after['accuracy']:.4f} recalibrated"
+        f"{'' if choice.reached else ' (target out of reach)'}, test {metric} {before[metric]:.4f}"
+        f" pruned, {after[metric]:.4f} recalibrated"
     )
 
 
@@ -227,10 +228,8 @@ def _row(outcome: Outcome, seed: int, before: dict, after: dict, totals: dict[st
         "kept": choice.kept,
         "iteration": outcome.iteration,
         **outcome.spent.columns(),
-        "pruned_accuracy": before["accuracy"],
-        "pruned_loss": before["loss"],
-        "recalibrated_accuracy": after["accuracy"],
-        "recalibrated_loss": after["loss"],
+        **phase_columns("pruned", before),
+        **phase_columns("recalibrated", after),
         **totals,
         **{f"diagnostic.{k}": v for k, v in flatten(outcome.pruned.metrics).items()},
     }

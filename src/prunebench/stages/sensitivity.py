@@ -1,5 +1,6 @@
-"""The sensitivity stage: how much validation accuracy each layer loses when pruned alone (the
-curves `prunebench.pruning.allocation` turns into per-layer ratios).
+"""The sensitivity stage: how much validation accuracy (a language model's: how much perplexity)
+each layer loses when pruned alone (the curves `prunebench.pruning.allocation` turns into per-layer
+ratios).
 
 Unstructured: a layer's smallest-|w| weights are zeroed. Structured: a group's weakest units (L1
 of their weights) are physically removed; layers coupled by a residual addition lose the same

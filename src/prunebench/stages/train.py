@@ -40,15 +40,15 @@ def train(context: Training, seed: int) -> Trained:
         model, bench.train_batches(seed), bench.val, bench.params.train, bench.device, desc=f"train seed {seed}"
     )
     test = evaluate(model, bench.test, bench.device)
-    say(f"seed {seed}: test accuracy {test['accuracy']:.4f}")
+    metric = bench.splits.task.metric
+    say(f"seed {seed}: test {metric} {test[metric]:.4f}")
     row = {"seed": seed, **test, **measure.costs(model, bench.splits.input_shape)[0]}
     return Trained(row, history, modelfile.dumps(model, context.spec))
 
 
 def run(params: Params) -> None:
     bench = Workbench.open(params, runtime.setup(params))
-    s = bench.splits
-    spec = models.spec(plain(params.model), s.in_channels, s.num_classes, s.image_size)
+    spec = models.spec(plain(params.model), **bench.splits.factory_shape)
     finished = resume.Jobs(
         paths.finished_jobs("train"),
         resume.fingerprint(

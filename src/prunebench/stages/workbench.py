@@ -15,8 +15,8 @@ from prunebench.files import read_json
 from prunebench.params import Params
 from prunebench.progress import bar, say
 from prunebench.runtime import Runtime
-from prunebench.training import data, pretrained
-from prunebench.training.batches import Batches, FileBatches, batches
+from prunebench.training import data, parts, pretrained
+from prunebench.training.batches import Loader, batches
 
 
 @dataclass
@@ -27,8 +27,8 @@ class Workbench:
     params: Params
     device: torch.device
     splits: data.Splits
-    val: Batches | FileBatches
-    test: Batches | FileBatches
+    val: Loader
+    test: Loader
     runtime: Runtime | None = field(default=None, repr=False)  # the stage process's (None in a worker)
     executor: execution.Executor | None = field(default=None, repr=False)  # opened by the first `run`
 
@@ -48,8 +48,8 @@ class Workbench:
 
     @classmethod
     def of(cls, params: Params, splits: data.Splits, device: torch.device) -> Workbench:
-        if isinstance(splits.train, data.Images):  # in memory: on the device once
-            assert isinstance(splits.val, data.Images) and isinstance(splits.test, data.Images)
+        if isinstance(splits.train, parts.Part):  # in memory: on the device once
+            assert isinstance(splits.val, parts.Part) and isinstance(splits.test, parts.Part)
             splits = dataclasses.replace(
                 splits, train=splits.train.to(device), val=splits.val.to(device), test=splits.test.to(device)
             )
@@ -70,7 +70,7 @@ class Workbench:
         without batch loaders, which the receiver builds anew."""
         return (Workbench.of, (self.params, self.splits, self.device))
 
-    def train_batches(self, seed: int) -> Batches | FileBatches:
+    def train_batches(self, seed: int) -> Loader:
         """Shuffled, augmented training batches whose order follows `seed` (and the epoch)."""
         return batches(self.splits.train, self.splits, self.params.data, self.device, train=True, seed=seed)
 

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from prunebench import workers
 from prunebench.params import Data
 from prunebench.training import preprocess
-from prunebench.training.data import Images, Splits
+from prunebench.training.parts import Images, Sequences, Splits
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -34,6 +34,7 @@ class Batches:
 
     def __init__(self, part: Images, splits: Splits, batch_size: int, train: bool = False, seed: int = 0):
         self.part, self.batch_size, self.train, self.seed, self.epoch = part, batch_size, train, seed, 0
+        assert splits.prep is not None, "images are preprocessed"
         self.scale, self.prep, self.size = splits.scale, splits.prep, splits.image_size
         device = part.images.device
         self.mean = torch.tensor(self.prep.mean, device=device).view(1, -1, 1, 1)
@@ -61,6 +62,28 @@ class Batches:
             if device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.part.labels[index]
+
+
+class SequenceBatches:
+    """(tokens, next tokens) batches of a text part on its device: [B, length] each, the
+    sequences shuffled when `train`."""
+
+    def __init__(self, part: Sequences, batch_size: int, train: bool = False, seed: int = 0):
+        self.part, self.batch_size, self.train, self.seed, self.epoch = part, batch_size, train, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.part) / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        n = len(self.part)
+        order = torch.randperm(n, generator=epoch_generator(self.seed, self.epoch)) if self.train else torch.arange(n)
+        order = order.to(self.part.tokens.device)
+        for start in range(0, n, self.batch_size):
+            sequences = self.part.tokens[order[start : start + self.batch_size]]
+            yield sequences[:, :-1], sequences[:, 1:]
 
 
 class EpochSampler(Sampler[int]):
@@ -127,10 +150,20 @@ def default_workers() -> int:
     return min(8, workers.cores())
 
 
+Loader = Batches | SequenceBatches | FileBatches
+
+
 def batches(
-    part: Images | Dataset, splits: Splits, cfg: Data, device: torch.device, train: bool = False, seed: int = 0
-) -> Batches | FileBatches:
+    part: Images | Sequences | Dataset,
+    splits: Splits,
+    cfg: Data,
+    device: torch.device,
+    train: bool = False,
+    seed: int = 0,
+) -> Loader:
     """The batches of one part: `cfg` is params.yaml `data`; an in-memory part must be on `device` already."""
     if isinstance(part, Images):
         return Batches(part, splits, cfg.batch_size, train, seed)
+    if isinstance(part, Sequences):
+        return SequenceBatches(part, cfg.batch_size, train, seed)
     return FileBatches(part, cfg.batch_size, device, cfg.num_workers, train, seed)

@@ -15,70 +15,22 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from prunebench.errors import UserError, briefly
+from prunebench.errors import briefly
 from prunebench.progress import bar
 from prunebench.registry import Registry
+from prunebench.task import CLASSIFICATION, LANGUAGE_MODELLING, TASKS, Task
+from prunebench.training import text
+from prunebench.training.parts import DataMissing, DataSource, Images, Split, Splits
 from prunebench.training.preprocess import SMALL, Preprocess, fit_stored, transforms
 
 if TYPE_CHECKING:  # the data stage decides the split without torch (seconds to import)
-    import torch
-    from torch.utils.data import Dataset
-
     from prunebench.params import Data
-
-Split = dict[str, Any]  # plain JSON: indices and normalisation, never the images
-
-
-@dataclass(frozen=True)
-class Images:
-    """One part of an in-memory data set: images as stored, [N, C, H, W] (uint8 where the source
-    is), and labels [N]."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    fitted: bool = False  # resized and cropped for evaluation already (`preprocess.fit`)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def to(self, device: torch.device) -> Images:
-        return Images(self.images.to(device), self.labels.to(device), self.fitted)
-
-
-@dataclass(frozen=True)
-class Splits:
-    train: Images | Dataset
-    val: Images | Dataset
-    test: Images | Dataset
-    in_channels: int
-    num_classes: int
-    image_size: int
-    prep: Preprocess  # settled: the evaluation parts in memory are already resized and cropped
-    scale: float = 255.0  # stored value of full intensity: images / scale lie in [0, 1]
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return (self.in_channels, self.image_size, self.image_size)
-
-    @property
-    def in_memory(self) -> bool:
-        return isinstance(self.train, Images)
-
-
-@dataclass(frozen=True)
-class DataSource:
-    """`prepare(cfg)` decides the split; `load(split, cfg, weights)` rebuilds the data from it,
-    preprocessed to fit the weights (`weights`: their own mean, std and crop_pct, or None)."""
-
-    prepare: Callable[[Data], Split]
-    load: Callable[[Split, Data, dict[str, Any] | None], Splits]
 
 
 def stratified_split(labels: np.ndarray, cfg: Data) -> dict[str, list[int]]:
@@ -142,10 +94,6 @@ def _in_memory(
         for p in (val, test)
     )
     return Splits(train, val, test, channels, classes, size, prep, scale)
-
-
-class DataMissing(UserError, FileNotFoundError):
-    """The data set's files are not under data.root and may not be downloaded."""
 
 
 @dataclass(frozen=True)
@@ -314,6 +262,8 @@ def _tensors(dataset) -> Images:
 
 DATASETS: Registry[DataSource | Torchvision] = Registry("data.name")
 DATASETS.register("digits")(DataSource(_prepare_digits, _load_digits))
+for _text in text.SOURCES:
+    DATASETS.register(_text.name)(DataSource(_text.prepare, _text.load))
 DATASETS.register("mnist")(
     Torchvision("mnist", (0.1307,), (0.3081,), 10, 28, "put the MNIST idx files in <root>/MNIST/raw/")
 )
@@ -358,17 +308,19 @@ DATASETS.register("imagefolder")(
 )
 
 
-def shape_of(cfg: Data) -> tuple[int, int, int]:
-    """(in_channels, num_classes, image_size) of the data set `cfg` names, without reading its
-    images: what the check stage builds the model for, before the data stage runs."""
+def shape_of(cfg: Data) -> dict[str, int]:
+    """What the model of the data set `cfg` names is built for (`Splits.factory_shape`), without
+    reading its images or text: what the check stage builds the model for, before the data stage runs."""
+    if cfg.name in text.NAMES:
+        return {"vocab_size": text.VOCAB, "sequence_length": cfg.sequence_length}
     if cfg.name == "digits":
-        return 1, 10, 8
+        return {"in_channels": 1, "num_classes": 10, "image_size": 8}
     source = DATASETS[cfg.name]
     assert isinstance(source, Torchvision)
     classes = source.num_classes
     if cfg.name == "imagefolder":
         classes = len(classes_of(Path(cfg.root)))
-    return len(source.mean), classes, cfg.image_size or source.image_size
+    return {"in_channels": len(source.mean), "num_classes": classes, "image_size": cfg.image_size or source.image_size}
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
@@ -432,6 +384,11 @@ def load(split: Split, cfg: Data, weights: dict[str, Any] | None = None) -> Spli
     """The parts of `split`; `weights`: the preprocessing the model's weights expect
     (`pretrained.weights_preprocessing`), where params.yaml does not say."""
     return DATASETS[split["dataset"]].load(split, cfg, weights)
+
+
+def task_of(cfg: Data) -> Task:
+    """The task of the data set `cfg` names: language modelling on text, else classification."""
+    return TASKS[LANGUAGE_MODELLING if cfg.name in text.NAMES else CLASSIFICATION]
 
 
 def split_sizes(split: Split) -> dict[str, int]:

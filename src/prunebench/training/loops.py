@@ -45,30 +45,52 @@ def precision(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The mean cross-entropy of every prediction: a classifier's one per example (logits [B,
+    classes]), a language model's one per token ([B, tokens, vocab], each position predicting the
+    next token). Every loss that scores or trains a model is this one."""
+    return nn.functional.cross_entropy(logits.flatten(0, -2), y.flatten())
+
+
 def _forward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device):
-    """Logits and mean cross-entropy of one batch that `prunebench.training.batches` put on the device."""
+    """Logits and mean cross-entropy (`cross_entropy`) of one batch that `prunebench.training.batches`
+    put on the device."""
     dtype = precision(device)
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         logits = model(x)
-    return logits, nn.functional.cross_entropy(logits.float(), y)
+    return logits, cross_entropy(logits.float(), y)
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable, device: torch.device, per_example: bool = False) -> dict[str, Any]:
-    """Mean cross-entropy and accuracy over all batches, summed on the device and read once;
-    with `per_example`, also "correct": which examples the model gets right (a bool tensor on the
-    CPU, in the batches' order), for paired comparisons."""
+    """Mean cross-entropy and accuracy (of every prediction: an example's class, or a sequence's
+    next tokens) over all batches, summed on the device and read once; for a language model also
+    the perplexity, exp of the mean per-token cross-entropy. With `per_example`, also "outcome"
+    (a tensor on the CPU, in the batches' order, for paired comparisons): which examples a
+    classifier gets right (bool), or each sequence's mean per-token cross-entropy (float)."""
     model.eval()
     loss_sum = torch.zeros((), device=device)
-    correct, count = [], 0
+    right, outcomes, count, sequences = torch.zeros((), device=device, dtype=torch.long), [], 0, False
     for x, y in batches:
         logits, loss = _forward(model, x, y, device)
-        loss_sum += loss * len(y)
-        correct.append(logits.argmax(1) == y)
-        count += len(y)
-    right = torch.cat(correct)
-    result = {"accuracy": int(right.sum()) / count, "loss": float(loss_sum) / count}
-    return result | {"correct": right.cpu()} if per_example else result
+        loss_sum += loss * y.numel()
+        hits = logits.argmax(-1) == y
+        right += hits.sum()
+        count += y.numel()
+        sequences = y.dim() == 2
+        if per_example:
+            outcomes.append(_sequence_losses(logits, y) if sequences else hits)
+    result = {"accuracy": int(right) / count, "loss": float(loss_sum) / count}
+    if sequences:
+        result["perplexity"] = math.exp(result["loss"])
+    return result | {"outcome": torch.cat(outcomes).cpu()} if per_example else result
+
+
+def _sequence_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each sequence's mean per-token cross-entropy: sequences of one length, so their mean is the
+    mean per-token loss, and a paired bootstrap can resample sequences."""
+    losses = nn.functional.cross_entropy(logits.float().flatten(0, -2), y.flatten(), reduction="none")
+    return losses.view(y.shape).mean(-1)
 
 
 @torch.no_grad()
@@ -140,9 +162,9 @@ def fit(
             scaler.update()
             if after_step is not None:
                 after_step()
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
-            count += len(y)
+            loss_sum += loss.detach() * y.numel()
+            correct += (logits.argmax(-1) == y).sum()
+            count += y.numel()
         val = evaluate(model, val_batches, device)
         for name, value in (("training", float(loss_sum) / count), ("validation", val["loss"])):
             if not math.isfinite(value):

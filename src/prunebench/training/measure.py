@@ -15,6 +15,7 @@ from torch import nn
 
 from prunebench.params import Measure
 from prunebench.training import macs
+from prunebench.training.inputs import example
 
 
 def count_params(model: nn.Module) -> int:
@@ -28,7 +29,7 @@ def count_nonzero(model: nn.Module) -> int:
 def layer_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
     """MACs of one example per term (`macs.count`): every childless module, and the products
     modules with children run themselves (an attention module's QKᵀ and AV)."""
-    return macs.count(model, torch.zeros(1, *input_shape))
+    return macs.count(model, example(input_shape))
 
 
 def sparse_layer_macs(model: nn.Module, per_layer: dict[str, float]) -> dict[str, float]:
@@ -74,7 +75,7 @@ def latency_ms(
     from torch.utils import benchmark  # here: it imports setuptools, and most stages time nothing
 
     model.eval()
-    x = torch.randn(batch, *input_shape, device=device)
+    x = example(input_shape, batch, device, random=True)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     timer = benchmark.Timer("model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())

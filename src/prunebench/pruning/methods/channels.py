@@ -14,6 +14,7 @@ from prunebench.pruning.coupling import gate_points, groups
 from prunebench.pruning.methods.base import ChannelKnobs, Context, Method, RankingKnobs, Scored, knob
 from prunebench.pruning.methods.l1_channel import L1Channel
 from prunebench.pruning.methods.registry import register
+from prunebench.training.loops import cross_entropy
 from prunebench.training.models import Layers
 from prunebench.training.optim import SGD
 
@@ -77,7 +78,7 @@ class Slimming(Method):
             for _ in range(cfg.sparsity_epochs):
                 for x, y in islice(ctx.batches(), cfg.sparsity_batches):
                     x, y = x.to(ctx.device), y.to(ctx.device)
-                    loss = nn.functional.cross_entropy(model(x), y)
+                    loss = cross_entropy(model(x), y)
                     loss = loss + cfg.sparsity * sum(bn.weight.abs().sum() for bn in norms)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()

@@ -38,6 +38,7 @@ from prunebench.pruning.coupling import gate_points, groups
 from prunebench.pruning.hooks import Points, gated, leaf_calls, ones, signal_grads, unit_count
 from prunebench.pruning.methods.base import Context, Method, RankingKnobs, Scored, knob
 from prunebench.pruning.methods.registry import register
+from prunebench.training.loops import cross_entropy
 from prunebench.training.models import Layers
 from prunebench.training.models.transformer import differentiable_attention
 
@@ -68,7 +69,7 @@ def gate_derivatives(
     points: Points,
     batches: Batches,
     order: int,
-    loss_fn: Loss = nn.functional.cross_entropy,
+    loss_fn: Loss = cross_entropy,
     memory: int | None = None,
 ) -> dict[str, Tensor]:
     """∂^j L / ∂m_c^j at m = 1 for j = 1..order, per group root: a tensor [order, channels],
@@ -172,7 +173,7 @@ def exact_deltas(
     points: Points,
     batches: Batches,
     sample: dict[str, Tensor],
-    loss_fn: Loss = nn.functional.cross_entropy,
+    loss_fn: Loss = cross_entropy,
 ) -> dict[str, Tensor]:
     """The oracle: L(m_c = 0) − L(m_c = 1) for the sampled channels of each group, averaged over the batches."""
     model.eval()
@@ -194,7 +195,7 @@ def exact_deltas(
 
 
 def channel_gradient_norms(
-    model: nn.Module, points: Points, batches: Batches, loss_fn: Loss = nn.functional.cross_entropy
+    model: nn.Module, points: Points, batches: Batches, loss_fn: Loss = cross_entropy
 ) -> dict[str, Tensor]:
     """‖∂L/∂a_c‖ of each unit's signal a_c at its gate points, averaged over the batches."""
     model.eval()
@@ -273,9 +274,7 @@ class Taylor(Method):
             if self.knobs.order > 1 or self.knobs.fidelity_channels:
                 root, first = next(iter(points.items()))
                 x, y = batch[0]
-                loss = _loss(
-                    model, root, {root: first}, x.to(ctx.device), y.to(ctx.device), nn.functional.cross_entropy
-                )
+                loss = _loss(model, root, {root: first}, x.to(ctx.device), y.to(ctx.device), cross_entropy)
                 along(loss, torch.eye(unit_count(points, root), device=ctx.device)[:1], 2, 1)
         except Exception as error:  # whatever the model's derivatives raise is the finding
             return f"the gates' derivatives through this model fail ({briefly(error)})"

@@ -26,9 +26,10 @@ from prunebench import repository
 from prunebench.errors import UserError
 from prunebench.params import MODEL_START
 from prunebench.registry import Registry
+from prunebench.task import CLASSIFICATION, LANGUAGE_MODELLING
 from prunebench.training.models.transformer import Heads, packed_heads
 
-SHAPE = ("in_channels", "num_classes", "image_size")  # what the data set fixes
+SHAPE = ("in_channels", "num_classes", "image_size", "vocab_size", "sequence_length")  # what the data set fixes
 FAMILY = "prunebench_family"  # the attribute a built model carries: its family's name
 
 
@@ -73,6 +74,13 @@ class Family:
     factory: Callable[..., nn.Module]
     pretrained: Pretrained | None = None
     hints: Hints = Hints()
+
+    @property
+    def task(self) -> str:
+        """What the family's models do: language modelling where the factory takes a vocabulary
+        size (`vocab_size`), else classification."""
+        takes = inspect.signature(self.factory).parameters
+        return LANGUAGE_MODELLING if "vocab_size" in takes else CLASSIFICATION
 
     def create(self, description: dict[str, Any]) -> nn.Module:
         """The factory's model, freshly initialised, tagged with the family."""
@@ -126,9 +134,11 @@ def hints_of(model: nn.Module) -> Hints:
     return family(name).hints if name else Hints()
 
 
-def spec(section: dict, in_channels: int, num_classes: int, image_size: int) -> dict:
-    """Plain-data description of a model: the params.yaml `model` section (as plain data) plus the data shape."""
-    return {**section, "in_channels": in_channels, "num_classes": num_classes, "image_size": image_size}
+def spec(section: dict, *image: int, **shape: int) -> dict:
+    """Plain-data description of a model: the params.yaml `model` section (as plain data) plus the
+    data's shape: an image model's (in_channels, num_classes, image_size) in that order, or any
+    shape by name (`Splits.factory_shape`: a language model's vocab_size and sequence_length)."""
+    return {**section, **dict(zip(SHAPE, image, strict=False)), **shape}
 
 
 def arguments(fn: Callable[..., nn.Module], description: dict) -> dict:
