@@ -4,6 +4,7 @@ rule."""
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -203,3 +204,15 @@ def test_the_iterations_keep_each_model_as_its_file_and_repeat_to_the_bit():
     untimed = [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in done.results]
     assert [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in again.results] == untimed
     assert again.models == done.models  # a job run twice gives the same, to the bit
+
+
+def test_a_language_model_is_deployed_by_its_validation_perplexity():
+    """Issue 33: perplexity at most the unpruned model's × (1 + tolerance), lower being better."""
+    rows = [
+        {"iteration": t, "val_accuracy": 0.5, "val_loss": math.log(ppl), "params": p, "units_kept": p // 10}
+        for t, ppl, p in [(0, 6.0, 1000), (1, 6.05, 800), (2, 6.2, 600), (3, 7.0, 400)]
+    ]
+    choice = retention.choose(rows, tolerance=0.01, higher_is_better=False)
+    assert choice["iteration"] == 1 and "perplexity ≤ unpruned × (1 + 0.01)" in choice["rule"]
+    assert retention.choose(rows, tolerance=0.05, higher_is_better=False)["iteration"] == 2
+    assert retention.choose(rows, tolerance=0.0, higher_is_better=False)["iteration"] == 0

@@ -42,6 +42,14 @@ ITERATION_COLUMNS = (
 )
 
 
+# how the retention schedule chooses its deployed model (`retention.choose`, and the report says it),
+# by whether the task's metric is higher-is-better: accuracy, or a language model's perplexity
+RETENTION_RULES = {
+    True: "fewest parameters with validation accuracy ≥ unpruned − {tolerance}",
+    False: "fewest parameters with validation perplexity ≤ unpruned × (1 + {tolerance})",
+}
+
+
 def phase_columns(phase: str, result: dict[str, Any]) -> dict[str, float]:
     """An evaluation's metrics as a result row has them: `<phase>_accuracy`, `<phase>_loss` and,
     for a language model, `<phase>_perplexity`."""

@@ -143,7 +143,10 @@ class Sensitivity:
 class Retention:
     q: float = setting(fraction(), doc="layer l keeps max(1, round(h_l · q^t)) units at iteration t")
     max_iterations: int = setting(integer(1))
-    tolerance: float = setting(number(0, 1), doc="deployed: fewest parameters within this of the unpruned accuracy")
+    tolerance: float = setting(
+        number(0, 1),
+        doc="deployed: fewest parameters within this of the unpruned accuracy (perplexity: × (1 + this))",
+    )
 
 
 @dataclass(frozen=True)

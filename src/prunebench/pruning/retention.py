@@ -8,6 +8,7 @@ the first iteration that reaches it.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,11 +16,9 @@ from typing import Any
 
 from torch import nn
 
-from prunebench.layouts import counts
+from prunebench.layouts import RETENTION_RULES, counts
 from prunebench.progress import bar
 from prunebench.training import modelfile
-
-RULE = "fewest parameters with validation accuracy ≥ unpruned − tolerance"
 
 
 def table(
@@ -105,13 +104,20 @@ def iterate(
     return model
 
 
-def choose(results: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:
+def choose(results: list[dict[str, Any]], tolerance: float, higher_is_better: bool = True) -> dict[str, Any]:
     """The deployed model: the smallest (fewest parameters; the earlier on a tie) whose validation
-    accuracy is at least the unpruned model's (iteration 0) minus `tolerance`."""
-    floor = results[0]["val_accuracy"] - tolerance
-    best = min((r for r in results if r["val_accuracy"] >= floor), key=lambda r: (r["params"], r["iteration"]))
+    accuracy is at least the unpruned model's (iteration 0) minus `tolerance`; for a language model
+    (`higher_is_better` False), whose validation perplexity is at most the unpruned model's times
+    1 + `tolerance` (its loss at most the unpruned one's plus log(1 + `tolerance`))."""
+    if higher_is_better:
+        floor = results[0]["val_accuracy"] - tolerance
+        fits = [r for r in results if r["val_accuracy"] >= floor]
+    else:
+        ceiling = results[0]["val_loss"] + math.log1p(tolerance)
+        fits = [r for r in results if r["val_loss"] <= ceiling]
+    best = min(fits, key=lambda r: (r["params"], r["iteration"]))
     return {
-        "rule": RULE.replace("tolerance", f"{tolerance:g}"),
+        "rule": RETENTION_RULES[higher_is_better].format(tolerance=f"{tolerance:g}"),
         "iteration": best["iteration"],
         "val_accuracy": best["val_accuracy"],
         "params": best["params"],

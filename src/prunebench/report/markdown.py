@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prunebench.layouts import RETENTION_RULES
 from prunebench.params import Params
 from prunebench.report import stats
 from prunebench.task import Task, of_columns
@@ -488,23 +489,26 @@ def _diagnostics(r: Report) -> list[str]:
 
 
 def _retention(r: Report) -> list[str]:
-    deployed = r.deployed
+    deployed, task = r.deployed, r.task
     if not len(deployed):
         return []
+    rule = RETENTION_RULES[task.higher_is_better].format(tolerance=f"{r.params.schedule.retention.tolerance:g}")
+    if task.percent:
+        shown = deployed.drop(columns="val_loss").assign(
+            val_accuracy=deployed["val_accuracy"].map(lambda v: f"{v:.4f}")
+        )
+    else:  # the validation perplexity in the accuracy's place
+        shown = deployed.drop(columns="val_loss").assign(
+            val_accuracy=np.exp(deployed["val_loss"]).map(lambda v: f"{v:.3f}")
+        )
+        shown = shown.rename(columns={"val_accuracy": "val_perplexity"})
     return [
         "## Retention schedule: the deployed models",
         "",
-        "Chosen per seed among the iterations, on the validation split (never the test split), by the rule "
-        "*fewest parameters with validation accuracy ≥ unpruned − "
-        f"{r.params.schedule.retention.tolerance:g}*"
+        f"Chosen per seed among the iterations, on the validation split (never the test split), by the rule *{rule}*"
         "; every iteration is in `plots/methods/<method>/iterations.csv`.",
         "",
-        markdown(
-            deployed.assign(
-                val_accuracy=deployed["val_accuracy"].map(lambda v: f"{v:.4f}"),
-                params=deployed["params"].map(lambda v: f"{v:,}"),
-            )
-        ),
+        markdown(shown.assign(params=shown["params"].map(lambda v: f"{v:,}"))),
         "",
     ]
 

@@ -231,7 +231,7 @@ def write_report(params: Params, inputs: Inputs, tables: Tables, pictures: list[
         if (values := markdown.diagnostics_means(rows))
     }
     chosen = iterations[iterations["deployed"].astype(bool)] if len(iterations) else iterations
-    deployed = chosen[["method", "seed", "iteration", "val_accuracy", "params", "units_kept"]]
+    deployed = chosen[["method", "seed", "iteration", "val_accuracy", "val_loss", "params", "units_kept"]]
     layer_ratios = inputs.at_middle(inputs.layers, ["method", "layer"], ["removed"]).assign(ratio=inputs.middle)
     write_text(
         paths.REPORT,

@@ -36,6 +36,7 @@ from prunebench.pruning.selection import Masks, Pruned, mask_keeper
 from prunebench.pruning.steps import prune_in_steps, prune_to_counts
 from prunebench.stages.workbench import Workbench
 from prunebench.training import modelfile
+from prunebench.training.data import task_of
 from prunebench.training.loops import evaluate, fit, prepare_model, seed_everything
 from prunebench.training.measure import count_params, layer_macs
 from prunebench.training.models import prunable_layers
@@ -185,7 +186,7 @@ class Retention(Schedule):
         done = retention.Iterations()
         self._iterate(run, done)
         results = done.results
-        choice = retention.choose(results, cfg.retention.tolerance)
+        choice = retention.choose(results, cfg.retention.tolerance, task_of(self.params.data).higher_is_better)
         found.files[paths.deployed_model(key, seed)] = done.models[choice["iteration"]]
         found.histories += [
             {"seed": seed, "iteration": t, **epoch} for t in range(1, len(results)) for epoch in done.histories[t]
