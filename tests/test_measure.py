@@ -4,20 +4,28 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from prunebench.params import Measure
 from prunebench.pruning.steps import prune_step
-from prunebench.training import measure, models
+from prunebench.training import inputs, measure, models
 
-from helpers import IMAGE_MODELS, context, make_method, small_cnn
+from helpers import context, make_method, small_cnn
 
 
-@pytest.mark.parametrize("name", IMAGE_MODELS)
+@pytest.mark.parametrize("name", list(models.MODELS))
 def test_macs_of_conv_and_linear_match_torch_flop_counter(name):
-    """Attention's products, which the flop counter misses on the CPU's fused kernel: test_macs.py."""
-    model = models.build(models.spec({"name": name}, 1, 10, 8)).eval()
-    per_layer = measure.layer_macs(model, (1, 8, 8))
+    """Attention's products, which the flop counter misses on the CPU's fused kernel: test_macs.py.
+    Image models on digits-sized input; the GPT on 16 byte tokens."""
+    language = models.MODELS[name].task == "language_modelling"
+    data = (
+        {"vocab_size": 256, "sequence_length": 16}
+        if language
+        else {"in_channels": 1, "num_classes": 10, "image_size": 8}
+    )
+    spec = models.spec({"name": name}, **data)
+    model, shape = models.build(spec).eval(), inputs.shape_of_spec(spec)
+    per_layer = measure.layer_macs(model, shape)
     modules = dict(model.named_modules())
     weighted = sum(v for k, v in per_layer.items() if isinstance(modules.get(k), (torch.nn.Conv2d, torch.nn.Linear)))
     with FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, 1, 8, 8))
+        model(inputs.example(shape))
     assert weighted == counter.get_total_flops() / 2
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from prunebench.errors import OutOfReach
+from prunebench.task import of_columns
 
 
 def allocate(
@@ -56,7 +57,7 @@ def quality(row: dict) -> float:
     """What allocation keeps high, from a sensitivity row: the accuracy of a classifier; minus the
     loss of a language model (the log of its perplexity: a drop is the log of how many times the
     perplexity grows, the same for every layer whatever the level)."""
-    return -float(row["loss"]) if row.get("perplexity") not in (None, "") else float(row["accuracy"])
+    return float(row["accuracy"]) if of_columns(row).higher_is_better else -float(row["loss"])
 
 
 def curves_of(rows: list[dict], kind: str) -> dict[str, list[tuple[float, float]]]:

@@ -20,7 +20,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator  # noqa: E
 from prunebench.files import save_with  # noqa: E402
 from prunebench.report.markdown import WINNER_PHASES, standing  # noqa: E402
 from prunebench.report.palette import FAMILIES, Look  # noqa: E402
-from prunebench.task import IMAGES, TASKS, Task  # noqa: E402
+from prunebench.task import IMAGES, Task, of_columns  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
@@ -326,7 +326,7 @@ def _sensitivity(rows: list[dict], kind: str) -> tuple[pd.DataFrame, Task]:
     """The validation metric (accuracy, or a language model's perplexity) per layer × ratio of one
     kind, mean over seeds (layers in network order), and the task it measures."""
     frame = pd.DataFrame(rows)
-    task = TASKS["language_modelling"] if "perplexity" in frame else IMAGES
+    task = of_columns(frame.columns)
     frame = frame[frame["kind"] == kind]
     return frame.pivot_table(index="layer", columns="ratio", values=task.metric, sort=False), task
 

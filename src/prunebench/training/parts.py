@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from prunebench.errors import UserError
 from prunebench.task import CLASSIFICATION, LANGUAGE_MODELLING, TASKS, Task
-from prunebench.training.inputs import InputShape, Tokens
+from prunebench.training.inputs import InputShape, Tokens, shape_of_spec
 from prunebench.training.preprocess import Preprocess
 
 if TYPE_CHECKING:  # the data stage decides the split without torch (seconds to import)
@@ -72,7 +72,7 @@ class Splits:
 
     @property
     def input_shape(self) -> InputShape:
-        return self.tokens or (self.in_channels, self.image_size, self.image_size)
+        return shape_of_spec(self.factory_shape)
 
     @property
     def task(self) -> Task:

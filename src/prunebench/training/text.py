@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prunebench.task import LANGUAGE_MODELLING
 from prunebench.training.inputs import Tokens
 from prunebench.training.parts import DataMissing, Sequences, Split, Splits
 
@@ -83,12 +82,7 @@ class Text:
 
     def prepare(self, cfg: Data) -> Split:
         length = cfg.sequence_length
-        split: Split = {
-            "dataset": self.name,
-            "task": LANGUAGE_MODELLING,
-            "vocab_size": VOCAB,
-            "sequence_length": length,
-        }
+        split: Split = {"dataset": self.name, "vocab_size": VOCAB, "sequence_length": length}
         for part, raw in self.parts(cfg).items():
             where = (
                 f"data.root: {Path(cfg.root) / f'{part}.txt'}"
@@ -117,8 +111,3 @@ class Text:
 
 SOURCES = (Text("shakespeare", files=False), Text("text", files=True))  # registered by `training.data`
 NAMES = tuple(source.name for source in SOURCES)  # the data sets of language modelling
-
-
-def shape_of(cfg: Data) -> Tokens:
-    """A text data set's input shape, without reading it."""
-    return Tokens(cfg.sequence_length, VOCAB)
