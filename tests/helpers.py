@@ -75,3 +75,44 @@ def write_mnist_files(raw: Path, parts: dict[str, tuple[np.ndarray, np.ndarray]]
                 + struct.pack(f">{array.ndim}I", *array.shape)
                 + array.astype(np.uint8).tobytes()
             )
+
+
+def save_causal_lm(directory: Path, model_type: str, vocab: int = 300, seed: int = 0) -> Path:
+    """A tiny random-weight Hugging Face causal LM of `model_type` (gpt2, opt, llama, qwen2), saved
+    as `save_pretrained` saves one: 2 blocks, width 32, 4 heads (2 key-value heads where the
+    architecture groups them), 64 positions."""
+    from prunebench.training.models.huggingface import transformers
+
+    hf = transformers()
+    ids = {"bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0}
+    shape = {"vocab_size": vocab, "max_position_embeddings": 64, "hidden_size": 32, "num_hidden_layers": 2}
+    shape["num_attention_heads"] = 4
+    configs = {
+        "gpt2": lambda: hf.GPT2Config(**shape, **ids),
+        "opt": lambda: hf.OPTConfig(ffn_dim=64, word_embed_proj_dim=32, **shape, **ids),
+        **{
+            name: lambda config=config: config(intermediate_size=64, num_key_value_heads=2, **shape, **ids)
+            for name, config in (("llama", hf.LlamaConfig), ("qwen2", hf.Qwen2Config))
+        },
+    }
+    torch.manual_seed(seed)
+    hf.AutoModelForCausalLM.from_config(configs[model_type]()).save_pretrained(directory)
+    return directory
+
+
+def save_tokenizer(directory: Path, text: str, vocab: int = 300) -> Path:
+    """A byte-level BPE tokenizer trained on `text`, saved as a model's tokenizer is saved."""
+    from tokenizers import Tokenizer, decoders, pre_tokenizers, trainers
+    from tokenizers.models import BPE
+
+    from prunebench.training.models.huggingface import transformers
+
+    tokenizer = Tokenizer(BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tokenizer.train_from_iterator([text], trainer)
+    transformers().PreTrainedTokenizerFast(tokenizer_object=tokenizer).save_pretrained(directory)
+    return directory

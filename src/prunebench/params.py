@@ -97,6 +97,9 @@ class Data:
         "of every resize: " + " | ".join(INTERPOLATIONS) + " (null: the weights' or bilinear)",
     )
     sequence_length: int = setting(integer(2), 64, "text: the tokens a language model reads at once")
+    tokenizer: str | None = setting(
+        optional(string()), None, "text: a Hugging Face tokenizer's directory (null: the text's UTF-8 bytes)"
+    )
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,9 @@ class Model:
     where its weights start."""
 
     name: str = setting(string(), doc="a registered model, or package.module:function")
-    weights: str | None = setting(optional(string()), None, "torchvision weights, e.g. IMAGENET1K_V1")
+    weights: str | None = setting(
+        optional(string()), None, "torchvision weights (IMAGENET1K_V1), timm's weights file, or hf: its directory"
+    )
     checkpoint: str | None = setting(optional(string()), None, "a state dict file to start from")
     download: bool = setting(boolean(), False, "let torchvision fetch model.weights (needs internet)")
     knobs: dict[str, Any] = field(default_factory=dict, metadata={"hidden": True})  # the factory's own arguments

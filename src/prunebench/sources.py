@@ -135,13 +135,22 @@ def manifest(script: str | Path, model: Model | None = None) -> dict[str, str]:
     factory = user_module(model.name) if model else None
     if factory is not None and module_file("prunebench.training.models") in files:
         names[factory] = _from_root(factory)
+    if model and model.name.startswith("hf:") and module_file("prunebench.training.models") in files:
+        names |= _named(Path(model.name[3:]) / "config.json")  # a Hugging Face model's architecture
     if model and module_file("prunebench.training.pretrained") in files:
-        for start in (model.checkpoint, model.weights):  # timm's weights are a local file too
-            if start and Path(start).is_file():
-                names[Path(start).resolve()] = _from_root(Path(start).resolve())
+        for start in (model.checkpoint, model.weights):  # timm's weights are a local file, hf's a directory
+            if start:
+                names |= _named(Path(start))
     return {
         names[path]: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(names, key=lambda p: names[p])
     }
+
+
+def _named(path: Path) -> dict[Path, str]:
+    """A file, or every file of a directory, by its name from the repository root; nothing for a
+    path that is neither (torchvision's weights are a name, not a file)."""
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path] if path.is_file() else []
+    return {file.resolve(): _from_root(file.resolve()) for file in files}
 
 
 def _from_root(path: Path) -> str:

@@ -312,7 +312,7 @@ def shape_of(cfg: Data) -> dict[str, int]:
     """What the model of the data set `cfg` names is built for (`Splits.factory_shape`), without
     reading its images or text: what the check stage builds the model for, before the data stage runs."""
     if cfg.name in text.NAMES:
-        return {"vocab_size": text.VOCAB, "sequence_length": cfg.sequence_length}
+        return {"vocab_size": text.vocab_of(cfg), "sequence_length": cfg.sequence_length}
     if cfg.name == "digits":
         return {"in_channels": 1, "num_classes": 10, "image_size": 8}
     source = DATASETS[cfg.name]
