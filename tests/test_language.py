@@ -15,6 +15,7 @@ from torch import nn
 
 from prunebench import params
 from prunebench.pruning import coupling, surgery
+from prunebench.pruning.budget import WeightCost
 from prunebench.report.results import load_predictions, save_predictions
 from prunebench.report.stats import rank
 from prunebench.task import TASKS
@@ -118,19 +119,34 @@ def test_the_gpts_heads_and_neurons_are_removed_and_the_pruned_model_reloads(tmp
     x = inputs.example(shape, 2, random=True)
     assert pruned(x).shape == (2, 16, 256)
     attention = pruned.get_submodule(head.root.rpartition(".")[0])
-    assert attention.num_heads == 3 and measure.count_params(pruned) < measure.count_params(tiny_gpt())
+    assert attention.num_heads == 3 and measure.count_params(pruned, shape) < measure.count_params(tiny_gpt(), shape)
     spec = models.spec({"name": "gpt", "dim": 16, "depth": 2, "heads": 4}, vocab_size=256, sequence_length=16)
     modelfile.save(tmp_path / "m.pt", pruned, spec)
     reloaded = modelfile.load(tmp_path / "m.pt")[0].eval()
     assert torch.equal(reloaded(x), pruned(x))
 
 
-def test_macs_of_a_gpt_count_the_attention_products_per_sequence():
+def test_macs_of_a_gpt_are_per_token_of_a_sequence_attention_products_included():
     length, dim, depth, hidden = 16, 16, 2, 64
     counted = sum(measure.layer_macs(tiny_gpt(length), inputs.Tokens(length, 256)).values())
     per_block = length * (dim * 3 * dim + dim * dim + 2 * dim * hidden) + 2 * length * length * dim
     norms = 4 * length * dim * (2 * depth + 1)  # each LayerNorm 4 per element, as thop counts an affine norm
-    assert counted == depth * per_block + length * dim * 256 + norms
+    assert counted == (depth * per_block + length * dim * 256 + norms) / length
+
+
+def test_a_language_models_parameters_are_its_blocks_linear_weights_as_llm_papers_count():
+    dim, depth, hidden, shape = 16, 2, 64, inputs.Tokens(16, 256)
+    model = tiny_gpt()
+    linear = depth * (dim * 3 * dim + dim * dim + 2 * dim * hidden)  # qkv, proj, the MLP's two layers
+    assert measure.count_params(model, shape) == linear < sum(p.numel() for p in model.parameters())
+    masks = {
+        f"{name}.weight": torch.rand_like(layer.weight) < 0.5 for name, layer in models.prunable_layers(model).items()
+    }
+    cost = WeightCost(model, shape)
+    assert cost.base.params == linear and cost(masks).params == sum(int(m.sum()) for m in masks.values())
+    head = next(g for g in coupling.groups(model, shape) if g.kind == "head")
+    pruned = surgery.remove(model, {head.root: [0]}, shape)
+    assert measure.count_params(pruned, shape) == linear - 4 * dim * (dim // 4)  # qkv rows and proj columns
 
 
 @pytest.mark.parametrize(

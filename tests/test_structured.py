@@ -41,7 +41,7 @@ def test_l1_channel_halves_every_model_and_survives_a_save_load_round_trip(tmp_p
 @pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_every_model_prunes_with_every_structured_method_and_still_trains(name, method):
     model, ctx = model_ctx(name)
-    nonzeros = measure.count_nonzero(model)  # before: weight methods prune in place
+    nonzeros = measure.count_nonzero(model, SHAPE)  # before: weight methods prune in place
     knobs = {"sparsity": 1e-4, "sparsity_batches": 1} if method == "slimming" else {}
     if method == "slimming" and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
         with pytest.raises(ValueError, match="no BatchNorm"):  # torchvision's vgg11/vgg16, and mlp
@@ -54,9 +54,9 @@ def test_every_model_prunes_with_every_structured_method_and_still_trains(name, 
     assert all(p.grad is not None for p in pruned.parameters() if p.requires_grad)
     has_3x3 = any(isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) for m in pruned.modules())
     if method == "intra_kernel" and not has_3x3:  # mlp: patterns exist only inside 3×3 kernels
-        assert measure.count_nonzero(pruned) == nonzeros
+        assert measure.count_nonzero(pruned, SHAPE) == nonzeros
     else:
-        assert measure.count_nonzero(pruned) < nonzeros
+        assert measure.count_nonzero(pruned, SHAPE) < nonzeros
 
 
 def test_kernel_pruning_removes_whole_kernels():

@@ -22,6 +22,8 @@ class Task:
     higher_is_better: bool
     percent: bool  # shown ×100, in %, and differences in percentage points
     short: str  # the metric abbreviated, for table headers
+    macs_per: str  # what one count of MACs is for: an example, or a token (of a sequence of fixed length)
+    params_counted: str  # what the parameter counts (budget: params) count
 
     @property
     def resolution_label(self) -> str:
@@ -67,8 +69,19 @@ class Task:
 
 
 TASKS = {
-    CLASSIFICATION: Task(CLASSIFICATION, "accuracy", higher_is_better=True, percent=True, short="acc."),
-    LANGUAGE_MODELLING: Task(LANGUAGE_MODELLING, "perplexity", higher_is_better=False, percent=False, short="ppl."),
+    CLASSIFICATION: Task(
+        CLASSIFICATION, "accuracy", True, True, "acc.", macs_per="example", params_counted="nonzero parameters"
+    ),
+    LANGUAGE_MODELLING: Task(  # as the LLM papers count
+        LANGUAGE_MODELLING,
+        "perplexity",
+        False,
+        False,
+        "ppl.",
+        macs_per="token",
+        params_counted="nonzero weights of the blocks' linear layers (embeddings, output layer, norms and biases "
+        "not counted)",
+    ),
 }
 
 

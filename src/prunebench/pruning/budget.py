@@ -1,8 +1,9 @@
 """Equal cost: how much of the budget a pruning removes, computed from the selection alone, and
 the search for the fraction of a method's units that meets a target.
 
-`budget` says what `ratio` removes: "macs" (sparsity-aware MACs per example, every product
-counted: `prunebench.training.macs`), "params" (nonzero parameters; removing channels removes
+`budget` says what `ratio` removes: "macs" (sparsity-aware MACs per example, or per token of a
+language model, every product counted: `prunebench.training.macs`), "params" (nonzero parameters,
+of a language model the weights of its blocks' linear layers: `measure.counted`; removing channels removes
 whole entries, so for channel methods every remaining parameter counts, which in a trained
 network are the nonzero ones) or "units" (the method's own units: weights, or channels, neurons
 and heads). Each method searches its own unit fraction, on its own ranking and without
@@ -41,7 +42,7 @@ BUDGETS = ("macs", "params", "units")
 
 @dataclass(frozen=True)
 class Cost:
-    macs: float  # per example, sparsity-aware
+    macs: float  # per example (per token of a language model), sparsity-aware
     params: float  # nonzero parameters
     units: float  # the method's units still there: prunable weights, or channels of the channel groups
 
@@ -73,7 +74,7 @@ class WeightCost(SelectionCost):
         self.nonzero = {name: layer.weight.detach().ne(0).cpu() for name, layer in layers.items()}
         self.macs_per_weight = {name: dense[name] / layer.weight.numel() for name, layer in layers.items()}
         self.fixed_macs = sum(v for k, v in sparse.items() if k not in layers)
-        self.fixed_params = measure.count_nonzero(model) - sum(int(n.sum()) for n in self.nonzero.values())
+        self.fixed_params = measure.count_nonzero(model, input_shape) - sum(int(n.sum()) for n in self.nonzero.values())
         self.base = self({f"{name}.weight": torch.ones_like(n) for name, n in self.nonzero.items()})
 
     def __call__(self, masks: dict[str, torch.Tensor]) -> Cost:
@@ -93,7 +94,7 @@ class ChannelCost(SelectionCost):
         found = coupling.groups(model, input_shape)
         self.sizes = {group.root: group.size for group in found}
         self.counted = {group.root for group in found if group.kind in kinds}
-        macs, params = measure.layer_macs(model, input_shape), _param_sizes(model)
+        macs, params = measure.layer_macs(model, input_shape), _param_sizes(model, input_shape)
         self.roots = list(self.sizes)
         self.macs = np.array(list(macs.values()))
         self.params = np.array(list(params.values()), dtype=float)
@@ -106,7 +107,7 @@ class ChannelCost(SelectionCost):
             probe = surgery.remove(copy.deepcopy(model), {root: list(range(channels // 2))}, input_shape)
             fraction = (channels - channels // 2) / channels
             self.macs_exponents[:, j] = _exponents(macs, measure.layer_macs(probe, input_shape), fraction, root)
-            self.params_exponents[:, j] = _exponents(params, _param_sizes(probe), fraction, root)
+            self.params_exponents[:, j] = _exponents(params, _param_sizes(probe, input_shape), fraction, root)
         self.base = self(self.sizes)
 
     def __call__(self, counts: dict[str, int]) -> Cost:
@@ -118,8 +119,8 @@ class ChannelCost(SelectionCost):
         )
 
 
-def _param_sizes(model: nn.Module) -> dict[str, float]:
-    return {name: float(p.numel()) for name, p in model.named_parameters()}
+def _param_sizes(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
+    return {name: float(p.numel()) for name, p in measure.counted(model, input_shape).items()}
 
 
 def _exponents(before: dict[str, float], after: dict[str, float], fraction: float, root: str) -> np.ndarray:

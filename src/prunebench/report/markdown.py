@@ -350,7 +350,9 @@ def _introduction(r: Report) -> list[str]:
         f"{_pm_metric(r.task, base[metric].mean(), base[metric].std())}{' ' + r.task.unit if r.task.unit else ''} "
         f"test {r.task.metric} "
         f"({r.task.direction}), "
-        f"{base['base_macs_sparse'].mean():,.0f} MACs, {base['base_nonzeros'].mean():,.0f} nonzero parameters.",
+        f"{base['base_macs_sparse'].mean():,.0f} MACs per {r.task.macs_per}"
+        f"{f' (sequences of {params.data.sequence_length} tokens)' if r.task.macs_per == 'token' else ''}, "
+        f"{base['base_nonzeros'].mean():,.0f} {r.task.params_counted}.",
         "",
         f"Protocol: {recalibration}; then every model is fine-tuned for {params.finetune.epochs} epochs "
         "(`finetune`), the same budget for every method and point.",

@@ -65,7 +65,7 @@ def finetune(context: Tuning, job: Job) -> Tuned:
         "ratio": ratio,
         "seed": seed,
         **phase_columns("finetuned", test),
-        "finetuned_nonzeros": measure.count_nonzero(model),
+        "finetuned_nonzeros": measure.count_nonzero(model, bench.splits.input_shape),
         "epochs": len(history),
     }
     curve = [{"ratio": ratio, "seed": seed, **record} for record in history]

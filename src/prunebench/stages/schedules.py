@@ -237,7 +237,7 @@ class Retention(Schedule):
             return {
                 "val_accuracy": val["accuracy"],
                 "val_loss": val["loss"],
-                "params": count_params(model),
+                "params": count_params(model, bench.splits.input_shape),
                 "macs": sum(layer_macs(model, bench.splits.input_shape).values()),
             }
 

@@ -1,11 +1,15 @@
 """What a model costs: parameters, nonzeros, MACs (dense and sparsity-aware), latency.
 
 MACs are counted by `prunebench.training.macs`: every product, attention's included, and the
-rest as thop counts it. Sparsity-aware MACs scale each Conv/Linear layer's MACs by the fraction
-of its weights that are nonzero (every weight is used the same number of times in a forward
-pass), so unstructured pruning shows up there; dense kernels do not run faster for it, which
-is why measured latency stands next to it. Attention's products have no weights: masks never
-reduce them.
+rest as thop counts it. A model's costs are counted as its field counts them: an image model's
+MACs per example and every parameter; a language model's (it reads `Tokens`) MACs per token, at
+the data's fixed sequence length, and only the weights of its blocks' linear layers, as the LLM
+papers count them (embeddings, the output layer, norms and biases are not counted).
+
+Sparsity-aware MACs scale each Conv/Linear layer's MACs by the fraction of its weights that are
+nonzero (every weight is used the same number of times in a forward pass), so unstructured
+pruning shows up there; dense kernels do not run faster for it, which is why measured latency
+stands next to it. Attention's products have no weights: masks never reduce them.
 """
 
 from __future__ import annotations
@@ -15,21 +19,34 @@ from torch import nn
 
 from prunebench.params import Measure
 from prunebench.training import macs
-from prunebench.training.inputs import example
+from prunebench.training.inputs import InputShape, Tokens, example
+from prunebench.training.models import prunable_layers
 
 
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+def counted(model: nn.Module, input_shape: InputShape) -> dict[str, torch.Tensor]:
+    """The parameters a count of parameters counts, by name: every one of an image model; the
+    weights of a language model's blocks' linear layers (its prunable layers)."""
+    if isinstance(input_shape, Tokens):
+        return {f"{name}.weight": layer.weight for name, layer in prunable_layers(model).items()}
+    return dict(model.named_parameters())
 
 
-def count_nonzero(model: nn.Module) -> int:
-    return sum(int(torch.count_nonzero(p)) for p in model.parameters())
+def count_params(model: nn.Module, input_shape: InputShape) -> int:
+    return sum(p.numel() for p in counted(model, input_shape).values())
 
 
-def layer_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
-    """MACs of one example per term (`macs.count`): every childless module, and the products
-    modules with children run themselves (an attention module's QKᵀ and AV)."""
-    return macs.count(model, example(input_shape))
+def count_nonzero(model: nn.Module, input_shape: InputShape) -> int:
+    return sum(int(torch.count_nonzero(p)) for p in counted(model, input_shape).values())
+
+
+def layer_macs(model: nn.Module, input_shape: InputShape) -> dict[str, float]:
+    """MACs per term (`macs.count`) of one example, or of one token of a sequence: every
+    childless module, and the products modules with children run themselves (an attention
+    module's QKᵀ and AV)."""
+    found = macs.count(model, example(input_shape))
+    if isinstance(input_shape, Tokens):
+        return {term: value / input_shape.length for term, value in found.items()}
+    return found
 
 
 def sparse_layer_macs(model: nn.Module, per_layer: dict[str, float]) -> dict[str, float]:
@@ -56,8 +73,8 @@ def costs(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[dict[str, flo
         if isinstance(m, (nn.Conv2d, nn.Linear))
     }
     totals = {
-        "params": count_params(model),
-        "nonzeros": count_nonzero(model),
+        "params": count_params(model, input_shape),
+        "nonzeros": count_nonzero(model, input_shape),
         "macs": sum(dense.values()),
         "macs_sparse": sum(sparse.values()),
     }
