@@ -199,9 +199,9 @@ def test_every_fine_tuned_model_is_deployed_checked_and_timed(repo):
     assert (results["onnx_max_difference"] < 1e-3).all()
     for row in results.itertuples():
         assert (repo / f"models/onnx/{row.method}/{row.ratio:g}/{row.seed}.onnx").stat().st_size > 1000
-    timed = results.groupby(["method", "ratio"])[["latency_ms", "ort_ms", "ort_b1_ms", "ort_speedup"]].nunique()
+    timed = results.groupby(["method", "ratio"])[["latency_ms", "latency_b1_ms", "ort_ms", "ort_b1_ms"]].nunique()
     assert (timed == 1).all().all()  # the first seed's model, timed once per point
-    assert (results[["latency_ms", "ort_ms", "ort_b1_ms", "speedup", "ort_speedup"]] > 0).all().all()
+    assert (results[["latency_ms", "latency_b1_ms", "ort_ms", "ort_b1_ms", "speedup", "ort_speedup"]] > 0).all().all()
     report = (repo / "results/report.md").read_text()
     section = report.split("## Deployment: ONNX Runtime")[1].split("\n## ")[0]
     assert all(f"| {method} " in section for method in METHODS) and "none: masks keep dense kernels" in section
@@ -683,3 +683,11 @@ def test_the_language_model_preset_runs_end_to_end_judged_on_perplexity(tmp_path
     report = (repo / "results/report.md").read_text()
     assert "test perplexity (lower is better)" in report and "– (no BatchNorm)" in report
     assert "| perplexity " in report and "seeds for 1 %" in report
+    assert "MACs per token (sequences of 32 tokens)" in report and "blocks' linear layers" in report
+    prefill = report.split("## Prefill throughput")[1].split("\n## ")[0]
+    timed = results.dropna(subset=["latency_b1_ms"]).set_index("method")
+    tokens = 32 / (timed.loc["magnitude", "latency_b1_ms"] / 1000)  # one sequence of 32 tokens per pass
+    rows = {
+        cells[2]: cells[3:] for line in prefill.splitlines() if len(cells := [c.strip() for c in line.split("|")]) > 4
+    }
+    assert rows["magnitude"][0] == f"{tokens:,.0f}" and {"base model", "l1_channel", "taylor1"} <= set(rows)

@@ -10,16 +10,18 @@ BASE_COLUMNS = ("accuracy", "loss", "params", "nonzeros", "macs", "macs_sparse")
 METRICS = ("accuracy", "loss", "perplexity")
 SCORES = ("accuracy", "perplexity")  # the metrics a task is judged on (`prunebench.task`)
 # results/deploy.csv, after ROW_KEYS: the ONNX check of each model, then the latencies of the first
-# seed's model at its point (ms; PyTorch at measure.latency_batch, ONNX Runtime there and at batch 1)
+# seed's model at its point (ms; PyTorch and ONNX Runtime at measure.latency_batch and at batch 1)
 # and its speed-ups over the base model timed beside it
 DEPLOY_COLUMNS = (
     "onnx_max_difference",
     "onnx_argmax_agreement",
     "onnx_check",
     "latency_ms",
+    "latency_b1_ms",
     "ort_ms",
     "ort_b1_ms",
     "speedup",
+    "b1_speedup",
     "ort_speedup",
     "ort_b1_speedup",
 )

@@ -18,7 +18,8 @@ from torch import nn
 from prunebench.deploy.export import INPUT, OUTPUT
 from prunebench.training.inputs import example
 
-WAYS = ("latency_ms", "ort_ms", "ort_b1_ms")  # PyTorch eager at the batch, ONNX Runtime at the batch and at 1
+# PyTorch eager and ONNX Runtime, each at the batch and at batch 1
+WAYS = ("latency_ms", "latency_b1_ms", "ort_ms", "ort_b1_ms")
 
 
 def interleaved(
@@ -30,12 +31,13 @@ def interleaved(
 ) -> dict[str, dict[str, float]]:
     """Milliseconds per pass of each (PyTorch model, ONNX Runtime session), keyed by WAYS, on
     the CPU threads this process has."""
-    x = example(input_shape, batch, random=True)
-    inputs = {n: {INPUT: example(input_shape, n, random=True).numpy()} for n in (1, batch)}
+    x = {n: example(input_shape, n, random=True) for n in (1, batch)}
+    inputs = {n: {INPUT: x[n].numpy()} for n in (1, batch)}
 
     def ways(model: nn.Module, session: Any) -> dict[str, Callable[[], Any]]:
         return {
-            "latency_ms": lambda: model(x),
+            "latency_ms": lambda: model(x[batch]),
+            "latency_b1_ms": lambda: model(x[1]),
             "ort_ms": lambda: session.run([OUTPUT], inputs[batch]),
             "ort_b1_ms": lambda: session.run([OUTPUT], inputs[1]),
         }

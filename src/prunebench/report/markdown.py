@@ -255,6 +255,45 @@ def deployment_section(summary: pd.DataFrame, results: pd.DataFrame, batch: int)
     ]
 
 
+WAYS_TIMED = {  # a timing column, its speed-up over the base model, the batch it ran at (None: the latency batch)
+    "PyTorch, batch 1": ("latency_b1_ms", "b1_speedup", 1),
+    "PyTorch, batch {b}": ("latency_ms", "speedup", None),
+    "ONNX Runtime, batch 1": ("ort_b1_ms", "ort_b1_speedup", 1),
+    "ONNX Runtime, batch {b}": ("ort_ms", "ort_speedup", None),
+}
+
+
+def prefill_section(results: pd.DataFrame, batch: int, length: int, task: Task) -> list[str]:
+    """A language model's prefill throughput, tokens per second, of each point's first-seed models
+    and the base model timed beside them (its figure from the speed-ups): what the LLM papers
+    report next to perplexity. Nothing for a classifier."""
+    if task.macs_per != "token":
+        return []
+    timed = results.dropna(subset=["latency_ms"])
+    rows = []
+    for ratio, at in timed.groupby("ratio", sort=True):
+        point = f"{1 / (1 - ratio):g}×"
+        base, methods = {"point": point, "method": "base model"}, []
+        for label, (column, speedup, n) in WAYS_TIMED.items():
+            tokens = (n or batch) * length / (at[column] / 1000)
+            base[label.format(b=batch)] = f"{(tokens / at[speedup]).median():,.0f}"
+            methods.append(tokens)
+        rows.append(base)
+        for i, r in enumerate(at.itertuples()):
+            cells = {label.format(b=batch): f"{tokens.iloc[i]:,.0f}" for label, tokens in zip(WAYS_TIMED, methods)}
+            rows.append({"point": point, "method": r.method, **cells})
+    return [
+        "## Prefill throughput",
+        "",
+        f"Tokens per second of a prefill (sequences of {length} tokens, one CPU thread), each point's first-seed "
+        "models timed side by side with the base model (`deploy` stage): PyTorch eager and ONNX Runtime, at batch 1 "
+        f"and at batch {batch} (`measure.latency_batch`).",
+        "",
+        markdown(pd.DataFrame(rows)),
+        "",
+    ]
+
+
 def model_section(check: dict[str, Any], refused: dict[str, str]) -> list[str]:
     """What the model allowed (the check stage's findings, and methods that refused it while
     pruning): frozen channel groups, whose channels every channel method keeps and whose MACs
@@ -322,6 +361,7 @@ def markdown_report(report: Report) -> str:
         _out_of_reach,
         _reading,
         lambda r: deployment_section(r.summary, r.results, r.params.measure.latency_batch),
+        lambda r: prefill_section(r.results, r.params.measure.latency_batch, r.params.data.sequence_length, r.task),
         _per_layer,
         _diagnostics,
         _retention,

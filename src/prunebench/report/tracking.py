@@ -49,6 +49,8 @@ COMPARED = (
     "params_reduction",
     "speedup",
     "latency_ms",
+    "b1_speedup",
+    "latency_b1_ms",
     "ort_speedup",
     "ort_ms",
     "ort_b1_speedup",

@@ -1,8 +1,9 @@
 """The deploy stage: every fine-tuned model and each base model as a standalone ONNX network
 (`models/onnx`), each checked in ONNX Runtime against PyTorch on the first test batch; then,
 at each point, the first seed's model of every method and the base model timed in this one
-process, in rounds (`deploy.timing`): PyTorch eager at `measure.latency_batch`, ONNX Runtime
-at that batch and at batch 1, one thread. A model that fails to export or disagrees is one line
+process, in rounds (`deploy.timing`): PyTorch eager and ONNX Runtime at `measure.latency_batch`
+and at batch 1, one thread (a language model's prefill: a sequence of `data.sequence_length`
+tokens per example). A model that fails to export or disagrees is one line
 naming the method, point and layer, here and in the report, and its row says so."""
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def _time_point(params: Params, keys: list[str], ratio: float, shape: tuple[int,
         key: values
         | {
             "speedup": base["latency_ms"] / values["latency_ms"],
+            "b1_speedup": base["latency_b1_ms"] / values["latency_b1_ms"],
             "ort_speedup": base["ort_ms"] / values["ort_ms"],
             "ort_b1_speedup": base["ort_b1_ms"] / values["ort_b1_ms"],
         }
