@@ -691,3 +691,8 @@ def test_the_language_model_preset_runs_end_to_end_judged_on_perplexity(tmp_path
         cells[2]: cells[3:] for line in prefill.splitlines() if len(cells := [c.strip() for c in line.split("|")]) > 4
     }
     assert rows["magnitude"][0] == f"{tokens:,.0f}" and {"base model", "l1_channel", "taylor1"} <= set(rows)
+    rendered = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)  # the definitions follow the task
+    drawn = {title: len(shown) for title, shown in rendered["data"].items() if not title.startswith("Retention")}
+    assert "errors" not in rendered and set(drawn.values()) == {1}  # no retention method: nothing to draw there
+    assert "Perplexity after fine-tuning against the cost of each method" in " ".join(rendered["data"])
+    assert "perplexity" in (repo / ".dvc/plots/task.yaml").read_text()

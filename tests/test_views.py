@@ -214,7 +214,7 @@ def dvc_data(frame: pd.DataFrame) -> list[dict]:
 def test_the_dvc_plots_views_draw_every_method_in_its_colour(results, tables, tmp_path):
     import vl_convert
 
-    written = palette.fill_templates(ROOT / paths.PLOT_TEMPLATES, tmp_path, tables.looks)
+    written = palette.fill_templates(ROOT / paths.PLOT_TEMPLATES, tmp_path, tables.looks, "accuracy")
     assert {p.name for p in written} == {
         "tradeoff.json",
         "curves.json",
@@ -237,6 +237,7 @@ def test_the_dvc_plots_views_draw_every_method_in_its_colour(results, tables, tm
     for path in written:
         x, y, frame = data[path.name]
         text = path.read_text()
+        assert palette.METRIC not in text
         for placeholder, value in {"<DVC_METRIC_X>": x, "<DVC_METRIC_Y>": y, "<DVC_METRIC_X_LABEL>": x}.items():
             text = text.replace(placeholder, value)
         text = text.replace("<DVC_METRIC_Y_LABEL>", y).replace("<DVC_METRIC_TITLE>", path.stem)

@@ -35,6 +35,7 @@ COMPARE_PLOTS = Path("plots/compare")
 
 PLOTS_TEMPLATE = Path(".dvc/plots/offline.html")  # written at install: .dvc/config names it
 PLOT_TEMPLATES = Path(".dvc/plots")  # the Vega-Lite templates; "<METHOD_COLOURS>" marks a method colour scale
+PLOT_TASK = PLOT_TEMPLATES / "task.yaml"  # dvc.yaml's `vars`: the task's columns the plots show (git-tracked)
 COLOURED_TEMPLATES = COMPARE_PLOTS / "templates"  # those with a colour scale, filled with this run's colours
 
 CHECKPOINTS = Path("checkpoints")  # resume caches: neither DVC outputs nor in git

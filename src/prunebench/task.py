@@ -67,6 +67,19 @@ class Task:
     def direction(self) -> str:
         return "higher is better" if self.higher_is_better else "lower is better"
 
+    @property
+    def difference_column(self) -> str:
+        """The column of a method's difference to the best, named so that larger reads better."""
+        return f"{self.metric}_minus_best" if self.higher_is_better else f"best_minus_{self.metric}"
+
+    def plot_vars(self) -> str:
+        """What dvc.yaml's plot definitions read of the task (`vars`: `${task.metric}`, …), as YAML."""
+        return (
+            "# The task dvc.yaml's plots show (its `vars`), written by the check stage from data.name.\n"
+            f"task:\n  metric: {self.metric}\n  title: {self.metric.capitalize()}\n"
+            f"  difference: {self.difference_column}\n"
+        )
+
 
 TASKS = {
     CLASSIFICATION: Task(

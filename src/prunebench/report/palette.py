@@ -81,6 +81,7 @@ def columns(frame: pd.DataFrame, looks: dict[str, Look]) -> pd.DataFrame:
 
 
 PLACEHOLDERS = ('"<METHOD_COLOURS>"', '"<METHOD_ORDER>"')  # where a template's colour scale and method order go
+METRIC = "<TASK_METRIC>"  # where a template names the task's metric column (accuracy, perplexity)
 
 
 def vega_scale(looks: dict[str, Look]) -> dict[str, list[str]]:
@@ -89,11 +90,12 @@ def vega_scale(looks: dict[str, Look]) -> dict[str, list[str]]:
     return {"domain": ordered, "range": [looks[m].colour for m in ordered]}
 
 
-def fill_templates(source: Path, target: Path, looks: dict[str, Look]) -> list[Path]:
+def fill_templates(source: Path, target: Path, looks: dict[str, Look], metric: str) -> list[Path]:
     """Write each template of `source` that has a method colour scale (or order) to `target`,
-    filled with these methods' colours (and order); DVC reads them there (dvc.yaml names them)."""
+    filled with these methods' colours (and order) and the task's `metric`; DVC reads them there
+    (dvc.yaml names them)."""
     scale = vega_scale(looks)
-    values = dict(zip(PLACEHOLDERS, (json.dumps(scale), json.dumps(scale["domain"]))))
+    values = dict(zip(PLACEHOLDERS, (json.dumps(scale), json.dumps(scale["domain"])))) | {METRIC: metric}
     written = []
     for template in sorted(source.glob("*.json")):
         text = template.read_text()

@@ -15,7 +15,7 @@ def difference_rows(winners: pd.DataFrame, looks: dict[str, Look], task: Task = 
     """The forest view's data: at each point and phase, how far each method falls behind the best,
     negated (worse to the left): accuracy minus the best's in pp, or the best's perplexity minus
     the method's; with its interval and standing (best, tied or worse)."""
-    column = "accuracy_minus_best" if task.percent else "best_minus_perplexity"
+    column = task.difference_column
     rows = winners.assign(
         budget=[f"{t:g}×" for t in winners["target_reduction"]],
         **{column: -winners["difference"] * task.scale},

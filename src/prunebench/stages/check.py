@@ -32,6 +32,11 @@ def run(scripts: list[Path]) -> None:
         say(line)
     write_json(paths.MODEL_CHECK, found.as_json())
     write_text(paths.PARAMS_OK, "params.yaml is valid\n")
+    from prunebench.training import data  # imported by inspect_model already
+
+    plot_vars = data.task_of(checked.data).plot_vars()
+    if not paths.PLOT_TASK.exists() or paths.PLOT_TASK.read_text() != plot_vars:
+        write_text(paths.PLOT_TASK, plot_vars)  # dvc plots then show the task's columns
     for script in scripts:
         write_json(paths.code_manifest(script.stem), sources.manifest(script, checked.model))
 

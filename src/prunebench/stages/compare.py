@@ -161,7 +161,7 @@ def write_plot_tables(inputs: Inputs, tables: Tables) -> None:
     iterations = inputs.iterations[["method", "seed", "iteration", "units_kept", "val_accuracy", "val_loss"]]
     _csv(out / "iterations.csv", palette.columns(iterations, looks))
     _csv(out / "differences.csv", plot_tables.difference_rows(tables.winners, looks, task))
-    palette.fill_templates(paths.PLOT_TEMPLATES, paths.COLOURED_TEMPLATES, looks)
+    palette.fill_templates(paths.PLOT_TEMPLATES, paths.COLOURED_TEMPLATES, looks, task.metric)
 
 
 Draw = Callable[[], list[Path]]
