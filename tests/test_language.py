@@ -205,3 +205,20 @@ def test_the_check_stage_builds_the_gpt_for_the_text_and_finds_its_heads_and_neu
     raw = params.read(ROOT / "presets/shakespeare.yaml")
     found = inspect_model(params.parse(raw))
     assert found.kinds == {"channel": 4, "width": 1, "head": 4} and not found.frozen and not found.batchnorm
+
+
+def test_a_weight_method_that_removes_every_counted_weight_reads_infinitely_fewer_not_a_crash():
+    """A language model's MACs per token keep its output layer and attention products, so a deep
+    MACs target can take every weight of its blocks' linear layers (seen on a GPT-2 with a
+    512-token vocabulary at 4×): the row says so instead of stopping the concatenate stage."""
+    from prunebench.layouts import DEPLOY_COLUMNS
+    from prunebench.report.results import result_rows
+
+    base = {"seed": 0, "accuracy": 0.2, "loss": 3.5, "perplexity": 33.1, "params": 100, "nonzeros": 100}
+    base |= {"macs": 10.0, "macs_sparse": 10.0}
+    pruned = {"method": "magnitude", "ratio": 0.75, "seed": 0, "kept": 0.3, "nonzeros": 0, "macs_sparse": 3.0}
+    tuned = {"ratio": 0.75, "seed": 0, "finetuned_accuracy": 0.1, "finetuned_perplexity": 90.0}
+    deployed = {"ratio": 0.75, "seed": 0, **dict.fromkeys(DEPLOY_COLUMNS)}
+    [row] = result_rows([base], [pruned], [tuned], [deployed])
+    assert row["params_reduction"] == math.inf and row["sparsity"] == 1.0
+    assert row["macs_reduction"] == pytest.approx(10 / 3) and row["perplexity_change"] == pytest.approx(56.9)

@@ -486,8 +486,9 @@ def _reading(r: Report) -> list[str]:
         "model. Latency (the deploy stage, on the CPU, one thread): at each point the first seed's model of every "
         "method and the base model are timed in one process, in "
         f"{measure.rounds} rounds that take each model in turn ({measure.min_run_time:g} s of passes "
-        f"per model and round; the median over rounds), PyTorch eager at batch {measure.latency_batch} and "
-        "ONNX Runtime at that batch and at batch 1, so equal architectures read equal; figures vary between runs. "
+        f"per model and round; the median over rounds), PyTorch eager and ONNX Runtime at batch "
+        f"{measure.latency_batch} (the columns) and at batch 1, so equal architectures read equal; figures vary "
+        "between runs. "
         f"Methods on the retention schedule retrain after every iteration, so their {r.task.metric} after pruning "
         "includes that retraining.",
         "",

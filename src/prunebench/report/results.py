@@ -35,14 +35,21 @@ def result_rows(
             | {k: d[k] for k in DEPLOY_COLUMNS}
             | {
                 "target_reduction": 1 / (1 - row["ratio"]),
-                "reduction": 1 / row["kept"],  # of the budget
-                "macs_reduction": b["macs_sparse"] / row["macs_sparse"],
-                "params_reduction": b["nonzeros"] / row["nonzeros"],
+                "reduction": _times(1, row["kept"]),  # of the budget
+                "macs_reduction": _times(b["macs_sparse"], row["macs_sparse"]),
+                "params_reduction": _times(b["nonzeros"], row["nonzeros"]),
                 "sparsity": 1 - row["nonzeros"] / b["params"],
             }
             | {f"{m}_change": t[f"finetuned_{m}"] - b[m] for m in SCORES if m in b}
         )
     return rows
+
+
+def _times(base: float, kept: float) -> float:
+    """How many times fewer: infinite where nothing is left (a language model's weight method can
+    reach a deep MACs target only by removing every counted weight: its embeddings, output layer
+    and attention products cost the rest)."""
+    return base / kept if kept else float("inf")
 
 
 def concatenate(methods: list[str]) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
