@@ -52,6 +52,21 @@ class ChannelKnobs(Knobs):
     kinds: list[str] | None = knob(None, optional(list_of(one_of(*KINDS))))
 
 
+PATTERNS = ("unstructured", "2:4", "4:8")  # how the LLM methods choose a row's weights (`pruning.rows`)
+
+
+@dataclass(frozen=True)
+class RowKnobs(Knobs):
+    """Read by the methods that choose weights per output row (`pruning.rows`)."""
+
+    pattern: str = knob("unstructured", one_of(*PATTERNS))  # unstructured, or N:M along each row's inputs
+
+
+@dataclass(frozen=True)
+class CalibratedKnobs(RowKnobs):
+    calibration: int = knob(128, integer(1))  # training examples (sequences) each layer is calibrated on
+
+
 @dataclass(frozen=True)
 class RankingKnobs(ChannelKnobs):
     """Read by the machinery for a channel method that ranks all layers' channels at once."""
