@@ -55,7 +55,7 @@ test: install
 	$(BIN)/python -m pytest
 
 test-all: install
-	$(BIN)/python -m pytest -m ''
+	$(BIN)/python -m pytest -m 'not gpu'
 
 # MLflow 3.17's UI opens experiments on its GenAI overview: the compare stage prints the link to
 # the training runs (…/#/experiments/<id>?workflowType=machine_learning).
