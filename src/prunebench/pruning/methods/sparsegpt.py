@@ -13,7 +13,6 @@ applied (`adjust`), by replaying the same solve with those masks, which gives th
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -21,8 +20,8 @@ from torch import Tensor, nn
 
 from prunebench.allowed import integer, number
 from prunebench.pruning import rows
-from prunebench.pruning.criteria import weight_magnitude
-from prunebench.pruning.methods.base import CalibratedKnobs, Context, Method, Scored, knob
+from prunebench.pruning.methods.base import CalibratedKnobs, Context, Scored, knob
+from prunebench.pruning.methods.calibrated import Calibrated
 from prunebench.pruning.methods.registry import register
 from prunebench.training.models import Layer, Layers
 
@@ -83,17 +82,10 @@ def _saliency(w1: Tensor, u1: Tensor, a: int, b: int) -> Tensor:
 
 
 @register("sparsegpt")
-class SparseGPT(Method):
-    unit = "weight"
+class SparseGPT(Calibrated):
     Knobs = SparseGPTKnobs
 
-    def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
-        """|W| (the scores the report sees); the selection needs the model and the calibration
-        examples, kept as the state, and each target's masks once computed."""
-        batches = rows.calibration_inputs(ctx, self.knobs.calibration)
-        return Scored({name: weight_magnitude(m) for name, m in layers.items()}, state=(model, batches, {}))
-
-    def _run(
+    def calibrate(
         self, work: nn.Module, layers: Layers, batches: list[Tensor], target: float, masks: dict[str, Tensor] | None
     ) -> dict[str, Tensor]:
         knobs = self.knobs
@@ -108,16 +100,10 @@ class SparseGPT(Method):
 
         return rows.layer_by_layer(work, layers, batches, rows.gram, choose)
 
-    def weight_masks(self, layers: Layers, scored: Scored, target: float, ctx: Context) -> dict[str, Tensor] | None:
-        model, batches, done = scored.state
-        key = target if rows.n_m(self.knobs.pattern) is None else None  # an N:M pattern ignores the target
-        if key not in done:
-            done[key] = self._run(copy.deepcopy(model), layers, batches, target, None)
-        return done[key]
-
     def adjust(
         self, model: nn.Module, layers: Layers, keep: dict[str, Tensor], ctx: Context, scored: Scored
     ) -> dict[str, float]:
+        """Write the solver's weights for the chosen masks: the same solve, replayed with them."""
         _, batches, _ = scored.state
-        self._run(model, layers, batches, 0.0, keep)
+        self.calibrate(model, layers, batches, 0.0, keep)
         return {}

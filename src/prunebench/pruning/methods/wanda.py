@@ -10,36 +10,21 @@ fed by a weak one; the rows are output channels.
 
 from __future__ import annotations
 
-import copy
-
 from torch import Tensor, nn
 
 from prunebench.pruning import rows
-from prunebench.pruning.criteria import weight_magnitude
-from prunebench.pruning.methods.base import CalibratedKnobs, Context, Method, Scored
+from prunebench.pruning.methods.calibrated import Calibrated
 from prunebench.pruning.methods.registry import register
 from prunebench.training.models import Layer, Layers
 
 
 @register("wanda")
-class Wanda(Method):
-    unit = "weight"
-    Knobs = CalibratedKnobs
+class Wanda(Calibrated):
+    def calibrate(
+        self, work: nn.Module, layers: Layers, batches: list[Tensor], target: float, masks: dict[str, Tensor] | None
+    ) -> dict[str, Tensor]:
+        def choose(name: str, layer: Layer, squares: Tensor, _count: int) -> Tensor:
+            importance = rows.rows(layer.weight.detach().abs()) * squares.sqrt()
+            return rows.row_mask(importance, target, self.knobs.pattern)
 
-    def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
-        """|W| (the scores the report sees); the selection needs the model and the calibration
-        examples, kept as the state, and each target's masks once computed."""
-        batches = rows.calibration_inputs(ctx, self.knobs.calibration)
-        return Scored({name: weight_magnitude(m) for name, m in layers.items()}, state=(model, batches, {}))
-
-    def weight_masks(self, layers: Layers, scored: Scored, target: float, ctx: Context) -> dict[str, Tensor] | None:
-        model, batches, done = scored.state
-        key = target if rows.n_m(self.knobs.pattern) is None else None  # an N:M pattern ignores the target
-        if key not in done:
-
-            def choose(name: str, layer: Layer, squares: Tensor, _count: int) -> Tensor:
-                importance = rows.rows(layer.weight.detach().abs()) * squares.sqrt()
-                return rows.row_mask(importance, target, self.knobs.pattern)
-
-            done[key] = rows.layer_by_layer(copy.deepcopy(model), layers, batches, rows.squares, choose)
-        return done[key]
+        return rows.layer_by_layer(work, layers, batches, rows.squares, choose)
