@@ -156,3 +156,12 @@ def test_llm_pruner_scores_units_by_the_first_order_taylor_term_and_removes_head
     assert attention.num_heads == 2 and pruned.get_submodule("blocks.0.mlp.fc1").out_features == 32
     assert pruned.tok_embed.embedding_dim == 16  # the width stays
     assert pruned(x).shape == (8, 16, 256)
+
+
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
+def test_calibration_refuses_a_grouped_convolution_in_one_line_before_any_stage(method):
+    model = nn.Sequential(nn.Conv2d(4, 8, 3, groups=2), nn.ReLU(), nn.Flatten(), nn.LazyLinear(2))
+    model(torch.randn(1, 4, 6, 6))
+    refusal = make_method(method).refuses(model, context())
+    assert refusal.startswith("0 is a convolution with groups=2, padding=(0, 0): its rows' inputs are not its")
+    assert make_method(method).refuses(small_cnn(), context()) is None

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from prunebench import schema
-from prunebench.params import ParamError
+from prunebench.params import ParamError, read
 
 from helpers import ROOT
 
@@ -145,3 +145,12 @@ def test_the_committed_json_schema_is_the_declaration_and_agrees_with_the_checks
         assert list(validator.iter_errors(bad))
         with pytest.raises(ParamError):
             schema.validate(bad)
+
+
+def test_a_params_file_that_is_not_yaml_is_one_line_with_its_line_and_column(tmp_path):
+    broken = tmp_path / "params.yaml"
+    broken.write_text("budget: params\nratio:\n- 0.5\nseeds: [0, 2, 3]\n- 0\n- 1\n")  # a flow list, then block items
+    with pytest.raises(ParamError) as stopped:
+        read(broken)
+    message = str(stopped.value)
+    assert message.startswith(f"{broken} line 5, column 1: not YAML (") and "\n" not in message

@@ -286,7 +286,13 @@ def read(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ParamError(f"{path}: not found; run from the repository root")
-    raw = yaml.safe_load(path.read_text())
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:  # where, and what the parser expected, in one line
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ParamError(f"{path}{where}: not YAML ({problem})") from None
     if not isinstance(raw, dict):
         raise ParamError(f"{path}: expected a mapping of keys to values")
     return raw

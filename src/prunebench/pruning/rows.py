@@ -66,14 +66,23 @@ def row_mask(scores: Tensor, fraction: float, pattern: str) -> Tensor:
     return keep
 
 
+def unsupported(layers: Layers) -> str | None:
+    """Why calibration cannot see some layer's inputs as its rows' inputs, or None."""
+    for name, layer in layers.items():
+        if isinstance(layer, nn.Conv2d) and (layer.groups != 1 or isinstance(layer.padding, str)):
+            return (
+                f"{name} is a convolution with groups={layer.groups}, padding={layer.padding!r}: its rows' inputs "
+                "are not its patches; this method calibrates Linear layers and plain convolutions"
+            )
+    return None
+
+
 def inputs_2d(layer: Layer, x: Tensor) -> Tensor:
     """The layer's input as [examples × positions, inputs], its columns in the order of `rows`."""
     if isinstance(layer, nn.Conv2d):
-        if layer.groups != 1 or isinstance(layer.padding, str):
-            raise Unsupported(
-                f"a convolution with groups={layer.groups}, padding={layer.padding!r}: its rows' inputs are not "
-                "its patches; this method prunes Linear layers and plain convolutions"
-            )
+        reason = unsupported({"the layer": layer})
+        if reason is not None or isinstance(layer.padding, str):  # (the second test: for the type checker)
+            raise Unsupported(reason or "padding given by name")
         patches = F.unfold(x, layer.kernel_size, layer.dilation, layer.padding, layer.stride)  # [N, C·k·k, L]
         return patches.transpose(1, 2).reshape(-1, patches.shape[1])
     return x.reshape(-1, x.shape[-1])

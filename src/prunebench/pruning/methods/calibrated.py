@@ -16,12 +16,15 @@ from torch import Tensor, nn
 from prunebench.pruning import rows
 from prunebench.pruning.criteria import weight_magnitude
 from prunebench.pruning.methods.base import CalibratedKnobs, Context, Method, Scored
-from prunebench.training.models import Layers
+from prunebench.training.models import Layers, prunable_layers
 
 
 class Calibrated(Method):
     unit = "weight"
     Knobs = CalibratedKnobs
+
+    def refuses(self, model: nn.Module, ctx: Context) -> str | None:
+        return rows.unsupported(prunable_layers(model))
 
     def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
         batches = rows.calibration_inputs(ctx, self.knobs.calibration)
