@@ -168,3 +168,19 @@ def test_the_stages_that_build_or_load_a_hf_model_depend_on_its_files(saved):
     directory = saved["opt"].resolve().as_posix()
     assert {f"{directory}/config.json", f"{directory}/model.safetensors"} <= set(built)
     assert not any(name.startswith(directory) for name in sources.manifest(ROOT / "stages/compare.py", model))
+
+
+def test_removing_the_width_of_a_tied_gpt2_keeps_its_head_tied_through_a_reload(saved, tmp_path):
+    model = loaded(saved["gpt2"])
+    found = coupling.groups(model, SHAPE)
+    width = next(g for g in found if g.kind == "width")
+    pruned = surgery.remove(model, {width.root: [0, 1, 2, 3]}, SHAPE, found)
+    lm = pruned.lm
+    assert lm.transformer.wte.weight.shape == (300, 28) and lm.lm_head.weight is lm.transformer.wte.weight
+    x = inputs.example(SHAPE, 2, random=True)
+    spec = models.spec({"name": f"hf:{saved['gpt2']}"}, vocab_size=256, sequence_length=16)
+    modelfile.save(tmp_path / "m.pt", pruned, spec)
+    reloaded = modelfile.load(tmp_path / "m.pt")[0].eval()
+    with torch.no_grad():
+        assert torch.equal(reloaded(x), pruned(x))
+    assert reloaded.lm.lm_head.weight is reloaded.lm.transformer.wte.weight

@@ -14,6 +14,7 @@ from torch import nn
 
 from prunebench.errors import OutOfReach
 from prunebench.pruning.coupling import Group, attention_heads, channels_of, graph, groups, out_fn
+from prunebench.training import models
 
 
 def remove(
@@ -34,7 +35,7 @@ def remove(
             if not built.check_pruning_group(group):
                 raise OutOfReach(f"cannot remove {len(units)} of the output channels of {root}: every layer keeps one")
             group.prune()
-    return model
+    return models.retie(model)
 
 
 def remove_heads(model: nn.Module, group: Group, units: list[int]) -> None:

@@ -96,7 +96,7 @@ def load(path: str | Path | bytes) -> tuple[nn.Module, dict[str, Tensor], dict[s
     model = models.build(payload["spec"])
     _resize(model, payload["layers"], payload["state_dict"])
     model.load_state_dict(payload["state_dict"])
-    return model, payload["masks"], payload["spec"]
+    return models.retie(model), payload["masks"], payload["spec"]
 
 
 def load_pruned(path: str | Path) -> nn.Module:

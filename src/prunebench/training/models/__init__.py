@@ -34,6 +34,7 @@ from prunebench.training.models.layers import (
     output_layer_name,
     output_units,
     prunable_layers,
+    retie,
 )
 from prunebench.training.models.transformer import adapt
 
@@ -65,5 +66,6 @@ __all__ = [
     "output_units",
     "prunable_layers",
     "register",
+    "retie",
     "spec",
 ]

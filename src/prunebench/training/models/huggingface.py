@@ -70,6 +70,12 @@ class CausalLM(nn.Module):
         self.lm = lm
         self.vocab_size = vocab_size
 
+    def tie_weights(self) -> None:
+        """Tie the output layer to the token embedding again where the configuration ties them:
+        removing the width or rebuilding from a file gives each its own tensor."""
+        lm: Any = self.lm
+        lm.tie_weights()
+
     def forward(self, tokens: Tensor) -> Tensor:
         # an explicit mask: without one, transformers looks for packed sequences with `torch.diff`,
         # which ONNX cannot export

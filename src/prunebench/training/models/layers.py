@@ -44,3 +44,12 @@ def feature_dim(module: nn.Module, output_dims: int) -> int:
     if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.modules.batchnorm._BatchNorm)):
         return 1
     return output_dims - 1
+
+
+def retie(model: nn.Module) -> nn.Module:
+    """Tie again the weights a model ties (a Hugging Face LM's output layer and token embedding),
+    after surgery or a rebuild gave each its own tensor; a model that ties nothing is unchanged."""
+    tie = getattr(model, "tie_weights", None)
+    if callable(tie):
+        tie()
+    return model
