@@ -16,7 +16,7 @@ calibrated. Each layer costs one forward pass of the calibration examples up to 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -24,9 +24,6 @@ from torch import Tensor, nn
 
 from prunebench.errors import Unsupported
 from prunebench.training.models import Layer, Layers
-
-if TYPE_CHECKING:  # methods import this module
-    from prunebench.pruning.methods import Context
 
 
 def n_m(pattern: str) -> tuple[int, int] | None:
@@ -80,23 +77,12 @@ def unsupported(layers: Layers) -> str | None:
 def inputs_2d(layer: Layer, x: Tensor) -> Tensor:
     """The layer's input as [examples × positions, inputs], its columns in the order of `rows`."""
     if isinstance(layer, nn.Conv2d):
-        reason = unsupported({"the layer": layer})
-        if reason is not None or isinstance(layer.padding, str):  # (the second test: for the type checker)
-            raise Unsupported(reason or "padding given by name")
-        patches = F.unfold(x, layer.kernel_size, layer.dilation, layer.padding, layer.stride)  # [N, C·k·k, L]
+        if reason := unsupported({"the layer": layer}):
+            raise Unsupported(reason)
+        padding = cast(tuple[int, ...], layer.padding)  # not a name: `unsupported` refuses those
+        patches = F.unfold(x, layer.kernel_size, layer.dilation, padding, layer.stride)  # [N, C·k·k, L]
         return patches.transpose(1, 2).reshape(-1, patches.shape[1])
     return x.reshape(-1, x.shape[-1])
-
-
-def calibration_inputs(ctx: Context, count: int) -> list[Tensor]:
-    """The first `count` calibration examples, in batches, on the method's device."""
-    taken, batches = 0, []
-    for x, _ in ctx.batches():
-        batches.append(x[: count - taken].to(ctx.device))
-        taken += len(batches[-1])
-        if taken >= count:
-            break
-    return batches
 
 
 class _Reached(Exception):

@@ -105,9 +105,8 @@ def load_pruned(path: str | Path) -> nn.Module:
 
 
 def _resize(model: nn.Module, layers: dict[str, dict[str, Any]], state: dict[str, Tensor]) -> None:
-    """Give every layer the sizes and tensor shapes it had when saved; a tensor whose shape did
-    not change stays the one the model was built with, so weights the architecture ties (an output
-    layer and the token embedding) stay one tensor."""
+    """Give every layer the sizes and tensor shapes it had when saved (tied weights come apart
+    here: `load` ties them again)."""
     modules = dict(model.named_modules())
     for name, sizes in layers.items():
         for attr, value in sizes.items():
@@ -115,9 +114,6 @@ def _resize(model: nn.Module, layers: dict[str, dict[str, Any]], state: dict[str
     for key, tensor in state.items():
         owner, _, attr = key.rpartition(".")
         module = modules[owner]
-        current = getattr(module, attr, None)
-        if isinstance(current, Tensor) and current.shape == tensor.shape:
-            continue
         if attr in module._parameters:
             module._parameters[attr] = nn.Parameter(torch.empty_like(tensor))
         elif attr in module._buffers:

@@ -32,6 +32,17 @@ class Context:
     input_shape: tuple[int, ...] = ()
     sensitivity: list[dict] = field(default_factory=list)  # this seed's rows of the sensitivity stage
 
+    def examples(self, count: int) -> list[tuple[Tensor, Tensor]]:
+        """The first `count` calibration examples (inputs, labels), in batches, on the device."""
+        taken, found = 0, []
+        for x, y in self.batches():
+            x, y = x[: count - taken].to(self.device), y if y is None else y[: count - taken].to(self.device)
+            found.append((x, y))
+            taken += len(x)
+            if taken >= count:
+                break
+        return found
+
 
 def knob(default: Any, check: Check) -> Any:
     """A knob of a method: its default and what params.yaml may set it to."""

@@ -27,7 +27,7 @@ class Calibrated(Method):
         return rows.unsupported(prunable_layers(model))
 
     def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
-        batches = rows.calibration_inputs(ctx, self.knobs.calibration)
+        batches = [x for x, _ in ctx.examples(self.knobs.calibration)]
         return Scored({name: weight_magnitude(m) for name, m in layers.items()}, state=(model, batches, {}))
 
     def weight_masks(self, layers: Layers, scored: Scored, target: float, ctx: Context) -> dict[str, Tensor] | None:

@@ -33,13 +33,8 @@ class LLMPruner(Method):
     def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
         model.eval()
         model.zero_grad(set_to_none=True)
-        seen = 0
-        for x, y in ctx.batches():
-            x, y = x[: self.knobs.calibration - seen].to(ctx.device), y[: self.knobs.calibration - seen].to(ctx.device)
+        for x, y in ctx.examples(self.knobs.calibration):
             (cross_entropy(model(x), y) * len(x)).backward()  # the sum over examples: one scale for all
-            seen += len(x)
-            if seen >= self.knobs.calibration:
-                break
         scores = {}
         for name, layer in layers.items():
             weight, bias = layer.weight, layer.bias

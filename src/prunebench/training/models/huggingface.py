@@ -98,19 +98,18 @@ def linear_layers(model: nn.Module) -> nn.Module:
     return model
 
 
-def _wrapped(lm: nn.Module, vocab_size: int, sequence_length: int, directory: str) -> CausalLM:
+def _wrapped(lm: nn.Module, vocab_size: int, sequence_length: int, where: str) -> CausalLM:
     config: Any = lm.config
     vocab = config.get_text_config().vocab_size
     if vocab_size > vocab:
         raise ModelError(
-            f"model.name = 'hf:{directory}': the data has {vocab_size} token ids, the model's vocabulary "
+            f"{where}: the data has {vocab_size} token ids, the model's vocabulary "
             f"{vocab}: set data.tokenizer to the model's tokenizer directory"
         )
     positions = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
     if positions is not None and sequence_length > positions:
         raise ModelError(
-            f"model.name = 'hf:{directory}': data.sequence_length = {sequence_length} is longer than the "
-            f"model's {positions} positions"
+            f"{where}: data.sequence_length = {sequence_length} is longer than the model's {positions} positions"
         )
     return CausalLM(linear_layers(lm), vocab_size)
 
@@ -167,7 +166,7 @@ def hf_family(directory: str) -> Family:
         hf = transformers()
         config = config_of(directory, where)
         lm = hf.AutoModelForCausalLM.from_config(config, attn_implementation=ATTENTION, dtype=torch.float32)
-        return _wrapped(lm, vocab_size, sequence_length, directory)
+        return _wrapped(lm, vocab_size, sequence_length, where)
 
     return Family(f"hf:{directory}", factory, HFWeights(), Hints(heads=heads))
 
