@@ -12,7 +12,7 @@ import torch
 from prunebench.params import MethodEntry
 from prunebench.pruning import methods
 from prunebench.pruning.methods import Context, Method
-from prunebench.training import models
+from prunebench.training import inputs, models, text
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE_MODELS = [name for name, family in models.MODELS.items() if family.task == "classification"]  # not the GPT
@@ -21,6 +21,23 @@ IMAGE_MODELS = [name for name, family in models.MODELS.items() if family.task ==
 def small_cnn(seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     return models.build(models.spec({"name": "cnn", "width": 8, "hidden": 16}, 1, 10, 8)).eval()
+
+
+GPT_SHAPE = inputs.Tokens(16, text.VOCAB)  # 16 byte tokens
+
+
+def tiny_gpt() -> torch.nn.Module:
+    """The embedded GPT at width 16: 2 blocks of 4 heads, byte tokens."""
+    torch.manual_seed(0)
+    description = {"name": "gpt", "dim": 16, "depth": 2, "heads": 4}
+    return models.build(models.spec(description, vocab_size=text.VOCAB, sequence_length=16)).eval()
+
+
+def gpt_context() -> Context:
+    """One batch of 8 random byte sequences, next-token labels, as calibration data."""
+    torch.manual_seed(1)
+    tokens = torch.randint(0, text.VOCAB, (8, 17))
+    return context([(tokens[:, :-1], tokens[:, 1:])], input_shape=GPT_SHAPE)
 
 
 def make_method(key: str, entry: dict | None = None) -> Method:

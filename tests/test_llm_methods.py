@@ -13,9 +13,10 @@ from prunebench.pruning import rows
 from prunebench.pruning.budget import WeightCost, search
 from prunebench.pruning.steps import prune_step
 from prunebench.pruning.units import WeightUnits
-from prunebench.training import inputs, models, text
+from prunebench.training import models
 
-from helpers import context, make_method, small_cnn
+from helpers import GPT_SHAPE as SHAPE
+from helpers import context, gpt_context, make_method, small_cnn, tiny_gpt
 
 LLM_METHODS = ("magnitude_row", "wanda", "sparsegpt")
 
@@ -55,21 +56,6 @@ def test_each_layer_is_calibrated_on_what_the_pruned_layers_before_it_produce():
     pruned_outputs, dense_outputs = x @ (w1 * keep1).T + b1, x @ w1.T + b1
     assert torch.equal(masks["1.weight"], wanda_by_hand(w2, pruned_outputs))
     assert not torch.equal(masks["1.weight"], wanda_by_hand(w2, dense_outputs))  # dense inputs would choose otherwise
-
-
-def tiny_gpt() -> nn.Module:
-    torch.manual_seed(0)
-    description = {"name": "gpt", "dim": 16, "depth": 2, "heads": 4}
-    return models.build(models.spec(description, vocab_size=text.VOCAB, sequence_length=16)).eval()
-
-
-SHAPE = inputs.Tokens(16, 256)
-
-
-def gpt_context() -> object:
-    torch.manual_seed(1)
-    tokens = torch.randint(0, 256, (8, 17))
-    return context([(tokens[:, :-1], tokens[:, 1:])], input_shape=SHAPE)
 
 
 @pytest.mark.parametrize("pattern", ["2:4", "4:8"])

@@ -49,7 +49,11 @@ def test_default_params_are_valid_and_run_every_system_at_five_points(cfg):
         (lambda p: p.update(budget="flops"), "budget", "one of macs, params, units"),
         (lambda p: p.update(recalibrate=-1), "recalibrate", "an integer ≥ 0"),
         (lambda p: p.update(workers=0), "workers", "null or an integer ≥ 1"),
-        (lambda p: p["methods"].update(obs={}), "methods.obs", "a registered method: l1_channel, random_channel"),
+        (
+            lambda p: p["methods"].update(obs={}),
+            "methods.obs",
+            "a registered method: bn_taylor, l1_channel, random_channel",
+        ),
         (lambda p: p["methods"].update(ablation={"method": "nope"}), "methods.ablation.method", "l1_channel"),
         (lambda p: p["methods"]["l1_channel"].update(round_to=0), "methods.l1_channel.round_to", "integer ≥ 1"),
         (lambda p: p["data"].update(name="imagenet21k"), "data.name", "digits"),

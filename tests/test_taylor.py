@@ -10,12 +10,12 @@ from torch import nn
 
 from prunebench.pruning import coupling
 from prunebench.pruning.coupling import Gate
+from prunebench.pruning.exact import loss_changes, traced_model
 from prunebench.pruning.hooks import gated
 from prunebench.pruning.methods import Scored
 from prunebench.pruning.methods.taylor import (
     DIRECTION_BYTES,
     activation_bytes,
-    exact_deltas,
     gate_derivatives,
     plan,
     scoring_memory,
@@ -104,7 +104,7 @@ def test_zeroing_a_gate_is_exactly_removing_the_channel(layer, channel):
     x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,))
     points = coupling.gate_points(model, (1, 8, 8))
     root = next(g.root for g in coupling.groups(model, (1, 8, 8)) if layer in g.members)
-    delta = exact_deltas(model, points, [(x, y)], {root: torch.tensor([channel])})[root][0]
+    delta = loss_changes(model, points, [(x, y)], {root: torch.tensor([channel])})[0][root][0]
     loss = torch.no_grad()(lambda: float(nn.functional.cross_entropy(model(x), y)))
     base = loss()
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, 1, 8, 8))
@@ -149,8 +149,8 @@ def test_the_least_important_channel_costs_less_than_the_most_important(trained,
     by_channel = [(float(s), root, c) for root in points for c, s in enumerate(scores[root])]
     (_, low_root, low), (_, high_root, high) = min(by_channel), max(by_channel)
     batches = [next(iter(loader))]
-    low_delta = exact_deltas(model, points, batches, {low_root: torch.tensor([low])})[low_root][0]
-    high_delta = exact_deltas(model, points, batches, {high_root: torch.tensor([high])})[high_root][0]
+    low_delta = loss_changes(model, points, batches, {low_root: torch.tensor([low])})[0][low_root][0]
+    high_delta = loss_changes(model, points, batches, {high_root: torch.tensor([high])})[0][high_root][0]
     assert abs(low_delta) < abs(high_delta)
 
 
@@ -197,3 +197,18 @@ def test_derivatives_work_through_torchvision_residual_blocks():
         nn.functional.cross_entropy(net(batch[0][0]), batch[0][1]).backward()
     assert torch.allclose(d[0], gate.grad, atol=1e-6)
     assert {name: torch.Tensor.__dict__.get(name) for name in methods_before} == methods_before  # nothing patched
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_orders_2_and_3_on_the_cached_prefix_equal_the_whole_forward(order):
+    """Issue 35: where fx traces the model, only what depends on each group's gates is run."""
+    torch.manual_seed(0)
+    model = models.build(models.spec({"name": "resnet20"}, 3, 10, 8)).eval()
+    points = coupling.gate_points(model, (3, 8, 8))
+    some = {root: points[root] for root in list(points)[:: len(points) // 3]}  # early, middle and late groups
+    batches = [(torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,)))]
+    assert traced_model(model, some, batches[0], nn.functional.cross_entropy) is not None  # the prefix is cached
+    cached = gate_derivatives(model, some, batches, order)
+    whole = gate_derivatives(model, some, batches, order, prefix=False)
+    for root in some:
+        assert torch.allclose(cached[root], whole[root], rtol=1e-6, atol=1e-9), root

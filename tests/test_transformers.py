@@ -14,8 +14,8 @@ from torch import nn
 from prunebench.deploy import export
 from prunebench.params import Model
 from prunebench.pruning import coupling, surgery
+from prunebench.pruning.exact import loss_changes
 from prunebench.pruning.hooks import gated
-from prunebench.pruning.methods.taylor import exact_deltas
 from prunebench.pruning.steps import prune_step
 from prunebench.training import modelfile, models, pretrained
 from prunebench.training.models.transformer import MultiheadSelfAttention
@@ -89,7 +89,7 @@ def test_a_head_gate_at_zero_is_exactly_the_head_removed():
     model = vit()
     x, y = torch.randn(8, *SHAPE), torch.randint(0, 10, (8,))
     points = coupling.gate_points(model, SHAPE)
-    delta = exact_deltas(model, points, [(x, y)], {"blocks.1.attn.qkv": torch.tensor([2])})["blocks.1.attn.qkv"][0]
+    delta = loss_changes(model, points, [(x, y)], {"blocks.1.attn.qkv": torch.tensor([2])})[0]["blocks.1.attn.qkv"][0]
     loss = torch.no_grad()(lambda m: float(nn.functional.cross_entropy(m(x), y)))
     removed = surgery.remove(copy.deepcopy(model), {"blocks.1.attn.qkv": [2]}, SHAPE)
     assert float(delta) == pytest.approx(loss(removed) - loss(model), abs=1e-6)

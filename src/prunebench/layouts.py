@@ -27,6 +27,9 @@ DEPLOY_COLUMNS = (
 )
 ROW_KEYS = ("method", "ratio", "seed")  # what names a row of results/pruned/<m>.csv and results/finetuned/<m>.csv
 PHASES = ("pruned", "recalibrated", "finetuned")  # the accuracies of a pruned model, in the order they happen
+# the oracle's table (plots/methods/<m>/criteria_fidelity.csv): a row per criterion, tagged with seed and point
+FIDELITY_TABLE = "criteria_fidelity"
+FIDELITY_COLUMNS = ("criterion", "rho_global", "rho_layer_median", "seconds", "units", "refused")
 
 # the retention schedule: a plan row is the iteration, the units kept per channel group, then these
 PLAN_COLUMNS = ("iteration", "kept_percent", "removed_fraction", "budget_kept")

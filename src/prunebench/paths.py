@@ -92,6 +92,16 @@ def method_weights(method: str) -> Path:
     return method_plots(method) / "weights.csv"
 
 
+def method_table(method: str, name: str) -> Path:
+    """A table the method's scoring wrote (`Scored.tables`), e.g. the oracle's "criteria_fidelity"."""
+    return method_plots(method) / f"{name}.csv"
+
+
+def method_retention(method: str) -> Path:
+    """The retention schedule's plan: units each group keeps per iteration."""
+    return method_plots(method) / "retention.csv"
+
+
 def method_iterations(method: str) -> Path:
     """The retention schedule's results, one row per seed × iteration."""
     return method_plots(method) / "iterations.csv"

@@ -3,9 +3,9 @@
 Every hook finds the channels of a module's output where they are: dimension 1 of a convolution's
 (N, C, H, W), the last of a Linear or LayerNorm output, (batch, features) or (batch, tokens,
 features) alike (`models.feature_dim`). `gated` scales each group's units at its gate points
-(`coupling.Gate`), e.g. to differentiate the loss with respect to keeping each unit; `signal_grads`
-records the loss gradient of the signal at the gate points; `leaf_calls` calls back after every
-leaf module.
+(`coupling.Gate`), e.g. to differentiate the loss with respect to keeping each unit; `observed`
+shows the signal there; `signal_grads` records the loss gradient of the signal at the gate points;
+`leaf_calls` calls back after every leaf module.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def per_unit(squares: Tensor, gate: Gate) -> Tensor:
 
 
 @contextmanager
-def _at_gates(model: nn.Module, points: Points, roots: Collection[str], act: Callable[[str, Gate, Tensor, int], Any]):
+def at_gates(model: nn.Module, points: Points, roots: Collection[str], act: Callable[[str, Gate, Tensor, int], Any]):
     """Call `act(root, gate, signal, feature dim)` on the signal at every gate of the given groups;
     what it returns replaces the signal."""
     modules = dict(model.named_modules())
@@ -80,7 +80,19 @@ def gated(model: nn.Module, points: Points, gates: dict[str, Tensor]) -> Iterato
     def scale(root: str, gate: Gate, signal: Tensor, dim: int) -> Tensor:
         return signal * along(gates[root], gate, signal.dim(), dim)
 
-    with _at_gates(model, points, [root for root in points if root in gates], scale):
+    with at_gates(model, points, [root for root in points if root in gates], scale):
+        yield
+
+
+@contextmanager
+def observed(model: nn.Module, points: Points, see: Callable[[str, Gate, Tensor, int], None]) -> Iterator[None]:
+    """Call `see(root, gate, signal, feature dim)` on the signal at every gate point, unchanged."""
+
+    def look(root: str, gate: Gate, signal: Tensor, dim: int) -> Tensor:
+        see(root, gate, signal, dim)
+        return signal
+
+    with at_gates(model, points, list(points), look):
         yield
 
 
@@ -100,7 +112,7 @@ def signal_grads(model: nn.Module, points: Points) -> Iterator[dict[str, list[Te
             signal.register_hook(keep)
         return signal
 
-    with _at_gates(model, points, list(points), record):
+    with at_gates(model, points, list(points), record):
         yield found
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from prunebench import paths, runtime, workers
 from prunebench.files import read_csv, read_json, save_with, write_json, write_text
-from prunebench.layouts import ITERATION_COLUMNS
+from prunebench.layouts import FIDELITY_TABLE, ITERATION_COLUMNS
 from prunebench.params import Params
 from prunebench.report import figures, markdown, method_figures, palette, plot_tables, tracking
 from prunebench.report.palette import Look
@@ -53,6 +53,7 @@ class Inputs:
     keys: list[str]  # the methods with results, in the order of params.yaml
     refused: dict[str, str]  # the methods that refused the model, and why
     model_check: dict[str, Any]  # what the check stage found: frozen channel groups
+    fidelity: pd.DataFrame  # the oracle's table of every criterion's fidelity and cost, with a method column
 
     @property
     def task(self) -> Task:
@@ -110,6 +111,14 @@ def read_inputs(methods: list[str]) -> Inputs:
         keys=keys,
         refused=refused,
         model_check=read_json(paths.MODEL_CHECK),
+        fidelity=pd.concat(
+            [
+                pd.read_csv(paths.method_table(key, FIDELITY_TABLE)).assign(method=key)
+                for key in keys
+                if paths.method_table(key, FIDELITY_TABLE).exists()
+            ]
+            or [pd.DataFrame()]
+        ),
     )
 
 
@@ -248,6 +257,7 @@ def write_report(params: Params, inputs: Inputs, tables: Tables, pictures: list[
                 inputs.env,
                 inputs.model_check,
                 inputs.refused,
+                inputs.fidelity,
             )
         ),
     )
@@ -255,14 +265,14 @@ def write_report(params: Params, inputs: Inputs, tables: Tables, pictures: list[
 
 def _method_figures(key: str, iterations: pd.DataFrame | None) -> list[Path]:
     """One method's own figures (its diagnostics, its retention schedule), from the tables its prune stage wrote."""
-    source, out = paths.method_plots(key), paths.method_figures(key)
+    out = paths.method_figures(key)
     pictures = [
-        plot(read_csv(source / f"{name}.csv"), out / f"{name}.png")
+        plot(read_csv(paths.method_table(key, name)), out / f"{name}.png")
         for name, plot in method_figures.TABLE_PLOTS.items()
-        if (source / f"{name}.csv").exists()
+        if paths.method_table(key, name).exists()
     ]
     if iterations is not None:
-        plan = read_csv(source / "retention.csv")
+        plan = read_csv(paths.method_retention(key))
         rows = iterations.to_dict("records")
         pictures += [
             method_figures.plot_retention(plan, out / "retention.png"),

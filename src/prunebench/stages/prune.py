@@ -160,7 +160,7 @@ def run(params: Params, key: str) -> None:
     write_csv(paths.method_layers(key), found.layers)
     write_csv(paths.method_weights(key), found.weights)
     for name, rows in found.found.tables.items():
-        write_csv(paths.method_plots(key) / f"{name}.csv", rows)
+        write_csv(paths.method_table(key, name), rows)
     schedule.write(found.found)
 
 

@@ -244,7 +244,7 @@ class Retention(Schedule):
         retention.iterate(run.model, run.spec, self.plan, done, prune, retrain, assess)
 
     def write(self, found: Found) -> None:
-        write_csv(paths.method_plots(self.entry.key) / "retention.csv", self.plan)
+        write_csv(paths.method_retention(self.entry.key), self.plan)
         write_csv(paths.method_iterations(self.entry.key), found.iterations)
         write_csv(paths.method_plots(self.entry.key) / "retrain_history.csv", found.histories)  # every epoch
 

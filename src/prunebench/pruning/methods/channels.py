@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import islice
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 
-from prunebench.allowed import boolean, integer, number
+from prunebench.allowed import boolean, number
 from prunebench.errors import Unsupported
 from prunebench.pruning.coupling import gate_points, groups
 from prunebench.pruning.methods.base import ChannelKnobs, Context, Method, RankingKnobs, Scored, knob
 from prunebench.pruning.methods.l1_channel import L1Channel
 from prunebench.pruning.methods.registry import register
-from prunebench.training.loops import cross_entropy
+from prunebench.pruning.methods.sparsity import SparsityKnobs, sparse_learning
 from prunebench.training.models import Layers
-from prunebench.training.optim import SGD
 
 
 @register("random_channel")
@@ -45,7 +44,7 @@ class L1ChannelGlobal(L1Channel):
 class Slimming(Method):
     """Network Slimming (Liu et al., ICCV 2017): channels ranked by |γ| of the BatchNorm that
     follows them, one global threshold. With `sparsity` > 0 the model first trains for
-    `sparsity_epochs` passes over the calibration batches with an L1 penalty on every γ,
+    `sparsity_epochs` passes over the calibration batches with an L1 penalty on every γ (`sparsity`),
     which pushes unimportant scales towards zero. Channels without a BatchNorm are kept."""
 
     unit = "channel"
@@ -53,13 +52,9 @@ class Slimming(Method):
     kinds = ("channel",)  # BatchNorm scales channels; a transformer's LayerNorms scale its width, all at once
 
     @dataclass(frozen=True)
-    class Knobs(RankingKnobs):
+    class Knobs(SparsityKnobs):
         normalize: bool = knob(False, boolean())  # γ are already on one scale
         max_ratio: float = knob(0.9, number(0, 1))
-        sparsity: float = knob(0.0, number(0, 1))  # L1 coefficient on the BN scales (0 = no sparsity training)
-        sparsity_epochs: int = knob(1, integer(0))  # passes of the sparsity training
-        sparsity_batches: int = knob(20, integer(1))  # batches per sparsity epoch
-        lr: float = knob(0.01, number(0, 10))  # of the sparsity training (SGD, momentum 0.9)
 
     def refuses(self, model: nn.Module, ctx: Context) -> str | None:
         if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine for m in model.modules()):
@@ -72,18 +67,7 @@ class Slimming(Method):
         norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
         if refusal := self.refuses(model, ctx):
             raise Unsupported(refusal)
-        if cfg.sparsity > 0 and cfg.sparsity_epochs > 0:
-            optimizer = SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
-            model.train()
-            for _ in range(cfg.sparsity_epochs):
-                for x, y in islice(ctx.batches(), cfg.sparsity_batches):
-                    x, y = x.to(ctx.device), y.to(ctx.device)
-                    loss = cross_entropy(model(x), y)
-                    loss = loss + cfg.sparsity * sum(bn.weight.abs().sum() for bn in norms)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-            model.eval()
+        sparse_learning(model, ctx, cfg, penalty=lambda: cast(Tensor, sum(bn.weight.abs().sum() for bn in norms)))
         points = gate_points(model, ctx.input_shape, self.kinds)
         scores: dict[str, Tensor] = {}
         for group in groups(model, ctx.input_shape):

@@ -17,12 +17,13 @@ torchvision's `out += identity`) do not write into forward-mode tangents. Channe
 globally by |estimate|.
 
 Published "higher-order" variants used squared-gradient proxies instead; here the fidelity of
-each order is measured against the exact ΔL (zero the gate, evaluate) on a sample of channels.
+each order is measured against the exact ΔL (`pruning.exact`) on a sample of channels.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
@@ -35,6 +36,7 @@ from torch.func import functionalize, jvp, vmap
 from prunebench.allowed import boolean, integer, one_of, optional
 from prunebench.errors import briefly
 from prunebench.pruning.coupling import gate_points, groups
+from prunebench.pruning.exact import Traced, loss_changes, traced_model
 from prunebench.pruning.hooks import Points, gated, leaf_calls, ones, signal_grads, unit_count
 from prunebench.pruning.methods.base import Context, Method, RankingKnobs, Scored, knob
 from prunebench.pruning.methods.registry import register
@@ -43,6 +45,7 @@ from prunebench.training.models import Layers
 from prunebench.training.models.transformer import differentiable_attention
 
 Loss = Callable[[Tensor, Tensor], Tensor]
+Prefix = tuple[Traced, dict]  # the traced model and the values it recorded for one input
 Batches = list[tuple[Tensor, Tensor]]
 
 
@@ -54,12 +57,20 @@ def _derivatives(f: Callable[[Tensor], Tensor], s: Tensor, v: Tensor, k: int) ->
     return primal + (tangent[-1],)
 
 
-def _loss(model: nn.Module, root: str, points: Points, x: Tensor, y: Tensor, loss_fn: Loss):
-    """The loss as a function of the deviation s of one group's gates from 1, without in-place writes."""
+def _loss(
+    model: nn.Module, root: str, points: Points, x: Tensor, y: Tensor, loss_fn: Loss, prefix: Prefix | None = None
+):
+    """The loss as a function of the deviation s of one group's gates from 1, without in-place
+    writes; with a `prefix` (the traced model and its recorded values for x), only what depends on
+    the gates runs."""
 
     def loss(s: Tensor) -> Tensor:
-        with gated(model, points, {root: 1 + s}), differentiable_attention():
-            return loss_fn(model(x), y)
+        with differentiable_attention():
+            if prefix is not None:
+                traced, kept = prefix
+                return traced.losses(kept, root, (1 + s).unsqueeze(0), y, loss_fn)[0]
+            with gated(model, points, {root: 1 + s}):
+                return loss_fn(model(x), y)
 
     return functionalize(loss)
 
@@ -71,15 +82,19 @@ def gate_derivatives(
     order: int,
     loss_fn: Loss = cross_entropy,
     memory: int | None = None,
+    prefix: bool = True,
 ) -> dict[str, Tensor]:
     """∂^j L / ∂m_c^j at m = 1 for j = 1..order, per group root: a tensor [order, channels],
     averaged over the batches. `memory`: bytes the vmapped directions of orders 2 and 3 may
-    take at once (None: `scoring_memory`)."""
+    take at once (None: `scoring_memory`). `prefix`: orders 2 and 3 run only what depends on each
+    group's gates where fx traces the model (`pruning.exact.Traced`)."""
     model.eval()
     if order == 1:
         return _gradients(model, points, batches, loss_fn)
     device = next(model.parameters()).device
     memory = scoring_memory(device) if memory is None else memory
+    first = (batches[0][0].to(device), batches[0][1].to(device))
+    traced = traced_model(model, points, first, loss_fn) if prefix else None
     result = {}
     for root, group_points in points.items():
         rows, chunk = plan(model, [gate.module for gate in group_points], batches[0][0].to(device), order, memory)
@@ -87,7 +102,8 @@ def gate_derivatives(
         total: Tensor | None = None
         for x, y in batches:
             for xs, ys in zip(x.to(device).split(rows), y.to(device).split(rows)):  # the mean loss: a weighted sum
-                loss = _loss(model, root, {root: group_points}, xs, ys, loss_fn)
+                cached = (traced, traced.record(xs)) if traced is not None else None
+                loss = _loss(model, root, {root: group_points}, xs, ys, loss_fn, cached)
                 values = along(loss, directions, order, chunk) * (len(xs) / len(x))
                 total = values if total is None else total + values
         assert total is not None, "at least one batch"
@@ -167,33 +183,6 @@ def taylor_estimate(derivatives: Tensor, order: int) -> Tensor:
     return sum((-1) ** j / math.factorial(j) * derivatives[j - 1] for j in range(1, order + 1))
 
 
-@torch.no_grad()
-def exact_deltas(
-    model: nn.Module,
-    points: Points,
-    batches: Batches,
-    sample: dict[str, Tensor],
-    loss_fn: Loss = cross_entropy,
-) -> dict[str, Tensor]:
-    """The oracle: L(m_c = 0) − L(m_c = 1) for the sampled channels of each group, averaged over the batches."""
-    model.eval()
-    device = next(model.parameters()).device
-    result = {}
-    for root, channels in sample.items():
-        total = torch.zeros(len(channels))
-        width = unit_count(points, root)
-        for x, y in batches:
-            x, y = x.to(device), y.to(device)
-            base = loss_fn(model(x), y)
-            for i, c in enumerate(channels.tolist()):
-                gate = torch.ones(width, device=device)
-                gate[c] = 0
-                with gated(model, points, {root: gate}):
-                    total[i] += (loss_fn(model(x), y) - base).item()
-        result[root] = total / len(batches)
-    return result
-
-
 def channel_gradient_norms(
     model: nn.Module, points: Points, batches: Batches, loss_fn: Loss = cross_entropy
 ) -> dict[str, Tensor]:
@@ -226,7 +215,7 @@ def fidelity(
     sample: dict[str, list[int]] = {}
     for i in sorted(torch.randperm(len(pool), generator=generator)[:channels].tolist()):
         sample.setdefault(pool[i][0], []).append(pool[i][1])
-    exact = exact_deltas(model, points, batches, {r: torch.tensor(c) for r, c in sample.items()})
+    exact, _ = loss_changes(model, points, batches, {r: torch.tensor(c) for r, c in sample.items()})
     rows = [
         {
             "layer": root,
@@ -242,10 +231,12 @@ def fidelity(
 
 
 def spearman(a: Tensor, b: Tensor) -> float:
-    """Spearman rank correlation (average ranks for ties)."""
-    from scipy.stats import spearmanr  # slow to import: only the fidelity check needs it
+    """Spearman rank correlation (average ranks for ties); NaN where either is constant."""
+    from scipy.stats import ConstantInputWarning, spearmanr  # slow to import: only the fidelity checks need it
 
-    return float(spearmanr(a.double().numpy(), b.double().numpy()).statistic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConstantInputWarning)
+        return float(spearmanr(a.double().numpy(), b.double().numpy()).statistic)
 
 
 @register("taylor")
