@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from prunebench.report.stats import bootstrap_differences, rank, seed_spread, seeds_needed
@@ -67,3 +68,45 @@ def test_seeds_needed_follows_the_power_formula():
     b = a.copy()
     b[0, :3], b[1, 50:53] = False, True  # per-seed differences 0.03, -0.03, 0, 0
     assert seed_spread({"a": a, "b": b}) == pytest.approx(np.std([0.03, -0.03, 0, 0], ddof=1))
+
+
+def swapped(right: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` right answers made wrong and `count` wrong ones right."""
+    out = right.copy()
+    out[rng.choice(np.flatnonzero(right), count, replace=False)] = False
+    out[rng.choice(np.flatnonzero(~right), count, replace=False)] = True
+    return out
+
+
+def test_the_report_names_a_recalibration_that_lowers_accuracy_beyond_the_interval_and_no_other():
+    """Issue 35: BatchNorm statistics re-estimated on batches unlike the test images (ImageNet's
+    random resized crop on 32 × 32 images measured 92.6 % → 79.4 %) must not pass silently."""
+    from prunebench.report import markdown
+
+    rng = np.random.default_rng(0)
+    rows, predictions = [], {}
+    for method in ("hurt", "noise", "helped"):
+        for seed in (0, 1, 2):
+            pruned = rng.random(1000) < 0.9
+            recalibrated = {
+                "hurt": pruned & (rng.random(1000) < 0.85),  # about 13 pp lost
+                "noise": swapped(pruned, 10, rng),  # as many answers lost as gained
+                "helped": pruned | (rng.random(1000) < 0.5),
+            }[method]
+            predictions[f"{method}/0.5/{seed}/pruned"] = pruned
+            predictions[f"{method}/0.5/{seed}/recalibrated"] = recalibrated
+            rows.append(
+                {
+                    "method": method,
+                    "ratio": 0.5,
+                    "seed": seed,
+                    "pruned_accuracy": pruned.mean(),
+                    "recalibrated_accuracy": recalibrated.mean(),
+                    "finetuned_accuracy": recalibrated.mean(),
+                }
+            )
+    found = markdown.recalibration_losses(pd.DataFrame(rows), predictions, 0.95, 500)
+    assert list(found["method"]) == ["hurt"]
+    (hurt,) = found.itertuples()
+    assert 0.1 < hurt.difference < 0.16 and 0 < hurt.low <= hurt.difference <= hurt.high
+    assert hurt.pruned - hurt.recalibrated == pytest.approx(hurt.difference)

@@ -81,6 +81,38 @@ def standings(
     return pd.DataFrame(rows)
 
 
+def recalibration_losses(
+    results: pd.DataFrame, predictions: dict[str, np.ndarray], confidence: float, resamples: int
+) -> pd.DataFrame:
+    """Per method and point, where the recalibrated model is worse than the pruned one by more than
+    the paired-bootstrap interval (seeds and test examples): the two values and the interval of the
+    difference. Re-estimating BatchNorm statistics should not lower the metric; where it does, the
+    recalibration batches are unlike the test data (e.g. augmented far from the evaluation
+    transform), or too few."""
+    task = of_columns(results.columns)
+    rows = []
+    for (method, ratio), at in results.groupby(["method", "ratio"], sort=False):
+        seeds = sorted(at["seed"].unique())
+        phases = {
+            phase: np.stack([predictions[f"{method}/{ratio:g}/{s}/{phase}"] for s in seeds])
+            for phase in ("pruned", "recalibrated")
+        }
+        best, other = stats.rank(phases, confidence, resamples, task)
+        if best.method == "pruned" and not other.tied:
+            rows.append(
+                {
+                    "method": method,
+                    "ratio": ratio,
+                    "pruned": best.value,
+                    "recalibrated": other.value,
+                    "difference": other.difference,
+                    "low": other.low,
+                    "high": other.high,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def standing(row: Any) -> str:
     """A row of the winners table against the best of its point: "best" (the best itself: no
     interval), "tied" or "worse"."""
@@ -339,6 +371,7 @@ class Report:
     check: dict[str, Any]
     refused: dict[str, str]
     fidelity: pd.DataFrame = field(default_factory=pd.DataFrame)  # the oracle's rows (`layouts.FIDELITY_COLUMNS`)
+    recalibration: pd.DataFrame = field(default_factory=pd.DataFrame)  # `recalibration_losses`
 
     @property
     def task(self) -> Task:
@@ -421,6 +454,25 @@ def _which_method(r: Report) -> list[str]:
         "Before fine-tuning (BatchNorm recalibrated):" if r.batchnorm else "Before fine-tuning:",
         "",
         winner_table(r.winners, budget, "recalibrated"),
+        "",
+        *_recalibration_warning(r),
+    ]
+
+
+def _recalibration_warning(r: Report) -> list[str]:
+    if not r.batchnorm or not len(r.recalibration):
+        return []
+    scale, unit = (100, " pp") if r.task.percent else (1, "")
+    listed = "; ".join(
+        f"`{x.method}` at {1 / (1 - x.ratio):g}×: {x.pruned * scale:.1f} → {x.recalibrated * scale:.1f}"
+        f" (worse by {x.difference * scale:.2f}{unit}, interval [{x.low * scale:.2f}, {x.high * scale:.2f}])"
+        for x in r.recalibration.itertuples()
+    )
+    return [
+        f"**Recalibration lowered the test {r.task.metric}** beyond the paired interval: {listed}. Re-estimating "
+        "BatchNorm statistics should not hurt; here the training batches it used differ from the test images "
+        f"(`data.augment`: the statistics come from augmented training batches), or `recalibrate` "
+        f"({r.params.recalibrate} batches) is too few. The recalibrated models are what fine-tuning starts from.",
         "",
     ]
 

@@ -7,7 +7,7 @@ the report, so it shows exactly what DVC produced."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from prunebench import paths, runtime, workers
 from prunebench.files import read_csv, read_json, save_with, write_json, write_text
 from prunebench.layouts import FIDELITY_TABLE, ITERATION_COLUMNS
 from prunebench.params import Params
+from prunebench.progress import say
 from prunebench.report import figures, markdown, method_figures, palette, plot_tables, tracking
 from prunebench.report.palette import Look
 from prunebench.report.results import load_predictions
@@ -75,6 +76,9 @@ class Tables:
     summary: pd.DataFrame  # mean ± std per method and point
     winners: pd.DataFrame  # per phase and point: every method that reached it, best first, tied or not
     looks: dict[str, Look]  # each method's colour, family, line style and marker in every figure
+    recalibration: pd.DataFrame = field(
+        default_factory=pd.DataFrame
+    )  # where recalibration lowered a method's metric beyond the paired interval
 
 
 def run(params: Params) -> None:
@@ -89,6 +93,8 @@ def run(params: Params) -> None:
         f"the training runs: {tracking.runs_page(experiment)} (make ui serves the local store)"
     )
     print(markdown.winner_table(tables.winners, params.budget))
+    for x in tables.recalibration.itertuples():
+        say(f"warning: recalibration lowered {x.method} at ratio {x.ratio:g} beyond the paired interval (report.md)")
 
 
 def read_inputs(methods: list[str]) -> Inputs:
@@ -134,7 +140,12 @@ def write_tables(params: Params, inputs: Inputs) -> Tables:
     )
     _csv(paths.SUMMARY, summary)
     _csv(paths.WINNERS, winners)
-    tables = Tables(summary, winners, palette.looks(results))
+    recalibration = (
+        markdown.recalibration_losses(results, inputs.predictions, params.stats.confidence, params.stats.resamples)
+        if inputs.model_check.get("batchnorm", True)
+        else pd.DataFrame()
+    )
+    tables = Tables(summary, winners, palette.looks(results), recalibration)
     write_plot_tables(inputs, tables)
     metrics: dict[str, dict[str, dict[str, float]]] = {}  # method → point → what `dvc exp show` compares
     metric = inputs.task.metric
@@ -258,6 +269,7 @@ def write_report(params: Params, inputs: Inputs, tables: Tables, pictures: list[
                 inputs.model_check,
                 inputs.refused,
                 inputs.fidelity,
+                tables.recalibration,
             )
         ),
     )
