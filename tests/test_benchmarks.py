@@ -22,6 +22,8 @@ def test_a_benchmark_runs_in_smoke_mode(path, capsys):
     expected = {
         "hessian_solver": "| resnet20 8×8 (random) | Lanczos, first backward kept |",
         "taylor_scoring": "| default cnn (digits) | 3 |",
+        "taylor_prefix": "| 3 | 12 | 448 |",
+        "tp_speed": "| torch-pruning MagnitudePruner |",
         "structured_latency": "speed-up / MACs reduction =",
         "interval_significance": "\n1 | ",
         "data_path": "| prunebench: uint8 on the device",

@@ -94,10 +94,30 @@ class Gate:
     input: bool = False
 
 
+_last: dict[str, Any] = {}  # the last graph built and the last groups found, each with its `_key`
+
+
+def _key(model: nn.Module, input_shape: tuple[int, ...]) -> tuple:
+    """What a graph depends on: the model object, its modules, its shapes and the input's."""
+    modules = tuple((n, type(m).__qualname__) for n, m in model.named_modules())
+    return id(model), modules, tuple(input_shape), tuple((n, tuple(p.shape)) for n, p in model.named_parameters())
+
+
 def graph(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph:
     """torch-pruning's dependency graph, with the family's parameters outside modules (class token,
     position embedding) on their embedding dimension; others on their last dimension (torch-pruning's
-    guess, right for the class tokens and position embeddings of (batch, tokens, features) models)."""
+    guess, right for the class tokens and position embeddings of (batch, tokens, features) models).
+
+    The last graph is kept while the model keeps its shapes: a pruning step asks for it to find the
+    groups, to choose and to cut (three traces of the model were most of a step's time, against
+    torch-pruning's one). The graph holds the model, so its id cannot pass to another meanwhile."""
+    key = _key(model, input_shape)
+    if _last.get("graph_key") != key:
+        _last.update(graph_key=key, graph=_build(model, input_shape))
+    return _last["graph"]
+
+
+def _build(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph:
     device = next(model.parameters()).device
     params = dict(model.named_parameters())
     unwrapped = [(params[name], dim % params[name].dim()) for name, dim in models.hints_of(model).unwrapped.items()]
@@ -160,15 +180,18 @@ def _channel_groups(model: nn.Module, built: tp.DependencyGraph) -> list[tuple[s
 
 def groups(model: nn.Module, input_shape: tuple[int, ...]) -> list[Group]:
     """The groups pruning may cut, channel groups in network order, then attention heads; frozen
-    groups left out."""
-    frozen = {group.members for group in frozen_groups(model, input_shape)}
-    modules = dict(model.named_modules())
-    channel = [
-        Group(kind, layers, models.output_units(modules[layers[0]]))
-        for kind, layers in _channel_groups(model, graph(model, input_shape))
-        if layers not in frozen
-    ]
-    return channel + _head_groups(model)
+    groups left out. Kept, like the graph, while the model keeps its shapes."""
+    key = _key(model, input_shape)
+    if _last.get("groups_key") != key:
+        frozen = {group.members for group in frozen_groups(model, input_shape)}
+        modules = dict(model.named_modules())
+        channel = [
+            Group(kind, layers, models.output_units(modules[layers[0]]))
+            for kind, layers in _channel_groups(model, graph(model, input_shape))
+            if layers not in frozen
+        ]
+        _last.update(groups_key=key, groups=channel + _head_groups(model))
+    return list(_last["groups"])
 
 
 def group_sizes(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
