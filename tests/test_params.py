@@ -4,7 +4,7 @@ import sys
 import pytest
 import yaml
 
-from prunebench import schema
+from prunebench import params, schema
 from prunebench.params import ParamError, read
 
 from helpers import ROOT
@@ -158,3 +158,14 @@ def test_a_params_file_that_is_not_yaml_is_one_line_with_its_line_and_column(tmp
         read(broken)
     message = str(stopped.value)
     assert message.startswith(f"{broken} line 5, column 1: not YAML (") and "\n" not in message
+
+
+def test_the_leaderboard_preset_is_the_default_run_with_other_methods():
+    """presets/leaderboard.yaml (issue 35) must not drift from params.yaml but in its methods."""
+    import dataclasses
+
+    preset = params.parse(params.read(ROOT / "presets/leaderboard.yaml"))
+    default = params.parse(params.read(ROOT / "params.yaml"))
+    assert dataclasses.replace(preset, methods=default.methods) == default
+    chosen = {entry.method for entry in preset.methods.values()}
+    assert {"fpgm", "obdc", "group_norm", "hrank", "bn_taylor", "oracle"} <= chosen

@@ -53,6 +53,7 @@ METHODS = [
     "sensitivity_structured",
     "taylor3",
     "interval_adjoint",
+    "oracle",
 ]
 WEIGHT_METHODS = ["magnitude", "lamp", "sensitivity_unstructured"]
 POINTS = [0.5, 0.75]
@@ -98,9 +99,11 @@ def copy_project(tmp_path_factory, methods: list[str] | None) -> Path:
     params["measure"] |= {"rounds": 1, "min_run_time": 0.005}
     params["stats"]["resamples"] = 200
     if methods is not None:
-        params["methods"] = {key: params["methods"][key] for key in methods}
+        params["methods"] = {key: params["methods"].get(key, {}) for key in methods}
         if "taylor3" in methods:  # cheaper than the default's
             params["methods"]["taylor3"] = {"method": "taylor", "order": 3, "batches": 1, "fidelity_channels": 16}
+        if "oracle" in methods:  # one batch, three criteria to be faithful
+            params["methods"]["oracle"] = {"batches": 1, "criteria": ["l1_channel", "taylor", "fpgm"]}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(repo, "git", "init", "-q")
     run(repo, "git", "add", "-A")
@@ -222,6 +225,10 @@ def test_the_curves_the_winners_and_the_report(repo):
     assert [row[0] for row in rows if row[0].startswith("macs ")][:2] == ["macs 2× (ratio 0.5)", "macs 4× (ratio 0.75)"]
     assert ["l1_channel", "channel"] in [row[:2] for row in rows]
     assert ["taylor3", "taylor_fidelity.order2"] in [row[:2] for row in rows]
+    fidelity = report.split("## How close each criterion comes to the exact loss change")[1].split("\n## ")[0]
+    criteria = [row[0] for row in table_rows(fidelity)[2:]]
+    assert sorted(criteria) == ["fpgm", "l1_channel", "oracle", "taylor"] and criteria[0] == "oracle"
+    assert "methods/oracle/criteria_fidelity.png" in report
     for link in [line.split("(")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]:
         assert (repo / "results" / link).stat().st_size > 1000
     assert (repo / "plots/compare/tradeoff.png").exists() and (repo / "plots/compare/layers.png").exists()

@@ -470,9 +470,10 @@ def _recalibration_warning(r: Report) -> list[str]:
     )
     return [
         f"**Recalibration lowered the test {r.task.metric}** beyond the paired interval: {listed}. Re-estimating "
-        "BatchNorm statistics should not hurt; here the training batches it used differ from the test images "
-        f"(`data.augment`: the statistics come from augmented training batches), or `recalibrate` "
-        f"({r.params.recalibrate} batches) is too few. The recalibrated models are what fine-tuning starts from.",
+        "BatchNorm statistics should not hurt a model that works: check that the training batches it uses look like "
+        "the test images (`data.augment`: the statistics come from augmented training batches) and that "
+        f"`recalibrate` ({r.params.recalibrate} batches) is enough; a model near chance before recalibration can "
+        "fall either way. The recalibrated models are what fine-tuning starts from.",
         "",
     ]
 

@@ -127,19 +127,39 @@ def plot_iterations(rows: list[dict], metric: str, path: str | Path) -> Path:
 
 def plot_criteria_fidelity(rows: list[dict], path: str | Path) -> Path:
     """Each criterion's Spearman ρ with the exact loss change against the seconds its scoring took
-    (mean over seeds): filled, over all units; hollow, the median within a layer."""
+    (mean over seeds): filled, over all units; hollow, the median within a layer, joined by a line.
+    Criteria with the same scores (l1_channel and l1_channel_global) share one point and label."""
     frame = pd.DataFrame(rows)
     if "refused" in frame:
         frame = frame[frame["refused"].isna()]
     means = frame.groupby("criterion", sort=False)[["rho_global", "rho_layer_median", "seconds"]].mean()
-    fig, ax = plt.subplots(figsize=(8, 5))
-    ax.scatter(means["seconds"], means["rho_global"], label="ρ over all units (global ranking)")
-    ax.scatter(
-        means["seconds"], means["rho_layer_median"], facecolors="none", edgecolors="C1", label="ρ per layer (median)"
+    same = means.round({"rho_global": 9, "rho_layer_median": 9}).groupby(
+        ["rho_global", "rho_layer_median"], dropna=False
     )
-    for name, row in means.iterrows():
+    points = pd.DataFrame(
+        [
+            {
+                "label": " = ".join(group.index),
+                "rho_global": group["rho_global"].iloc[0],
+                "rho_layer_median": group["rho_layer_median"].iloc[0],
+                "seconds": means.loc[group.index, "seconds"].median(),
+            }
+            for _, group in same
+        ]
+    ).sort_values("seconds")
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    ax.vlines(points["seconds"], points["rho_global"], points["rho_layer_median"], colors="grey", linewidth=0.6)
+    ax.scatter(points["seconds"], points["rho_global"], label="ρ over all units (global ranking)")
+    ax.scatter(
+        points["seconds"], points["rho_layer_median"], facecolors="none", edgecolors="C1", label="ρ per layer (median)"
+    )
+    for i, row in enumerate(points.itertuples()):  # labels alternate above and below: neighbours are often close
         ax.annotate(
-            str(name), (row["seconds"], row["rho_global"]), textcoords="offset points", xytext=(4, 3), fontsize=8
+            row.label,
+            (row.seconds, row.rho_global),
+            textcoords="offset points",
+            xytext=(5, 6 if i % 2 else -12),
+            fontsize=8,
         )
     ax.axhline(0, color="grey", linewidth=0.6)
     ax.set(
