@@ -139,7 +139,7 @@ def plot_criteria_fidelity(rows: list[dict], path: str | Path) -> Path:
     points = pd.DataFrame(
         [
             {
-                "label": " = ".join(group.index),
+                "label": "\n= ".join(group.index),
                 "rho_global": group["rho_global"].iloc[0],
                 "rho_layer_median": group["rho_layer_median"].iloc[0],
                 "seconds": means.loc[group.index, "seconds"].median(),
