@@ -302,6 +302,19 @@ def _and(counts: list[int]) -> str:
     return ", ".join(map(str, counts[:-1])) + f" and {counts[-1]}"
 
 
+def batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The model's BatchNorm layers with scales and shifts (what Slimming and BN-Taylor need)."""
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
+
+
+def gate_norms(model: nn.Module, points: dict[str, list[Gate]]) -> dict[str, list[nn.modules.batchnorm._BatchNorm]]:
+    """The affine BatchNorms at each group's gate points, for the groups that have any (the
+    scales that Slimming and BN-Taylor score a channel by)."""
+    affine, modules = set(batchnorms(model)), dict(model.named_modules())
+    found = {root: [m for g in gates if (m := modules[g.module]) in affine] for root, gates in points.items()}
+    return {root: norms for root, norms in found.items() if norms}
+
+
 def gate_points(
     model: nn.Module, input_shape: tuple[int, ...], kinds: tuple[str, ...] = KINDS
 ) -> dict[str, list[Gate]]:

@@ -69,7 +69,7 @@ class Traced:
             root: sorted(_descendants(list(found)), key=self.order.__getitem__) for root, found in self.gates.items()
         }
         self.read = {
-            root: {arg for node in dirty for arg in node.all_input_nodes if arg not in set(dirty)}
+            root: {arg for node in dirty for arg in node.all_input_nodes} - set(dirty)
             for root, dirty in self.dirty.items()
         }
 
@@ -182,13 +182,13 @@ def loss_changes(
     graph = traced_model(model, points, batches[0], loss_fn) if traced and batches else None
     chosen = units or {root: torch.arange(unit_count(points, root)) for root in points}
     totals = {root: torch.zeros(len(c), dtype=torch.float64) for root, c in chosen.items()}
+    sizes = {root: chunk(root) if callable(chunk) else chunk for root in chosen}
     for x, y in batches:
         base = loss_fn(model(x), y)
         kept = graph.record(x) if graph is not None else None
         for root, wanted in chosen.items():
-            size = chunk(root) if callable(chunk) else chunk
-            for start in range(0, len(wanted), size):
-                part = wanted[start : start + size]
+            for start in range(0, len(wanted), sizes[root]):
+                part = wanted[start : start + sizes[root]]
                 gates = torch.ones(len(part), unit_count(points, root), device=device)
                 gates[torch.arange(len(part)), part.to(device)] = 0
                 if graph is not None and kept is not None:

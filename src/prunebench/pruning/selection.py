@@ -10,7 +10,7 @@ highest-scoring units of each group are kept, and `surgery.remove` removes the r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -115,6 +115,12 @@ def group_scores(groups: list[Group], scores: dict[str, Tensor]) -> dict[str, Te
     """One score per unit of each group whose layers are all scored, keyed by its root: the mean
     over the group's layers, whose units go together (`Group.unit_scores`)."""
     return {group.root: found for group in groups if (found := group.unit_scores(scores)) is not None}
+
+
+def member_scores(found: Iterable[Group], by_root: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Each scored group's unit scores (keyed by its root) under every layer of the group: what
+    `Scored.scores` holds for a method that scores groups; `group_scores` reads them back."""
+    return {name: by_root[group.root] for group in found if group.root in by_root for name in group.members}
 
 
 def keep_counts(

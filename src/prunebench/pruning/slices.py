@@ -90,11 +90,6 @@ def slices(model: nn.Module, input_shape: tuple[int, ...], kinds: tuple[str, ...
     return found
 
 
-def per_member(by_group: dict[Group, Tensor]) -> dict[str, Tensor]:
-    """Each group's unit scores under every layer of the group (what `Scored.scores` holds)."""
-    return {name: score for group, score in by_group.items() for name in group.members}
-
-
 def reduce(values: list[tuple[Slice, Tensor]], size: int) -> Tensor:
     """One value per unit: each slice's per-position values summed into their units, averaged
     over the slices (torch-pruning's `group_reduction="mean"`)."""

@@ -460,7 +460,7 @@ def _which_method(r: Report) -> list[str]:
 
 
 def _recalibration_warning(r: Report) -> list[str]:
-    if not r.batchnorm or not len(r.recalibration):
+    if not len(r.recalibration):  # none found, or no BatchNorm to recalibrate (the compare stage skips it)
         return []
     scale, unit = (100, " pp") if r.task.percent else (1, "")
     listed = "; ".join(

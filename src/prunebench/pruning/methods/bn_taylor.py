@@ -16,13 +16,12 @@ from torch import Tensor, nn
 
 from prunebench.allowed import boolean, integer, number
 from prunebench.errors import Unsupported
-from prunebench.pruning.coupling import gate_points, groups
+from prunebench.pruning.coupling import batchnorms, gate_norms, gate_points, groups
 from prunebench.pruning.methods.base import Context, Method, RankingKnobs, Scored, knob
 from prunebench.pruning.methods.registry import register
+from prunebench.pruning.selection import member_scores
 from prunebench.training.loops import cross_entropy
 from prunebench.training.models import Layers
-
-BatchNorm = nn.modules.batchnorm._BatchNorm
 
 
 @register("bn_taylor")
@@ -38,19 +37,14 @@ class BNTaylor(Method):
         batches: int = knob(4, integer(1))  # calibration batches from the training split
 
     def refuses(self, model: nn.Module, ctx: Context) -> str | None:
-        if not any(isinstance(m, BatchNorm) and m.affine for m in model.modules()):
+        if not batchnorms(model):
             return "bn_taylor scores channels by their BatchNorm parameters, and this model has no BatchNorm"
         return None
 
     def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
         if refusal := self.refuses(model, ctx):
             raise Unsupported(refusal)
-        modules = dict(model.named_modules())
-        norms = {
-            root: bns
-            for root, gates in gate_points(model, ctx.input_shape, self.kinds).items()
-            if (bns := [bn for gate in gates if isinstance(bn := modules[gate.module], BatchNorm) and bn.affine])
-        }
+        norms = gate_norms(model, gate_points(model, ctx.input_shape, self.kinds))
         model.eval()
         totals: dict[str, Tensor] = {}
         batches = list(islice(ctx.batches(), self.knobs.batches))
@@ -64,6 +58,4 @@ class BNTaylor(Method):
                 square = first.sum(0).detach().square().cpu() / len(batches)
                 totals[root] = totals[root] + square if root in totals else square
         model.zero_grad(set_to_none=True)
-        return Scored(
-            {name: totals[g.root] for g in groups(model, ctx.input_shape) if g.root in totals for name in g.members}
-        )
+        return Scored(member_scores(groups(model, ctx.input_shape), totals))

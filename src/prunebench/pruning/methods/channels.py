@@ -10,11 +10,12 @@ from torch import Tensor, nn
 
 from prunebench.allowed import boolean, number
 from prunebench.errors import Unsupported
-from prunebench.pruning.coupling import gate_points, groups
+from prunebench.pruning.coupling import batchnorms, gate_norms, gate_points, groups
 from prunebench.pruning.methods.base import ChannelKnobs, Context, Method, RankingKnobs, Scored, knob
 from prunebench.pruning.methods.l1_channel import L1Channel
 from prunebench.pruning.methods.registry import register
 from prunebench.pruning.methods.sparsity import SparsityKnobs, sparse_learning
+from prunebench.pruning.selection import member_scores
 from prunebench.training.models import Layers
 
 
@@ -57,27 +58,21 @@ class Slimming(Method):
         max_ratio: float = knob(0.9, number(0, 1))
 
     def refuses(self, model: nn.Module, ctx: Context) -> str | None:
-        if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine for m in model.modules()):
+        if not batchnorms(model):
             return "slimming ranks channels by BatchNorm scales, and this model has no BatchNorm"
         return None
 
     def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
         cfg = self.knobs
-        modules = dict(model.named_modules())
-        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
+        norms = batchnorms(model)
         if refusal := self.refuses(model, ctx):
             raise Unsupported(refusal)
         sparse_learning(model, ctx, cfg, penalty=lambda: cast(Tensor, sum(bn.weight.abs().sum() for bn in norms)))
         points = gate_points(model, ctx.input_shape, self.kinds)
-        scores: dict[str, Tensor] = {}
-        for group in groups(model, ctx.input_shape):
-            bns = [
-                modules[gate.module]
-                for gate in points.get(group.root, [])
-                if isinstance(modules[gate.module], nn.modules.batchnorm._BatchNorm)
-            ]
-            if bns:
-                gamma = torch.stack([bn.weight.detach().abs().cpu() for bn in bns]).mean(0)
-                scores |= {name: gamma for name in group.members}
+        gammas = {
+            root: torch.stack([bn.weight.detach().abs().cpu() for bn in bns]).mean(0)
+            for root, bns in gate_norms(model, points).items()
+        }
         below = torch.cat([bn.weight.detach().abs().cpu() for bn in norms]).lt(1e-2).float().mean()
+        scores = member_scores(groups(model, ctx.input_shape), gammas)
         return Scored(scores, metrics={"bn_scales_below_1e-2": float(below)})

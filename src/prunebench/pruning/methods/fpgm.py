@@ -18,7 +18,8 @@ from torch import nn
 from prunebench.allowed import boolean, one_of
 from prunebench.pruning.methods.base import ChannelKnobs, Context, Method, Scored, knob
 from prunebench.pruning.methods.registry import register
-from prunebench.pruning.slices import per_member, reduce, slices
+from prunebench.pruning.selection import member_scores
+from prunebench.pruning.slices import reduce, slices
 from prunebench.training.models import Layers
 
 
@@ -33,13 +34,13 @@ class FPGM(Method):
 
     def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
         roles = ("out", "in") if self.knobs.group else ("out",)
-        scores = {}
-        for group, pieces in slices(model, ctx.input_shape, self.kinds).items():
+        scores, owned = {}, slices(model, ctx.input_shape, self.kinds)
+        for group, pieces in owned.items():
             values = []
             for piece in pieces:
                 if piece.role in roles:
                     vectors = piece.vectors(model).double()
                     vectors = vectors.square() if self.knobs.between == "squares" else vectors
                     values.append((piece, torch.cdist(vectors, vectors).sum(0)))
-            scores[group] = reduce(values, group.size)
-        return Scored(per_member(scores))
+            scores[group.root] = reduce(values, group.size)
+        return Scored(member_scores(owned, scores))

@@ -15,18 +15,18 @@ import torch
 from torch import Tensor, nn
 
 from prunebench.allowed import number
-from prunebench.pruning.coupling import Group
 from prunebench.pruning.methods.base import Context, Method, Scored, knob
 from prunebench.pruning.methods.registry import register
 from prunebench.pruning.methods.sparsity import SparsityKnobs, sparse_learning
-from prunebench.pruning.slices import Owned, per_member, reduce, slices
+from prunebench.pruning.selection import member_scores
+from prunebench.pruning.slices import Owned, reduce, slices
 from prunebench.training.models import Layers
 
 
-def group_norms(model: nn.Module, owned: Owned, p: float) -> dict[Group, Tensor]:
-    """Per group, the mean over its slices of Σ |w|^p of each unit."""
+def group_norms(model: nn.Module, owned: Owned, p: float) -> dict[str, Tensor]:
+    """Per group root, the mean over its slices of Σ |w|^p of each unit."""
     return {
-        group: reduce([(piece, piece.vectors(model).abs().pow(p).sum(1)) for piece in pieces], group.size)
+        group.root: reduce([(piece, piece.vectors(model).abs().pow(p).sum(1)) for piece in pieces], group.size)
         for group, pieces in owned.items()
     }
 
@@ -34,11 +34,12 @@ def group_norms(model: nn.Module, owned: Owned, p: float) -> dict[Group, Tensor]
 @torch.no_grad()
 def regularize(model: nn.Module, owned: Owned, strength: float, alpha: float) -> None:
     """Add the group regulariser's gradient, strength · γ_c · w, to every weight of every unit."""
-    for group, norms in group_norms(model, owned, 2).items():
-        norm = norms.sqrt()
+    squares = group_norms(model, owned, 2)
+    for group, pieces in owned.items():
+        norm = squares[group.root].sqrt()
         spread = (norm.max() - norm.min()).clamp_min(1e-12)
         gamma = alpha ** ((norm.max() - norm) / spread)
-        for piece in owned[group]:
+        for piece in pieces:
             weight = cast(Tensor, model.get_submodule(piece.module).weight)
             if weight.grad is None:
                 continue
@@ -67,4 +68,4 @@ class GroupNorm(Method):
             self.knobs,
             after_backward=lambda: regularize(model, owned, self.knobs.sparsity, self.knobs.alpha),
         )
-        return Scored(per_member(group_norms(model, owned, self.knobs.p)))
+        return Scored(member_scores(owned, group_norms(model, owned, self.knobs.p)))

@@ -21,6 +21,7 @@ from prunebench.pruning.coupling import Gate, gate_points, groups
 from prunebench.pruning.hooks import Points, observed
 from prunebench.pruning.methods.base import ChannelKnobs, Context, Method, Scored, knob
 from prunebench.pruning.methods.registry import register
+from prunebench.pruning.selection import member_scores
 from prunebench.training.inputs import example
 from prunebench.training.models import Layers
 
@@ -36,6 +37,9 @@ def feature_maps(gate: Gate, signal: Tensor, dim: int) -> Tensor | None:
     return None
 
 
+NO_MAPS = "hrank ranks feature maps, and no unit of this model has one (its units give a vector per example)"
+
+
 @register("hrank")
 class HRank(Method):
     unit = "channel"
@@ -46,15 +50,12 @@ class HRank(Method):
         batches: int = knob(4, integer(1))  # calibration batches from the training split
 
     def refuses(self, model: nn.Module, ctx: Context) -> str | None:
-        if not _mapped(model, ctx, gate_points(model, ctx.input_shape, self.kinds)):
-            return "hrank ranks feature maps, and no unit of this model has one (its units give a vector per example)"
-        return None
+        return None if self._mapped(model, ctx) else NO_MAPS
 
     def score(self, model: nn.Module, layers: Layers, ctx: Context) -> Scored:
-        if refusal := self.refuses(model, ctx):
-            raise Unsupported(refusal)
-        points = gate_points(model, ctx.input_shape, self.kinds)
-        points = {root: points[root] for root in _mapped(model, ctx, points)}
+        points = self._mapped(model, ctx)
+        if not points:
+            raise Unsupported(NO_MAPS)
         totals: dict[str, Tensor] = {}
         seen = {root: 0 for root in points}
 
@@ -69,24 +70,18 @@ class HRank(Method):
         with observed(model, points, rank), torch.no_grad():
             for x, _ in islice(ctx.batches(), self.knobs.batches):
                 model(x.to(ctx.device))
-        return Scored(
-            {
-                name: (totals[group.root] / seen[group.root]).float()
-                for group in groups(model, ctx.input_shape)
-                if group.root in totals
-                for name in group.members
-            }
-        )
+        means = {root: (total / seen[root]).float() for root, total in totals.items()}
+        return Scored(member_scores(groups(model, ctx.input_shape), means))
 
+    def _mapped(self, model: nn.Module, ctx: Context) -> Points:
+        """The gate points of the groups whose units have feature maps at every one (one forward pass)."""
+        points = gate_points(model, ctx.input_shape, self.kinds)
+        without: set[str] = set()
 
-def _mapped(model: nn.Module, ctx: Context, points: Points) -> list[str]:
-    """The groups whose units have feature maps at every gate point (one forward pass)."""
-    without: set[str] = set()
+        def check(root: str, gate: Gate, signal: Tensor, dim: int) -> None:
+            if feature_maps(gate, signal, dim) is None:
+                without.add(root)
 
-    def check(root: str, gate: Gate, signal: Tensor, dim: int) -> None:
-        if feature_maps(gate, signal, dim) is None:
-            without.add(root)
-
-    with observed(model, points, check), torch.no_grad():
-        model.eval()(example(ctx.input_shape, 2, ctx.device))
-    return [root for root in points if root not in without]
+        with observed(model, points, check), torch.no_grad():
+            model.eval()(example(ctx.input_shape, 2, ctx.device))
+        return {root: gates for root, gates in points.items() if root not in without}

@@ -20,7 +20,8 @@ from torch.nn import functional as F
 from prunebench.allowed import integer
 from prunebench.pruning.methods.base import ChannelKnobs, Context, Method, Scored, knob
 from prunebench.pruning.methods.registry import register
-from prunebench.pruning.slices import per_member, reduce, slices
+from prunebench.pruning.selection import member_scores
+from prunebench.pruning.slices import reduce, slices
 from prunebench.training.loops import cross_entropy
 from prunebench.training.models import Layer, Layers
 
@@ -130,5 +131,5 @@ class OBDC(Method):
                 for piece in pieces
                 if piece.role == "out"
             ]
-            scores[group] = reduce(values, group.size)
-        return Scored(per_member(scores))
+            scores[group.root] = reduce(values, group.size)
+        return Scored(member_scores(owned, scores))

@@ -27,7 +27,7 @@ from prunebench.pruning.exact import loss_changes
 from prunebench.pruning.methods.base import Context, Method, RankingKnobs, Scored, knob
 from prunebench.pruning.methods.registry import METHODS, register
 from prunebench.pruning.methods.taylor import activation_bytes, scoring_memory, spearman
-from prunebench.pruning.selection import group_scores
+from prunebench.pruning.selection import group_scores, member_scores
 from prunebench.training.models import Layers, prunable_layers
 
 SKIPPED = ("oracle", "random_channel")  # itself, and a baseline with nothing to be faithful to
@@ -70,7 +70,7 @@ class Oracle(Method):
         deltas, cached = loss_changes(model, points, batches, chunk=chunk)
         seconds = time.perf_counter() - started
         found = groups(model, ctx.input_shape)
-        scores = {name: deltas[g.root] for g in found if g.root in deltas for name in g.members}
+        scores = member_scores(found, deltas)
         metrics = {"oracle_seconds": seconds, "oracle_prefix_cached": float(cached)}
         tables = {}
         if cfg.fidelity:

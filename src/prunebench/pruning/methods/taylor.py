@@ -40,6 +40,7 @@ from prunebench.pruning.exact import Traced, loss_changes, traced_model
 from prunebench.pruning.hooks import Points, gated, leaf_calls, ones, signal_grads, unit_count
 from prunebench.pruning.methods.base import Context, Method, RankingKnobs, Scored, knob
 from prunebench.pruning.methods.registry import register
+from prunebench.pruning.selection import member_scores
 from prunebench.training.loops import cross_entropy
 from prunebench.training.models import Layers
 from prunebench.training.models.transformer import differentiable_attention
@@ -301,10 +302,4 @@ class Taylor(Method):
                 model, points, batches, derivatives, cfg.fidelity_channels, ctx.generator
             )
             metrics = {"taylor_fidelity": rhos}
-        scores = {
-            name: scores[group.root]
-            for group in groups(model, ctx.input_shape)
-            if group.root in scores
-            for name in group.members
-        }
-        return Scored(scores, metrics, tables)
+        return Scored(member_scores(groups(model, ctx.input_shape), scores), metrics, tables)
